@@ -1,0 +1,77 @@
+"""One exception family for everything a user can get wrong, with the exit codes the CLI returns.
+
+Every error renders as one line that names the file and frame when they are known, so an
+artist or a farm log shows what to fix without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Exit codes (documented in the README; farm wranglers key retries on them).
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # a bug: unexpected exception (traceback printed)
+EXIT_USAGE = 2  # bad command line or settings
+EXIT_INPUT = 3  # plates: missing/corrupt frame, wrong channels, unknown colour space
+EXIT_MODEL = 4  # weights: missing, gated, corrupt, refused (pickle), unsupported variant
+EXIT_OUTPUT = 5  # cannot write mattes/cache: permissions, disk full, conflicting output
+EXIT_CANCELLED = 130  # SIGINT/SIGTERM: finished frames are kept, the current one finishes
+
+
+class VrmbgError(Exception):
+    """Base of every user-facing error; `exit_code` is what the command line returns."""
+
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None,
+                 frame: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = os.fspath(path) if path is not None else None
+        self.frame = frame
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = []
+        if self.path:
+            where.append(self.path)
+        if self.frame is not None:
+            where.append(f"frame {self.frame}")
+        text = f"{': '.join(where)}: {self.message}" if where else self.message
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return " ".join(text.split())  # always one line
+
+
+class UsageError(VrmbgError):
+    """A bad flag, frame range, pattern or setting."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(VrmbgError):
+    """A plate frame that cannot be used: missing, unreadable, wrong channels or size."""
+
+    exit_code = EXIT_INPUT
+
+
+class ColourError(InputError):
+    """An OCIO config or colour space that cannot be resolved."""
+
+
+class ModelError(VrmbgError):
+    """Weights that cannot be found, fetched, trusted or loaded."""
+
+    exit_code = EXIT_MODEL
+
+
+class OutputError(VrmbgError):
+    """Mattes or cache entries that cannot be written safely."""
+
+    exit_code = EXIT_OUTPUT
+
+
+class Cancelled(VrmbgError):
+    """The user or the farm asked us to stop; finished frames are kept."""
+
+    exit_code = EXIT_CANCELLED

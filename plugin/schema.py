@@ -1,0 +1,165 @@
+"""Every user setting, defined once.
+
+CLI flags (`vrmbg.core.cli.options`), Nuke knobs (`nuke/`) and Blender properties
+(`blender_addon/`) are all generated from `PARAMS`, so a setting has the same name,
+default, choices and help text in every host. Standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+KINDS = ("str", "path", "int", "float", "bool", "enum", "frames")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One user setting: its identifier, type, default, allowed values and help."""
+
+    name: str  # python identifier, also the Blender property and Nuke knob name
+    kind: str  # one of KINDS
+    default: Any
+    label: str
+    help: str
+    group: str = "General"
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    hosts: frozenset[str] = field(default_factory=lambda: frozenset({"cli", "nuke", "blender"}))
+    # True when changing the value changes the mattes (it is part of the chain's identity).
+    affects_result: bool = True
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag, e.g. `--input-colorspace`."""
+        return "--" + self.name.replace("_", "-")
+
+
+PARAMS: tuple[Param, ...] = (
+    # Input
+    Param("layer", "str", "", "Layer",
+          "EXR layer (channel prefix) holding the plate, e.g. 'beauty'; empty = plain R,G,B.",
+          group="Input"),
+    Param("part", "str", "", "Part",
+          "EXR part (subimage) name or index for multi-part files; empty = the part that has the layer.",
+          group="Input"),
+    # Colour
+    Param("ocio", "path", "", "OCIO config",
+          "OCIO config file or built-in URI. Empty = $OCIO, else ocio://studio-config-latest.",
+          group="Colour"),
+    Param("input_colorspace", "str", "", "Input colour space",
+          "Colour space of the plate. Empty = scene_linear role for EXR, color_picking role "
+          "(sRGB) for 8/16-bit PNG/JPEG/TIFF; DPX and movies need it said (e.g. 'ARRI LogC4').",
+          group="Colour"),
+    Param("model_colorspace", "str", "sRGB Encoded Rec.709 (sRGB)", "Model colour space",
+          "What the model sees. The default matches the display-referred video it was trained on.",
+          group="Colour"),
+    Param("display", "str", "", "Display",
+          "Optional OCIO display for a tone-mapped model input (with --view), e.g. 'sRGB - Display'. "
+          "Empty = plain colour-space conversion.", group="Colour"),
+    Param("view", "str", "", "View",
+          "OCIO view used with --display, e.g. 'ACES 2.0 - SDR 100 nits (Rec.709)'.",
+          group="Colour"),
+    # Model
+    Param("model", "str", "briaai/VRMBG-3.0", "Model",
+          "Weights: a Hugging Face repo id, a local folder, a .safetensors file, or 'demo' "
+          "for the bundled demo model (synthetic shots only).", group="Model"),
+    Param("revision", "str", "", "Revision",
+          "Hugging Face revision (branch, tag or commit) of the weights.", group="Model"),
+    Param("trust_remote_code", "bool", False, "Use official model code",
+          "Run the model.py shipped with the weights instead of the built-in architecture. "
+          "This executes downloaded code: only for repositories you trust.", group="Model"),
+    Param("resolution", "int", 0, "Inference resolution",
+          "Square size the model runs at (multiple of 32). 0 = the model's own (1024 for VRMBG-3.0, as on the model card).",
+          group="Model", minimum=0, maximum=4096),
+    Param("device", "enum", "auto", "Device",
+          "Where the model runs: auto picks CUDA, then Apple MPS, then CPU.",
+          group="Model", choices=("auto", "cpu", "cuda", "mps")),
+    Param("precision", "enum", "auto", "Precision",
+          "auto = fp16/bf16 on GPU, bf16 on CPU. fp16 is refused on CPU (unusably slow).",
+          group="Model", choices=("auto", "fp32", "bf16", "fp16")),
+    # Output
+    Param("output_type", "enum", "alpha", "Output",
+          "alpha: single-channel A matte. rgba: the plate premultiplied by the matte.",
+          group="Output", choices=("alpha", "rgba"), affects_result=False),
+    Param("compression", "enum", "zip", "EXR compression",
+          "Compression of written mattes (lossless choices keep mattes exact).", group="Output",
+          choices=("zip", "zips", "piz", "rle", "none", "dwaa", "dwab"), affects_result=False),
+    # Cache
+    Param("cache_dir", "path", "", "Cache folder",
+          "Where finished frames and their temporal state are kept. Empty = beside the output, "
+          "or $VRMBG_CACHE, or the user cache folder.", group="Cache", affects_result=False),
+    Param("content_hash", "bool", False, "Hash plate contents",
+          "Detect replaced plate frames by content hash instead of size + modification time.",
+          group="Cache", affects_result=False),
+    Param("preview_resolution", "int", 0, "Preview resolution",
+          "Interactive scrubbing tier: a lower inference size (e.g. 512). 0 = off. Stored apart "
+          "and never used as final.", group="Cache", minimum=0, maximum=4096,
+          hosts=frozenset({"nuke", "blender"})),
+    Param("preroll", "int", 0, "Pre-roll",
+          "Start this many frames before the first requested frame with an empty prior instead "
+          "of from the shot start (approximate; labelled in the output). 0 = exact.",
+          group="Cache", minimum=0),
+)
+
+_BY_NAME = {p.name: p for p in PARAMS}
+
+
+def get(name: str) -> Param:
+    """The parameter called `name`; KeyError names the unknown setting."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown setting {name!r}") from None
+
+
+def for_host(host: str) -> list[Param]:
+    """Parameters a host ('cli', 'nuke', 'blender') exposes, in schema order."""
+    return [p for p in PARAMS if host in p.hosts]
+
+
+def defaults(names: Iterable[str] | None = None) -> dict[str, Any]:
+    """Default values for the given (or all) settings."""
+    chosen = PARAMS if names is None else [get(n) for n in names]
+    return {p.name: p.default for p in chosen}
+
+
+def coerce(param: Param, value: Any) -> Any:
+    """Convert a host value (string knob, Blender property, CLI text) to the schema type.
+
+    Raises ValueError with a message naming the setting when the value is not allowed.
+    """
+    if value is None:
+        return param.default
+    if param.kind == "bool":
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(f"{param.name}: expected true/false, got {value!r}")
+        return bool(value)
+    if param.kind in ("int", "float"):
+        try:
+            number = int(value) if param.kind == "int" else float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{param.name}: expected a number, got {value!r}") from None
+        if param.minimum is not None and number < param.minimum:
+            raise ValueError(f"{param.name}: {number} is below the minimum {param.minimum:g}")
+        if param.maximum is not None and number > param.maximum:
+            raise ValueError(f"{param.name}: {number} is above the maximum {param.maximum:g}")
+        return number
+    text = str(value)
+    if param.kind == "enum" and text not in param.choices:
+        raise ValueError(f"{param.name}: {text!r} is not one of {', '.join(param.choices)}")
+    return text
+
+
+def resolve(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Complete settings: every schema parameter, given values coerced, the rest defaulted."""
+    unknown = set(values) - set(_BY_NAME)
+    if unknown:
+        raise KeyError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return {p.name: coerce(p, values.get(p.name)) for p in PARAMS}
