@@ -1,0 +1,84 @@
+"""Atomic file writes: a reader (a Nuke Read node, a farm job on shared storage) sees either
+the old file or the complete new one, never a partial file.
+
+The writer fills a temp file in the destination folder (same file system, so the final
+`os.replace` is an atomic rename) whose name keeps the destination's extension, so
+OpenImageIO picks the same format. The temp name starts with a dot and carries `.vrmbg-tmp-`,
+so sequence discovery never mistakes it for a frame.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Callable
+
+from .errors import OutputError
+
+TEMP_MARKER = ".vrmbg-tmp-"
+
+
+def temp_path_for(path: str) -> str:
+    """A unique temp file name beside `path` with the same extension."""
+    folder, name = os.path.split(os.fspath(path))
+    stem, ext = os.path.splitext(name)
+    return os.path.join(folder, f".{stem}{TEMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}{ext}")
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Call `write(tmp)` to fill a temp file, fsync it and rename it over `path`.
+
+    Missing parent folders are created. On any error (KeyboardInterrupt included) the temp
+    file is removed and the error propagates; OS errors of this function itself become
+    OutputError naming `path`.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder ({exc.strerror})", path=path) from None
+    tmp = temp_path_for(path)
+    try:
+        write(tmp)
+        if not os.path.isfile(tmp):
+            raise OutputError("the writer produced no file", path=path)
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise OutputError(f"cannot write ({exc.strerror or exc})", path=path) from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_file(path: str) -> None:
+    """Flush a file's data to the storage device."""
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_folder(folder: str) -> None:
+    """Flush the rename itself (POSIX only; best effort, some file systems refuse)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: str) -> None:
+    """Delete `path` if it exists, ignoring errors (used while another error propagates)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -1,0 +1,128 @@
+"""`vrmbg info`: what a plate sequence holds before you render it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..plates import describe
+from .options import add_schema_arguments
+
+# Reader bookkeeping, shown with --json only.
+_INTERNAL_PREFIXES = ("oiio:", "openexr:")
+
+DESCRIPTION = """\
+Show what a plate sequence holds: the frames on disk and the gaps between them,
+resolution, display and data windows, EXR parts and layers, pixel type, colour
+metadata (colour space, DPX transfer, chromaticities), timecode and frame rate.
+The header is read from the first frame; --layer/--part are checked the way
+`vrmbg render` would use them.
+
+Examples:
+  vrmbg info plates/sh010.####.exr
+  vrmbg info plates/sh010.%04d.exr --layer beauty
+  vrmbg info renders/sh010.\\$F4.exr --part 1 --json
+  vrmbg info scans/sh010.@@@@.dpx
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `info` sub-command."""
+    parser = subparsers.add_parser(
+        "info", help="frames, gaps, resolution, channels and colour of a plate sequence",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", metavar="INPUT",
+                        help="plate file or pattern (####, %%04d, @@@@, $F4)")
+    add_schema_arguments(parser, names=["layer", "part"])
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object instead of text")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the description of INPUT; errors propagate as VrmbgError (exit 2/3)."""
+    facts = describe(args.input, layer=args.layer or "", part=args.part or "")
+    print(json.dumps(facts, indent=2) if args.json else format_text(facts))
+    return 0
+
+
+def format_text(facts: dict[str, Any]) -> str:
+    """Human-readable lines for a `describe()` result."""
+    rows = [("frames", _frames_text(facts))]
+    if facts["gaps"]:
+        rows.append(("gaps", _gaps_text(facts)))
+    rows += [
+        ("format", f"{facts['format']}, {facts['pixel_type']} ({facts['bit_depth']}-bit)"),
+        ("resolution", "{}x{}".format(*facts["resolution"])),
+        ("display", _window_text(facts["display_window"])),
+        ("data", _data_text(facts)),
+    ]
+    if len(facts["parts"]) > 1:
+        rows.append(("parts", "; ".join(f"{p['index']} {p['name']} ({', '.join(p['channels'])})"
+                                        for p in facts["parts"])))
+    else:
+        rows.append(("channels", ", ".join(facts["channels"])))
+    layers = facts["parts"][0]["layers"] if len(facts["parts"]) == 1 else []
+    if layers:
+        rows.append(("layers", ", ".join(layers)))
+    rows.append(("reading", _reading_text(facts)))
+    rows.append(("colour", ", ".join(f"{k}={_value_text(v)}" for k, v in facts["colour"].items())
+                 or "no colour metadata (say the colour space with --input-colorspace)"))
+    rows.append(("timecode", facts["timecode"] or "-"))
+    rows.append(("fps", f"{facts['fps']:.6g}" if facts["fps"] else "-"))
+    lines = [facts["pattern"]] + [f"  {name:<11} {text}" for name, text in rows]
+    extra = {k: v for k, v in facts["metadata"].items()
+             if k not in facts["colour"] and not k.startswith(_INTERNAL_PREFIXES)}
+    if extra:
+        lines.append("  metadata")
+        lines += [f"    {k} = {_value_text(v)}" for k, v in extra.items()]
+    return "\n".join(lines)
+
+
+def _frames_text(facts: dict[str, Any]) -> str:
+    """`1001-1010,1012 (11 frames)` or `single file`."""
+    if not facts["is_sequence"]:
+        return f"single file (frame {facts['first_frame']})"
+    count = facts["frame_count"]
+    return f"{facts['frames']} ({count} frame{'s' if count != 1 else ''})"
+
+
+def _gaps_text(facts: dict[str, Any]) -> str:
+    """`1011, 1020-1024 (6 missing)`."""
+    runs = [str(a) if a == b else f"{a}-{b}" for a, b in facts["gaps"]]
+    return f"{', '.join(runs)} ({facts['missing_count']} missing)"
+
+
+def _window_text(window: list[int]) -> str:
+    """`x,y WxH`."""
+    x, y, w, h = window
+    return f"{x},{y} {w}x{h}"
+
+
+def _data_text(facts: dict[str, Any]) -> str:
+    """Data window with what it means for the model's input."""
+    data, display = facts["data_window"], facts["display_window"]
+    if data == display:
+        return f"{_window_text(data)} (same as display)"
+    dx, dy, dw, dh = data
+    fx, fy, fw, fh = display
+    inside = dx >= fx and dy >= fy and dx + dw <= fx + fw and dy + dh <= fy + fh
+    note = ("cropped: the rest of the display window reads as 0" if inside
+            else "overscan/offset: pixels outside the display window are ignored")
+    return f"{_window_text(data)} ({note})"
+
+
+def _reading_text(facts: dict[str, Any]) -> str:
+    """Which part and channels a render would use."""
+    part = f"part {facts['part']!r}, " if len(facts["parts"]) > 1 else ""
+    return f"{part}channels {', '.join(facts['selected_channels'])} as R, G, B"
+
+
+def _value_text(value: Any) -> str:
+    """Compact text for a metadata value."""
+    if isinstance(value, list):
+        return "(" + ", ".join(_value_text(v) for v in value) + ")"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
