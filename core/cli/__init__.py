@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from .. import __version__
-from ..errors import EXIT_INTERNAL, EXIT_USAGE, VrmbgError
+from ..errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_USAGE, Cancelled, VrmbgError
 
 # Sub-command modules, in the order `--help` lists them. A module that is not present
 # (a feature not built yet) is skipped rather than breaking the whole command line.
@@ -68,11 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
+    except Cancelled as exc:
+        print(f"vrmbg: cancelled: {exc}", file=sys.stderr)
+        return exc.exit_code
     except VrmbgError as exc:
         print(f"vrmbg: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        from ..errors import EXIT_CANCELLED
         print("vrmbg: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
     except Exception:  # a bug: keep the traceback for the report
