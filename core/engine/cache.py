@@ -1,0 +1,565 @@
+"""The temporal cache on disk: folder layout, per-chain lock, lossless state files, housekeeping.
+
+Layout (every file is written atomically: temp file + rename in the same folder)::
+
+    CACHE_ROOT/                         --cache-dir > $VRMBG_CACHE > $XDG_CACHE_HOME/vrmbg
+      <shot-id>/                        <plate name>-<8 hex of plate path, layer, part>
+        shot.json                       the plate pattern, layer and part (for `vrmbg cache ls`)
+        final/<chain-id>/               exact chains; chain-id = 16 hex of the identity hash
+          chain.json                    the chain identity in readable form; mtime = last use
+          chain.lock                    flock'd by the process computing frames of this chain
+          matte/<name>.<frame>.exr      plate-resolution matte: half EXR, channel A, the plate's
+                                        frame numbers and metadata, plus vrmbg:key, vrmbg:tier,
+                                        vrmbg:chain, vrmbg:start (point a Read node here)
+          state/<frame>_<start>_<key>.npy   the model's R x R prediction of that frame, in the
+                                        model dtype (bf16 stored as its uint16 bit pattern):
+                                        what the next frame continues from
+        preview/<chain-id>/             same layout for the preview tier (lower inference size
+                                        and/or bounded pre-roll); mattes say vrmbg:tier=preview
+
+A frame is valid when its state file exists under the recomputed key *and* its matte carries
+that key. The matte is written before the state, so a crash between the two leaves a frame that
+is simply recomputed. Temp files (`.vrmbg-tmp-` in the name) left by a killed process are
+never read and are swept by the next process that takes the chain's lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+from ..atomic import TEMP_MARKER, atomic_write
+from ..errors import OutputError
+from ..frames import format_frame
+
+TIERS = ("final", "preview")
+CHAIN_FILE = "chain.json"
+LOCK_FILE = "chain.lock"
+SHOT_FILE = "shot.json"
+MATTE_DIR = "matte"
+STATE_DIR = "state"
+KEY_CHARS = 32  # key characters kept in state file names (128 bits)
+
+_STATE_NAME = re.compile(r"^(-?\d+)_(-?\d+)_([0-9a-f]+)\.npy$")
+
+try:  # POSIX advisory locks (local disks, and NFSv4 where flock maps to byte-range locks)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
+
+# --------------------------------------------------------------------------- cache root
+
+def default_cache_root(explicit: str = "") -> str:
+    """Where the cache lives: explicit > $VRMBG_CACHE > $XDG_CACHE_HOME/vrmbg > ~/.cache/vrmbg."""
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    env = os.environ.get("VRMBG_CACHE", "")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "vrmbg")
+
+
+def plate_source(plates: Any) -> str:
+    """The plate's path or pattern as text (sequence pattern, movie path, or repr)."""
+    pattern = getattr(plates, "pattern", None)
+    text = getattr(pattern, "pattern", None) or getattr(plates, "path", None)
+    if text is None and isinstance(pattern, str):
+        text = pattern
+    return os.path.abspath(str(text)) if text else repr(plates)
+
+
+def plate_name(plates: Any) -> str:
+    """A file-name friendly shot name from the plate pattern (`sh010` for sh010.####.exr)."""
+    pattern = getattr(plates, "pattern", None)
+    prefix = getattr(pattern, "prefix", None)
+    if prefix is None:
+        prefix = os.path.splitext(os.path.basename(plate_source(plates)))[0]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", prefix).strip("._-")
+    return name or "matte"
+
+
+def shot_id(plates: Any, layer: str = "", part: str = "") -> str:
+    """Folder name of a shot: its name plus a short hash of its path and channel selection."""
+    digest = hashlib.sha256("\0".join((plate_source(plates), layer, part)).encode()).hexdigest()
+    return f"{plate_name(plates)}-{digest[:8]}"
+
+
+# --------------------------------------------------------------------------- lock
+
+class ChainLock:
+    """An exclusive advisory lock on a chain (a lock file in the chain folder).
+
+    Held while a process computes and writes frames of the chain; readers of finished frames
+    never need it. A process killed while holding it releases it (the kernel closes the file).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._fd is not None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; never waits."""
+        if self._fd is not None:
+            return True
+        while True:
+            try:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise OutputError(f"cannot use the cache folder ({exc.strerror or exc})",
+                                  path=os.path.dirname(self.path),
+                                  hint="check --cache-dir / $VRMBG_CACHE") from None
+            if not _lock_fd(fd):
+                os.close(fd)
+                return False
+            if _same_file(self.path, fd):
+                self._fd = fd
+                return True
+            os.close(fd)  # the chain was removed under us (prune): lock the new file
+
+    def acquire(self, *, poll: float = 0.1, stop: Callable[[], bool] | None = None) -> bool:
+        """Wait for the lock; returns False as soon as `stop()` is true while waiting."""
+        while not self.try_acquire():
+            if stop is not None and stop():
+                return False
+            time.sleep(poll)
+        return True
+
+    def release(self) -> None:
+        """Give the lock back (closing the file releases it)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> "ChainLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _lock_fd(fd: int) -> bool:
+    """Non-blocking exclusive lock of an open file; False when someone else holds it."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:  # pragma: no cover - Windows
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _same_file(path: str, fd: int) -> bool:
+    """True when `path` still names the open file `fd`."""
+    try:
+        on_disk, opened = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (on_disk.st_ino, on_disk.st_dev) == (opened.st_ino, opened.st_dev)
+
+
+def is_locked(chain_dir: str) -> bool:
+    """True when a running process holds the chain's lock."""
+    path = os.path.join(chain_dir, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        return not _lock_fd(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- state tensors
+
+def _storage(dtype: "torch.dtype") -> tuple[np.dtype, "torch.dtype"]:
+    """How a model dtype is stored: numpy dtype of the file, and the torch view to get there.
+
+    torch is imported here, not at module level, so `vrmbg cache` and `--help` start fast.
+    """
+    import torch
+
+    table = {
+        torch.bfloat16: (np.dtype(np.uint16), torch.int16),
+        torch.float16: (np.dtype(np.float16), torch.float16),
+        torch.float32: (np.dtype(np.float32), torch.float32),
+        torch.float64: (np.dtype(np.float64), torch.float64),
+    }
+    return table[dtype]
+
+
+def storage_dtype(dtype: torch.dtype) -> np.dtype:
+    """The numpy dtype a state of model dtype `dtype` is stored as (bit-exact)."""
+    return _storage(dtype)[0]
+
+
+def state_to_array(pred: torch.Tensor) -> np.ndarray:
+    """The prediction as a contiguous CPU array with the exact bits (bf16 -> uint16 pattern)."""
+    np_dtype, view = _storage(pred.dtype)
+    cpu = pred.detach().to("cpu").contiguous()
+    return cpu.view(view).numpy().view(np_dtype)
+
+
+def state_from_array(array: np.ndarray, dtype: torch.dtype,
+                     device: torch.device | str = "cpu") -> torch.Tensor:
+    """Inverse of `state_to_array`: the same bits as a contiguous tensor of `dtype`."""
+    import torch
+
+    np_dtype, view = _storage(dtype)
+    if array.dtype != np_dtype:
+        raise ValueError(f"state stored as {array.dtype}, expected {np_dtype}")
+    host = torch.from_numpy(np.ascontiguousarray(array).view(np.int16) if view == torch.int16
+                            else np.ascontiguousarray(array))
+    return host.view(dtype).to(device).contiguous()
+
+
+# --------------------------------------------------------------------------- one chain
+
+@dataclass(frozen=True)
+class StateEntry:
+    """One state file: the frame, the chain start it was computed from, and its key prefix."""
+
+    frame: int
+    start: int
+    key: str
+    path: str
+
+
+@dataclass
+class ChainStore:
+    """The files of one chain folder (see the module docstring for the layout)."""
+
+    folder: str
+    name: str = "matte"
+    padding: int = 4
+    _states: dict[int, list[StateEntry]] = field(default_factory=dict, repr=False)
+
+    @property
+    def lock_path(self) -> str:
+        """The chain's lock file."""
+        return os.path.join(self.folder, LOCK_FILE)
+
+    @property
+    def matte_dir(self) -> str:
+        """Folder of the plate-resolution matte sequence."""
+        return os.path.join(self.folder, MATTE_DIR)
+
+    @property
+    def state_dir(self) -> str:
+        """Folder of the R x R prediction states."""
+        return os.path.join(self.folder, STATE_DIR)
+
+    @property
+    def matte_pattern(self) -> str:
+        """The matte sequence as a `####` pattern (for a Nuke Read or a Blender Image node)."""
+        return os.path.join(self.matte_dir, f"{self.name}.{'#' * self.padding}.exr")
+
+    def matte_path(self, frame: int) -> str:
+        """The matte file of `frame`, named with the plate's frame number and padding."""
+        return os.path.join(self.matte_dir, f"{self.name}.{format_frame(frame, self.padding)}.exr")
+
+    def state_path(self, frame: int, start: int, key: str) -> str:
+        """The state file of `frame` computed from chain start `start` with key `key`."""
+        return os.path.join(self.state_dir, f"{frame}_{start}_{key[:KEY_CHARS]}.npy")
+
+    # ----------------------------------------------------------------- states
+
+    def scan_states(self) -> dict[int, list[StateEntry]]:
+        """Read the state folder once: frame -> state files present (temp files ignored)."""
+        states: dict[int, list[StateEntry]] = {}
+        try:
+            names = os.listdir(self.state_dir)
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            match = _STATE_NAME.match(name)
+            if match:
+                frame, start = int(match.group(1)), int(match.group(2))
+                states.setdefault(frame, []).append(
+                    StateEntry(frame, start, match.group(3), os.path.join(self.state_dir, name)))
+        self._states = states
+        return states
+
+    def has_state(self, frame: int, start: int, key: str) -> bool:
+        """True when the state of `frame` for this start and key is on disk."""
+        return os.path.isfile(self.state_path(frame, start, key))
+
+    def write_state(self, frame: int, start: int, key: str, array: np.ndarray) -> None:
+        """Store a state atomically, then drop this frame's states of other keys/starts."""
+        path = self.state_path(frame, start, key)
+        atomic_write(path, lambda tmp: np.save(tmp, array, allow_pickle=False))
+        for entry in self._states.get(frame, []):
+            if entry.path != path:
+                _remove(entry.path)
+        self._states[frame] = [StateEntry(frame, start, key[:KEY_CHARS], path)]
+
+    def read_state(self, frame: int, start: int, key: str, dtype: torch.dtype,
+                   shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+        """The stored state array, or None when missing or unreadable (then it is recomputed)."""
+        path = self.state_path(frame, start, key)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None
+        if array.dtype != storage_dtype(dtype) or (shape is not None and array.shape != shape):
+            return None
+        return array
+
+    # ----------------------------------------------------------------- housekeeping
+
+    def ensure_folders(self, description: dict[str, Any]) -> None:
+        """Create the chain folders and its chain.json (once); needs the lock held."""
+        for folder in (self.matte_dir, self.state_dir):
+            os.makedirs(folder, exist_ok=True)
+        path = os.path.join(self.folder, CHAIN_FILE)
+        if not os.path.isfile(path):
+            text = json.dumps(description, indent=2, sort_keys=True, default=str) + "\n"
+            atomic_write(path, lambda tmp: _write_text(tmp, text))
+
+    def touch(self) -> None:
+        """Mark the chain as just used (its chain.json mtime orders `cache prune`)."""
+        try:
+            os.utime(os.path.join(self.folder, CHAIN_FILE))
+        except OSError:
+            pass
+
+    def sweep_temp_files(self) -> int:
+        """Remove temp files left by killed processes; call only with the lock held."""
+        removed = 0
+        for folder in (self.folder, self.matte_dir, self.state_dir):
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if TEMP_MARKER in name:
+                    removed += _remove(os.path.join(folder, name))
+        return removed
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write `text` to `path` (UTF-8)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _remove(path: str) -> int:
+    """Delete a file if present; 1 when removed."""
+    try:
+        os.remove(path)
+        return 1
+    except OSError:
+        return 0
+
+
+def write_shot_file(shot_dir: str, description: dict[str, Any]) -> None:
+    """Write `shot.json` once (what the shot folder holds), for people browsing the cache."""
+    path = os.path.join(shot_dir, SHOT_FILE)
+    if os.path.isfile(path):
+        return
+    text = json.dumps(description, indent=2, sort_keys=True) + "\n"
+    try:
+        atomic_write(path, lambda tmp: _write_text(tmp, text))
+    except OutputError:
+        pass  # purely informative
+
+
+# --------------------------------------------------------------------------- whole cache
+
+@dataclass
+class ChainInfo:
+    """One chain folder as `vrmbg cache ls` shows it."""
+
+    folder: str
+    shot: str
+    tier: str
+    chain_id: str
+    frames: list[int]
+    size: int
+    last_used: float
+    locked: bool
+    description: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        from ..frames import format_frame_ranges
+        return {"folder": self.folder, "shot": self.shot, "tier": self.tier,
+                "chain_id": self.chain_id, "frames": format_frame_ranges(self.frames),
+                "frame_count": len(self.frames), "bytes": self.size,
+                "last_used": self.last_used, "locked": self.locked,
+                "settings": self.description.get("identity", {}),
+                "plate": self.description.get("plate", "")}
+
+
+def iter_chain_dirs(root: str) -> Iterator[tuple[str, str, str]]:
+    """(shot id, tier, chain folder) of every chain under `root`."""
+    try:
+        shots = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return
+    for shot in shots:
+        for tier in TIERS:
+            tier_dir = os.path.join(root, shot, tier)
+            try:
+                chains = sorted(os.listdir(tier_dir))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for chain in chains:
+                folder = os.path.join(tier_dir, chain)
+                if os.path.isdir(folder):
+                    yield shot, tier, folder
+
+
+def folder_size(folder: str) -> int:
+    """Bytes of every file below `folder`."""
+    total = 0
+    for base, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(base, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _matte_frames(folder: str) -> list[int]:
+    """Frame numbers of the mattes in a chain folder."""
+    frames = []
+    try:
+        names = os.listdir(os.path.join(folder, MATTE_DIR))
+    except FileNotFoundError:
+        return frames
+    for name in names:
+        match = re.search(r"\.(-?\d+)\.exr$", name)
+        if match and TEMP_MARKER not in name:
+            frames.append(int(match.group(1)))
+    return sorted(frames)
+
+
+def chain_info(shot: str, tier: str, folder: str) -> ChainInfo:
+    """Describe one chain folder."""
+    chain_file = os.path.join(folder, CHAIN_FILE)
+    try:
+        with open(chain_file, encoding="utf-8") as handle:
+            description = json.load(handle)
+        last_used = os.stat(chain_file).st_mtime
+    except (OSError, ValueError):
+        description, last_used = {}, _newest_mtime(folder)
+    return ChainInfo(folder=folder, shot=shot, tier=tier, chain_id=os.path.basename(folder),
+                     frames=_matte_frames(folder), size=folder_size(folder),
+                     last_used=last_used, locked=is_locked(folder), description=description)
+
+
+def _newest_mtime(folder: str) -> float:
+    """Latest modification time of anything in `folder` (for chains without chain.json)."""
+    newest = 0.0
+    for base, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                newest = max(newest, os.lstat(os.path.join(base, name)).st_mtime)
+            except OSError:
+                pass
+    return newest
+
+
+def list_chains(root: str) -> list[ChainInfo]:
+    """Every chain in the cache, least recently used first."""
+    infos = [chain_info(shot, tier, folder) for shot, tier, folder in iter_chain_dirs(root)]
+    return sorted(infos, key=lambda info: info.last_used)
+
+
+def remove_chain(folder: str) -> bool:
+    """Delete a chain folder unless a running process holds its lock; True when removed."""
+    lock = ChainLock(os.path.join(folder, LOCK_FILE))
+    if not os.path.isdir(folder) or not lock.try_acquire():
+        return False
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        lock.release()
+    _remove_empty_parents(folder)
+    return True
+
+
+def _remove_empty_parents(folder: str) -> None:
+    """Remove the tier and shot folders left empty (shot.json alone counts as empty)."""
+    tier_dir = os.path.dirname(folder)
+    shot_dir = os.path.dirname(tier_dir)
+    try:
+        os.rmdir(tier_dir)
+    except OSError:
+        return
+    if any(os.path.isdir(os.path.join(shot_dir, tier)) for tier in TIERS):
+        return
+    _remove(os.path.join(shot_dir, SHOT_FILE))
+    try:
+        os.rmdir(shot_dir)
+    except OSError:
+        pass
+
+
+def prune(root: str, max_bytes: int) -> tuple[list[ChainInfo], list[ChainInfo], int]:
+    """Delete least-recently-used chains until the cache fits in `max_bytes`.
+
+    Chains locked by a running render are never deleted. Returns (removed, kept busy, final
+    size in bytes).
+    """
+    chains = list_chains(root)
+    total = sum(info.size for info in chains)
+    removed: list[ChainInfo] = []
+    busy: list[ChainInfo] = []
+    for info in chains:
+        if total <= max_bytes:
+            break
+        if remove_chain(info.folder):
+            removed.append(info)
+            total -= info.size
+        else:
+            busy.append(info)
+    return removed, busy, total
+
+
+# --------------------------------------------------------------------------- matte stamps
+
+def read_matte_stamp(path: str) -> dict[str, Any] | None:
+    """The `vrmbg:*` attributes of a cached matte (key, start, tier...), or None if unreadable.
+
+    Only the header is read, so checking a cached frame costs about a millisecond.
+    """
+    import OpenImageIO as oiio
+
+    if not os.path.isfile(path):
+        return None
+    image = oiio.ImageInput.open(path)
+    if image is None:
+        oiio.geterror()  # clear the global error message
+        return None
+    try:
+        spec = image.spec()
+        return {name[len("vrmbg:"):]: spec.getattribute(name)
+                for name in ("vrmbg:key", "vrmbg:start", "vrmbg:tier", "vrmbg:chain")}
+    finally:
+        image.close()

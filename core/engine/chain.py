@@ -1,0 +1,117 @@
+"""Chain keys: what makes a cached frame valid.
+
+A *chain* is one shot under one set of result-affecting settings. Its identity (model weights
+fingerprint, inference resolution, dtype, device class, colour identity, EXR layer/part, how
+plates are fingerprinted, tier, engine format) is hashed into `identity_hash`; the chain's folder
+is named by a short prefix of it (the chain id). From there every frame gets a key:
+
+    h_start(s) = H("start", identity_hash, s)          s = the chain's first frame (shot start)
+    h_f        = H("frame", h_prev, f, fingerprint(plate f))
+
+A cached frame is used only when the key stored with it equals the one recomputed from today's
+plates, so replacing or touching plate frame 1050 invalidates 1050 and every later frame, and
+nothing before; a changed setting gives another identity, so another chain folder.
+
+The preview tier's bounded pre-roll starts a chain at a later frame `s` with a zero prior: the
+start frame is part of h_start, so such frames can never pass for frames of the exact chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Callable, Mapping, Sequence
+
+# Bump when the meaning of cached files changes (state layout, matte attributes, key recipe):
+# older caches then simply stop matching instead of being misread.
+ENGINE_FORMAT = 1
+
+CHAIN_ID_LENGTH = 16
+
+
+def canonical_json(value: Any) -> str:
+    """JSON text that is identical for equal values (sorted keys, no whitespace)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      default=str)
+
+
+def _digest(*parts: str) -> str:
+    """SHA-256 hex of the parts, each length-prefixed so no two part lists collide."""
+    sha = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8")
+        sha.update(len(data).to_bytes(8, "little"))
+        sha.update(data)
+    return sha.hexdigest()
+
+
+def identity_hash(identity: Mapping[str, Any]) -> str:
+    """Hash of a chain identity (the settings that change results)."""
+    return _digest("vrmbg-chain", str(ENGINE_FORMAT), canonical_json(dict(identity)))
+
+
+def chain_id(identity_digest: str) -> str:
+    """Short, folder-friendly id of a chain (a prefix of its identity hash)."""
+    return identity_digest[:CHAIN_ID_LENGTH]
+
+
+def start_key(identity_digest: str, start_frame: int) -> str:
+    """h_start: the key the chain's first frame folds into (zero prior before it)."""
+    return _digest("start", identity_digest, str(int(start_frame)))
+
+
+def next_key(previous_key: str, frame: int, fingerprint: str) -> str:
+    """h_f = H(h_prev, f, fingerprint of plate f)."""
+    return _digest("frame", previous_key, str(int(frame)), fingerprint)
+
+
+class ChainFrames:
+    """The frames of a shot in chain order, and the keys of runs of them.
+
+    `frames` is the plate sequence's frame list (sorted); the frame before `f` in the chain is
+    the previous entry of that list, so a sequence stepped `x2` chains every second frame.
+    """
+
+    def __init__(self, frames: Sequence[int]) -> None:
+        self.frames = sorted(int(f) for f in frames)
+        self._index = {f: i for i, f in enumerate(self.frames)}
+
+    @property
+    def first(self) -> int:
+        """The shot's first frame (the start of the exact chain)."""
+        return self.frames[0]
+
+    def __contains__(self, frame: int) -> bool:
+        return frame in self._index
+
+    def index(self, frame: int) -> int:
+        """Position of `frame` in the chain (KeyError when not a frame of the shot)."""
+        return self._index[frame]
+
+    def between(self, first: int, last: int) -> list[int]:
+        """Frames of the chain from `first` to `last` inclusive, in order."""
+        return self.frames[self._index[first]:self._index[last] + 1]
+
+    def previous(self, frame: int) -> int | None:
+        """The chain frame before `frame`, or None for the shot's first frame."""
+        i = self._index[frame]
+        return self.frames[i - 1] if i else None
+
+    def start_for(self, frame: int, preroll: int) -> int:
+        """First frame of a chain reaching `frame`: the shot start, or `preroll` frames before."""
+        if preroll <= 0:
+            return self.first
+        return self.frames[max(0, self._index[frame] - preroll)]
+
+
+def fold_keys(identity_digest: str, frames: Sequence[int],
+              fingerprint: Callable[[int], str]) -> dict[int, str]:
+    """Keys of consecutive chain frames `frames[0]..frames[-1]`, the first being the start."""
+    keys: dict[int, str] = {}
+    if not frames:
+        return keys
+    key = start_key(identity_digest, frames[0])
+    for frame in frames:
+        key = next_key(key, frame, fingerprint(frame))
+        keys[frame] = key
+    return keys

@@ -1,0 +1,173 @@
+"""Chain keys, lossless state storage and the per-chain lock (no model needed)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from vrmbg.core.engine import cache, chain
+from vrmbg.core.engine.pipeline import FramePipeline, Prepared, Run, frames_to_read
+from vrmbg.core.errors import Cancelled, InputError, OutputError
+
+FRAMES = list(range(1001, 1011))
+IDENTITY = {"model": "abc", "resolution": 1024, "dtype": "bfloat16", "device": "cpu",
+            "colour": "acescg->srgb", "layer": "", "part": "", "shot_start": 1001}
+
+
+def keys_with(fingerprints: dict[int, str], identity=IDENTITY, start=1001) -> dict[int, str]:
+    digest = chain.identity_hash(identity)
+    frames = [f for f in FRAMES if f >= start]
+    return chain.fold_keys(digest, frames, lambda f: fingerprints.get(f, f"size:{f}"))
+
+
+def test_changing_one_plate_changes_its_key_and_every_later_key_only():
+    base = keys_with({})
+    changed = keys_with({1005: "size:other"})
+    assert [f for f in FRAMES if base[f] == changed[f]] == FRAMES[:4]
+
+
+def test_every_setting_and_the_start_frame_give_another_chain():
+    base = chain.identity_hash(IDENTITY)
+    for name, value in [("model", "abd"), ("resolution", 512), ("dtype", "float32"),
+                        ("device", "cuda"), ("colour", "acescct->srgb"), ("layer", "beauty"),
+                        ("part", "1"), ("shot_start", 1000)]:
+        other = chain.identity_hash({**IDENTITY, name: value})
+        assert other != base and chain.chain_id(other) != chain.chain_id(base), name
+    assert chain.identity_hash(dict(reversed(list(IDENTITY.items())))) == base
+    assert keys_with({}, start=1003)[1005] != keys_with({})[1005]
+
+
+def test_chain_frames_order_and_preroll_window():
+    frames = chain.ChainFrames([1005, 1001, 1003, 1007])  # a stepped sequence
+    assert frames.first == 1001 and frames.previous(1005) == 1003
+    assert frames.previous(1001) is None
+    assert frames.between(1003, 1007) == [1003, 1005, 1007]
+    assert frames.start_for(1007, 0) == 1001
+    assert frames.start_for(1007, 2) == 1003
+    assert frames.start_for(1003, 5) == 1001
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_state_round_trip_is_bit_exact(tmp_path, dtype):
+    generator = torch.Generator().manual_seed(1)
+    pred = torch.rand(1, 1, 32, 32, generator=generator).to(dtype)
+    pred = pred.contiguous(memory_format=torch.channels_last)  # as a CPU model may return it
+    array = cache.state_to_array(pred)
+    store = cache.ChainStore(str(tmp_path / "chain"))
+    store.write_state(1001, 1001, "ab" * 32, array)
+    loaded = store.read_state(1001, 1001, "ab" * 32, dtype, (1, 1, 32, 32))
+    back = cache.state_from_array(loaded, dtype)
+    assert back.dtype == dtype and back.is_contiguous()
+    assert torch.equal(back.view(-1).float(), pred.contiguous().view(-1).float())
+    assert store.read_state(1001, 1001, "ab" * 32, torch.float64) is None  # wrong dtype
+    assert store.read_state(1001, 1001, "cd" * 32, dtype) is None  # other key
+
+
+def test_new_state_replaces_the_frames_stale_states(tmp_path):
+    store = cache.ChainStore(str(tmp_path / "chain"))
+    array = np.zeros((1, 1, 4, 4), np.float32)
+    store.write_state(1003, 1001, "aa" * 32, array)
+    store.scan_states()
+    store.write_state(1003, 1001, "bb" * 32, array)
+    names = os.listdir(store.state_dir)
+    assert names == [os.path.basename(store.state_path(1003, 1001, "bb" * 32))]
+
+
+def test_lock_is_exclusive_and_survives_a_removed_folder(tmp_path):
+    folder = tmp_path / "chain"
+    first = cache.ChainLock(str(folder / cache.LOCK_FILE))
+    second = cache.ChainLock(str(folder / cache.LOCK_FILE))
+    assert first.try_acquire()
+    assert cache.is_locked(str(folder))
+    assert not second.try_acquire()
+    assert not second.acquire(poll=0.01, stop=lambda: True)
+    assert not cache.remove_chain(str(folder))  # never delete a chain in use
+    first.release()
+    assert not cache.is_locked(str(folder))
+    assert second.try_acquire()
+    os.remove(folder / cache.LOCK_FILE)  # someone removed the chain under a holder
+    third = cache.ChainLock(str(folder / cache.LOCK_FILE))
+    assert third.try_acquire()  # a fresh lock file: the old holder no longer guards it
+    second.release()
+    third.release()
+
+
+def test_sweep_removes_only_temp_files(tmp_path):
+    store = cache.ChainStore(str(tmp_path / "chain"), name="sh010")
+    os.makedirs(store.matte_dir)
+    keep = store.matte_path(1001)
+    temp = os.path.join(store.matte_dir, ".sh010.1002.vrmbg-tmp-1-abcd.exr")
+    for path in (keep, temp):
+        open(path, "wb").close()
+    assert store.sweep_temp_files() == 1
+    assert os.listdir(store.matte_dir) == [os.path.basename(keep)]
+
+
+# --------------------------------------------------------------------------- pipeline
+
+class FakeWork:
+    """Stand-in callables that record the order of events across threads."""
+
+    def __init__(self, bad_frame=None):
+        self.bad_frame = bad_frame
+        self.steps: list[tuple[int, int | None]] = []
+        self.written: list[int] = []
+
+    def read(self, frame):
+        if frame == self.bad_frame:
+            raise InputError("corrupt", path=f"p.{frame}.exr", frame=frame)
+        return Prepared(frame, frame * 10, None, 2, 2)
+
+    def step(self, item, prev, prior):
+        self.steps.append((item.frame, None if prev is None else prev.frame))
+        return item.frame, item.frame
+
+    def write(self, item, payload):
+        assert payload == item.frame
+        self.written.append(item.frame)
+
+
+def test_pipeline_feeds_previous_frame_and_writes_everything_in_order():
+    work = FakeWork()
+    runs = [Run(prior=None, frames=[1, 2, 3], start=1), Run(prior=5, frames=[6, 7], start=1)]
+    assert frames_to_read(runs) == [1, 2, 3, 5, 6, 7]
+    reported = []
+    FramePipeline(read=work.read, step=work.step, load_prior=lambda f: f,
+                  write=work.write).run(runs, cancelled=lambda: False,
+                                        on_written=reported.append)
+    assert work.steps == [(1, None), (2, 1), (3, 2), (6, 5), (7, 6)]
+    assert reported == [1, 2, 3, 6, 7]
+
+
+def test_pipeline_reader_error_surfaces_as_the_original_input_error():
+    work = FakeWork(bad_frame=4)
+    reported = []
+    with pytest.raises(InputError) as error:
+        FramePipeline(read=work.read, step=work.step, load_prior=lambda f: f,
+                      write=work.write).run([Run(None, [1, 2, 3, 4, 5], 1)],
+                                            cancelled=lambda: False, on_written=reported.append)
+    assert error.value.frame == 4 and error.value.path == "p.4.exr"
+    assert reported == [1, 2, 3]  # finished frames are written before the error propagates
+
+
+def test_pipeline_cancel_between_frames_keeps_finished_ones():
+    work = FakeWork()
+    reported = []
+    with pytest.raises(Cancelled):
+        FramePipeline(read=work.read, step=work.step, load_prior=lambda f: f,
+                      write=work.write).run([Run(None, list(range(1, 9)), 1)],
+                                            cancelled=lambda: len(work.steps) >= 3,
+                                            on_written=reported.append)
+    assert reported == [1, 2, 3] and work.written == [1, 2, 3]
+
+
+def test_an_unusable_cache_folder_is_an_output_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    lock = cache.ChainLock(str(blocker / "chain" / cache.LOCK_FILE))
+    with pytest.raises(OutputError) as error:
+        lock.try_acquire()
+    assert str(blocker) in str(error.value)
