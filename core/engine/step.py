@@ -1,0 +1,123 @@
+"""One frame of the model card's reference loop, exactly.
+
+The card's loop, per frame t of a chain:
+
+    cur_t   = normalise(resize(rgb_t, R x R))            # bilinear, no antialias, ImageNet mean/std
+    x_t     = cat[cur_t, cur_{t-1} * pred_{t-1}]          # zeros on the chain's first frame
+    pred_t  = model(x_t)[-1].sigmoid()                    # (1, 1, R, R), kept in the model dtype
+    alpha_t = resize(pred_t, H x W)                       # bilinear, back to the plate
+
+`pred_t` at R x R (not the resized-back matte) is the recurrent state the next frame needs, so the
+engine stores it losslessly in the model dtype. The resizes are torch bilinear with
+align_corners=False and antialias=False, which is what OpenCV's INTER_LINEAR computes for both
+up- and down-scaling (the card resizes with OpenCV).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from ..model.loader import LoadedModel
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def check_resolution(resolution: int) -> int:
+    """Validate an inference size: a positive multiple of 32 (UsageError otherwise)."""
+    if int(resolution) != resolution or resolution <= 0 or resolution % 32:
+        raise UsageError(f"inference resolution {resolution} is not a positive multiple of 32")
+    return int(resolution)
+
+
+def resize_bilinear(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bilinear resize of (N, C, h, w) as OpenCV INTER_LINEAR does it (half-pixel centres)."""
+    if tuple(image.shape[-2:]) == (height, width):
+        return image
+    return F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False,
+                         antialias=False)
+
+
+class FrameStepper:
+    """Runs the card's per-frame step with a loaded model; stateless between calls.
+
+    The caller (the temporal engine) owns the state: it passes the previous frame's prepared
+    input and prediction back in, so any frame can be resumed from a cached prediction.
+    """
+
+    def __init__(self, loaded: LoadedModel, resolution: int = 0) -> None:
+        self.loaded = loaded
+        self.module = loaded.module
+        self.device = torch.device(loaded.device)
+        self.dtype = loaded.dtype
+        self.resolution = check_resolution(resolution or loaded.config.resolution)
+        self.temporal = int(getattr(loaded.config, "in_channels", 6)) == 6
+        options = {"dtype": torch.float32, "device": self.device}
+        self._mean = torch.tensor(IMAGENET_MEAN, **options).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, **options).view(1, 3, 1, 1)
+
+    # ----------------------------------------------------------------------------------------
+    def prepare(self, rgb01: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) float32 RGB in [0, 1] -> (1, 3, R, R) float32 ImageNet-normalised, on device.
+
+        The resize happens before normalisation, as in the card (resize the frame, then /255
+        and normalise); both steps are linear, so only the order of rounding differs.
+        """
+        rgb = np.asarray(rgb01)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+            raise InputError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+        array = np.ascontiguousarray(rgb, dtype=np.float32)
+        with torch.inference_mode():
+            image = torch.from_numpy(array).to(self.device).permute(2, 0, 1).unsqueeze(0)
+            image = resize_bilinear(image, self.resolution, self.resolution)
+            return ((image - self._mean) / self._std).contiguous()
+
+    def step(self, cur: torch.Tensor, prev: torch.Tensor | None,
+             prev_pred: torch.Tensor | None) -> torch.Tensor:
+        """Predict one frame: (1, 1, R, R) sigmoid alpha in the model dtype (the next state).
+
+        `prev` and `prev_pred` are the previous frame's `prepare()` output and `step()` result;
+        pass None for both on the chain's first frame (the card then feeds zeros). The masked
+        prior `prev * prev_pred` is formed in float32 and the whole input cast once to the model
+        dtype.
+        """
+        if (prev is None) != (prev_pred is None):
+            raise ValueError("prev and prev_pred must both be given or both be None")
+        with torch.inference_mode():
+            x = self._model_input(cur, prev, prev_pred)
+            output = self.module(x)
+            logits = output[-1] if isinstance(output, (list, tuple)) else output
+            return logits.sigmoid()
+
+    def to_plate(self, pred: torch.Tensor, height: int, width: int) -> np.ndarray:
+        """Resize a prediction back to the plate: (height, width) float32 alpha in [0, 1]."""
+        with torch.inference_mode():
+            alpha = resize_bilinear(pred.float().reshape(1, 1, *pred.shape[-2:]), height, width)
+            alpha = alpha[0, 0].clamp(0.0, 1.0).cpu().numpy()
+        return np.ascontiguousarray(alpha, dtype=np.float32)
+
+    # ----------------------------------------------------------------------------------------
+    def _model_input(self, cur: torch.Tensor, prev: torch.Tensor | None,
+                     prev_pred: torch.Tensor | None) -> torch.Tensor:
+        """The card's model input: cat[cur, prev * prev_pred]; cur alone for 3-channel models."""
+        cur = cur.to(self.device, torch.float32)
+        if self.temporal:
+            if prev is None:
+                prior = torch.zeros_like(cur)
+            else:
+                prior = (prev.to(self.device, torch.float32)
+                         * prev_pred.to(self.device, torch.float32))
+            x = torch.cat([cur, prior], dim=1)
+        else:
+            x = cur
+        x = x.to(self.dtype)
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
