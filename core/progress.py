@@ -161,7 +161,7 @@ class Progress:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc_type is None:
+        if exc_type is None and self.done < self.total:
             self.update(self.total)
         self.close()
 

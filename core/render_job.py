@@ -59,26 +59,23 @@ def default_render_cache(output: str) -> str:
     Beside the output (usually shared storage) lets every farm chunk of a shot, on any
     machine, continue from frames another chunk finished.
     """
-    env = os.environ.get("VRMBG_CACHE", "")
-    if env:
-        return env
-    folder = os.path.dirname(os.path.abspath(output))
-    return os.path.join(folder, CACHE_FOLDER_NAME)
+    from .engine.cache import default_cache_root
+
+    if os.environ.get("VRMBG_CACHE"):
+        return default_cache_root()
+    return os.path.join(os.path.dirname(os.path.abspath(output)), CACHE_FOLDER_NAME)
 
 
-def read_output_stamp(path: str) -> dict[str, Any]:
-    """The `vrmbg:*` attributes of an output matte ({} for a file that is not one)."""
-    import OpenImageIO as oiio
+def shot_label(plates: Any, layer: str = "", part: str = "") -> str:
+    """The shot's name in output stamps: the plate pattern's file name plus layer/part.
 
-    image = oiio.ImageInput.open(path)
-    if image is None:
-        oiio.geterror()
-        return {}
-    try:
-        return {p.name[len("vrmbg:"):]: p.value for p in image.spec().extra_attribs
-                if p.name.startswith("vrmbg:")}
-    finally:
-        image.close()
+    Folder-free on purpose, so a farm node that mounts the plates elsewhere still
+    recognises its own outputs.
+    """
+    from .engine.cache import plate_source
+
+    name = os.path.basename(plate_source(plates))
+    return "|".join(x for x in (name, layer, str(part or "")) if x) or name
 
 
 class RenderJob:
@@ -223,6 +220,8 @@ class RenderJob:
         when only its key is stale (plates of the shot were updated). Anything else (not a
         vrmbg matte, another shot, other settings) is kept unless --overwrite is given.
         """
+        from .engine.cache import read_matte_stamp
+
         self._cached = set(session.cached_frames())
         expected = session.expected_keys(frames)
         todo: list[int] = []
@@ -231,8 +230,12 @@ class RenderJob:
             if not os.path.exists(path):
                 todo.append(frame)
                 continue
-            stamp = read_output_stamp(path)
-            ours = (stamp.get("shot") == self._shot and stamp.get("chain") == session.chain_id)
+            stamp = read_matte_stamp(path) or {}
+            same_shot = stamp.get("shot") == self._shot
+            ours = same_shot and stamp.get("chain") == session.chain_id
+            if same_shot and stamp.get("exact") == 0 and self.summary.exact:
+                todo.append(frame)  # this shot's approximate (pre-roll) matte: upgrade it
+                continue
             if ours and self.resume and stamp.get("output_type") == self._output_type \
                     and stamp.get("key") == expected.get(frame):
                 self.summary.frames_skipped_existing += 1
@@ -334,8 +337,6 @@ class RenderJob:
 
     def _describe_run(self, plates: Any, stepper: Any, frames: list[int]) -> None:
         """Fill the facts of the summary known before rendering."""
-        from .engine.cache import shot_id
-
         loaded = stepper.loaded
         self.summary.device = loaded.device.type
         self.summary.precision = str(loaded.dtype).replace("torch.", "")
@@ -343,7 +344,8 @@ class RenderJob:
         self.summary.model_source = loaded.source
         self.summary.frames = format_frame_ranges(frames)
         self.summary.frames_requested = len(frames)
-        self._shot = shot_id(plates, self.settings.get("layer", ""), self.settings.get("part", ""))
+        self._shot = shot_label(plates, self.settings.get("layer", ""),
+                                self.settings.get("part", ""))
         self._output_type = self.settings.get("output_type", "alpha")
 
     def _render(self, session: Any, plates: Any, colour: Any, frames: list[int],
@@ -385,7 +387,16 @@ class RenderJob:
                 self._write_movie(session, plates, colour, todo)
             if bar.done < bar.total:
                 bar.update(bar.total, f"{len(frames)} frame(s) done")
+        self._warn_bad_pixels(session)
         counters = session.counters
         self.summary.frames_computed = counters.frames_computed
         self.summary.frames_from_cache = len(cached) + counters.frames_from_cache
         self.summary.seconds_per_computed_frame = round(counters.seconds_per_computed_frame, 4)
+
+    def _warn_bad_pixels(self, session: Any) -> None:
+        """Say which frames had NaN/Inf pixels (set to 0 before the model saw them)."""
+        for frame, count in sorted(getattr(session, "bad_pixels", {}).items()):
+            if count:
+                warning = f"frame {frame}: {count} NaN/Inf pixel(s) set to 0 before inference"
+                self.summary.warnings.append(warning)
+                print(f"vrmbg: warning: {warning}", file=sys.stderr)

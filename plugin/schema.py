@@ -50,7 +50,8 @@ PARAMS: tuple[Param, ...] = (
           group="Colour"),
     Param("input_colorspace", "str", "", "Input colour space",
           "Colour space of the plate. Empty = scene_linear role for EXR, color_picking role "
-          "(sRGB) for 8/16-bit PNG/JPEG/TIFF; DPX and movies need it said (e.g. 'ARRI LogC4').",
+          "(sRGB) for 8/16-bit PNG/JPEG/TIFF, 'Rec.1886 Rec.709 - Display' for movies; DPX "
+          "needs it said (e.g. 'ACEScct', 'ARRI LogC4').",
           group="Colour"),
     Param("model_colorspace", "str", "sRGB Encoded Rec.709 (sRGB)", "Model colour space",
           "What the model sees. The default matches the display-referred video it was trained on.",
@@ -88,8 +89,9 @@ PARAMS: tuple[Param, ...] = (
           choices=("zip", "zips", "piz", "rle", "none", "dwaa", "dwab"), affects_result=False),
     # Cache
     Param("cache_dir", "path", "", "Cache folder",
-          "Where finished frames and their temporal state are kept. Empty = beside the output, "
-          "or $VRMBG_CACHE, or the user cache folder.", group="Cache", affects_result=False),
+          "Where finished frames and their temporal state are kept. Empty = $VRMBG_CACHE, else "
+          "a .vrmbg-cache folder beside the output (render) or the user cache folder.",
+          group="Cache", affects_result=False),
     Param("content_hash", "bool", False, "Hash plate contents",
           "Detect replaced plate frames by content hash instead of size + modification time.",
           group="Cache", affects_result=False),

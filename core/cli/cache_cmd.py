@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -22,6 +23,8 @@ DESCRIPTION = """\
 Inspect and bound the temporal cache (finished mattes + the state to continue from).
 
 Where: --cache-dir, else $VRMBG_CACHE, else $XDG_CACHE_HOME/vrmbg (~/.cache/vrmbg).
+`vrmbg render` keeps its cache beside its output (mattes/.vrmbg-cache) unless --cache-dir
+or $VRMBG_CACHE says otherwise: point --cache-dir at that folder to inspect or prune it.
 Layout: <cache>/<shot>/<final|preview>/<chain-id>/matte/<shot>.####.exr
 
 Examples:
@@ -102,8 +105,15 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _root(args: argparse.Namespace) -> str:
-    """The cache root from --cache-dir / $VRMBG_CACHE / the user cache folder."""
-    return store.default_cache_root(getattr(args, "cache_dir", "") or "")
+    """The cache root from --cache-dir / $VRMBG_CACHE / the user cache folder.
+
+    A root that does not exist is reported on stderr: a typo in a nightly prune job must
+    not pass silently.
+    """
+    root = store.default_cache_root(getattr(args, "cache_dir", "") or "")
+    if not os.path.exists(root):
+        print(f"vrmbg: warning: no cache folder at {root}", file=sys.stderr)
+    return root
 
 
 def _matches_shot(info: store.ChainInfo, shot: str) -> bool:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import torch
 
 from ..atomic import TEMP_MARKER, atomic_write
-from ..errors import OutputError
+from ..errors import OutputError, UsageError
 from ..frames import format_frame
 
 TIERS = ("final", "preview")
@@ -75,12 +75,20 @@ def default_cache_root(explicit: str = "") -> str:
 
 
 def plate_source(plates: Any) -> str:
-    """The plate's path or pattern as text (sequence pattern, movie path, or repr)."""
+    """The plate's canonical location: real folder + pattern with a `#` token, or movie path.
+
+    Spellings of one sequence (`####`, `%04d`, `$F4`, a symlinked folder) give the same text,
+    so they share one cache.
+    """
     pattern = getattr(plates, "pattern", None)
+    if getattr(pattern, "is_sequence", False):
+        folder = os.path.realpath(pattern.folder or ".")
+        token = "#" * max(1, int(pattern.padding))
+        return os.path.join(folder, f"{pattern.prefix}{token}{pattern.tail}")
     text = getattr(pattern, "pattern", None) or getattr(plates, "path", None)
     if text is None and isinstance(pattern, str):
         text = pattern
-    return os.path.abspath(str(text)) if text else repr(plates)
+    return os.path.realpath(str(text)) if text else repr(plates)
 
 
 def plate_name(plates: Any) -> str:
@@ -415,11 +423,17 @@ class ChainInfo:
 
 
 def iter_chain_dirs(root: str) -> Iterator[tuple[str, str, str]]:
-    """(shot id, tier, chain folder) of every chain under `root`."""
+    """(shot id, tier, chain folder) of every chain under `root` (UsageError for a root
+    that is a file or cannot be read; nothing for one that does not exist yet)."""
     try:
         shots = sorted(os.listdir(root))
     except FileNotFoundError:
         return
+    except NotADirectoryError:
+        raise UsageError("the cache folder is a file, not a folder", path=root) from None
+    except PermissionError:
+        raise UsageError("the cache folder cannot be read (permission denied)",
+                         path=root) from None
     for shot in shots:
         for tier in TIERS:
             tier_dir = os.path.join(root, shot, tier)
@@ -429,7 +443,7 @@ def iter_chain_dirs(root: str) -> Iterator[tuple[str, str, str]]:
                 continue
             for chain in chains:
                 folder = os.path.join(tier_dir, chain)
-                if os.path.isdir(folder):
+                if os.path.isdir(folder) and not chain.startswith(".trash-"):
                     yield shot, tier, folder
 
 
@@ -496,10 +510,15 @@ def remove_chain(folder: str) -> bool:
     lock = ChainLock(os.path.join(folder, LOCK_FILE))
     if not os.path.isdir(folder) or not lock.try_acquire():
         return False
+    trash = os.path.join(os.path.dirname(folder),
+                         f".trash-{os.path.basename(folder)}-{os.getpid()}-{time.time_ns()}")
     try:
-        shutil.rmtree(folder, ignore_errors=True)
-    finally:
+        os.rename(folder, trash)  # atomic: a render waiting for the lock starts afresh
+    except OSError:
         lock.release()
+        return False
+    lock.release()
+    shutil.rmtree(trash, ignore_errors=True)
     _remove_empty_parents(folder)
     return True
 
@@ -545,7 +564,7 @@ def prune(root: str, max_bytes: int) -> tuple[list[ChainInfo], list[ChainInfo], 
 # --------------------------------------------------------------------------- matte stamps
 
 def read_matte_stamp(path: str) -> dict[str, Any] | None:
-    """The `vrmbg:*` attributes of a cached matte (key, start, tier...), or None if unreadable.
+    """The `vrmbg:*` attributes of a matte (key, start, tier, chain...), or None if unreadable.
 
     Only the header is read, so checking a cached frame costs about a millisecond.
     """
@@ -558,8 +577,7 @@ def read_matte_stamp(path: str) -> dict[str, Any] | None:
         oiio.geterror()  # clear the global error message
         return None
     try:
-        spec = image.spec()
-        return {name[len("vrmbg:"):]: spec.getattribute(name)
-                for name in ("vrmbg:key", "vrmbg:start", "vrmbg:tier", "vrmbg:chain")}
+        return {attr.name[len("vrmbg:"):]: attr.value for attr in image.spec().extra_attribs
+                if attr.name.startswith("vrmbg:")}
     finally:
         image.close()

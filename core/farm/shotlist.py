@@ -27,6 +27,7 @@ from ...plugin import schema
 from ..errors import UsageError
 from ..frames import format_frame_ranges, parse_frame_spec
 
+BUNDLED_MODEL = "demo"  # `--model demo`: the model shipped in the package, never a path
 REQUIRED_KEYS = ("name", "input", "output", "frames")
 # Letters, digits, `_`, `-`, `.`; starts with a letter or digit; safe as a file name, an
 # OpenJD task value, an OpenCue layer name and a log prefix.
@@ -192,6 +193,8 @@ def resolve_setting_path(key: str, value: Any, folder: str) -> Any:
     param = schema.get(key)
     if param.kind == "path":
         return resolve_path(value, folder)
+    if key == "model" and value == BUNDLED_MODEL:
+        return value  # the loader's keyword wins over a folder of that name, as in `render`
     if key == "model" and not os.path.isabs(value):
         candidate = os.path.join(folder, os.path.expanduser(value))
         if os.path.exists(candidate):

@@ -1,0 +1,91 @@
+"""`vrmbg render` in the situations a farm and a pipeline bring: other spellings and mounts of
+one plate, pre-roll mattes upgraded to exact ones, bad pixels, and bad cache folders."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from plate_factory import ramp_rgb, write_exr
+from render_helpers import (FIRST, frame_file, make_model, make_plates, render_args, run_cli,
+                            run_json)
+from vrmbg.core.engine.cache import read_matte_stamp
+from vrmbg.core.errors import EXIT_USAGE
+from vrmbg.core.farm.shotlist import job_settings
+
+FRAMES = range(FIRST, FIRST + 6)
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(monkeypatch):
+    for name in ("VRMBG_CACHE", "VRMBG_PROGRESS", "OCIO"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    return make_model(str(tmp_path_factory.mktemp("model") / "tiny"))
+
+
+def test_other_spellings_and_a_symlinked_folder_are_the_same_shot(tmp_path, model, capsys):
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES)
+    os.symlink(tmp_path / "plates", tmp_path / "mounted")
+    output = str(tmp_path / "mattes" / "sh010.####.exr")
+    first = run_json(render_args(pattern, output, model), capsys)
+    assert first["frames_computed"] == len(FRAMES)
+    for spelling in (str(tmp_path / "plates" / "sh010.%04d.exr"),
+                     str(tmp_path / "plates" / "sh010.$F4.exr"),
+                     str(tmp_path / "mounted" / "sh010.####.exr")):
+        again = run_json(render_args(spelling, output, model), capsys)
+        assert again["frames_skipped_existing"] == len(FRAMES), spelling
+        assert again["frames_computed"] == 0, spelling
+        assert again["chain_id"] == first["chain_id"], spelling
+
+
+def test_an_exact_render_upgrades_this_shots_preroll_mattes(tmp_path, model, capsys):
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES)
+    output = str(tmp_path / "mattes" / "sh010.####.exr")
+    chunk = run_json(render_args(pattern, output, model, "--frames", "1004-1006",
+                                 "--preroll", "1"), capsys)
+    assert chunk["exact"] is False
+    assert read_matte_stamp(frame_file(output, 1004))["exact"] == 0
+    full = run_json(render_args(pattern, output, model), capsys)  # no --overwrite needed
+    assert full["exact"] is True
+    for frame in FRAMES:
+        assert read_matte_stamp(frame_file(output, frame))["exact"] == 1, frame
+
+
+def test_nan_and_inf_pixels_are_reported_per_frame(tmp_path, model, capsys):
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES)
+    pixels = ramp_rgb(64, 96, 1003)
+    pixels[:4, :5] = np.nan
+    pixels[10, 10] = np.inf
+    write_exr(frame_file(pattern, 1003), np.ascontiguousarray(pixels))
+    summary = run_json(render_args(pattern, str(tmp_path / "m" / "sh010.####.exr"), model),
+                       capsys)
+    warnings = [w for w in summary["warnings"] if "NaN/Inf" in w]
+    assert len(warnings) == 1 and warnings[0].startswith("frame 1003: 21 ")
+
+
+def test_cache_commands_refuse_a_file_as_cache_folder(tmp_path, capsys):
+    not_a_folder = tmp_path / "plate.exr"
+    not_a_folder.write_bytes(b"x")
+    code, _, err = run_cli(["cache", "ls", "--cache-dir", str(not_a_folder)], capsys)
+    assert code == EXIT_USAGE
+    assert err.count("\n") == 1 and "not a folder" in err and "Traceback" not in err
+
+
+def test_cache_commands_warn_about_a_missing_cache_folder(tmp_path, capsys):
+    code, _, err = run_cli(["cache", "prune", "--max-size", "0",
+                            "--cache-dir", str(tmp_path / "typo")], capsys)
+    assert code == 0 and "no cache folder" in err
+
+
+def test_bundled_model_keyword_is_not_taken_for_a_folder(tmp_path, monkeypatch):
+    (tmp_path / "demo").mkdir()  # e.g. the output of `vrmbg demo demo`
+    monkeypatch.chdir(tmp_path)
+    assert job_settings({"model": "demo"})["model"] == "demo"
+    (tmp_path / "mymodel").mkdir()
+    assert job_settings({"model": "mymodel"})["model"] == str(tmp_path / "mymodel")
