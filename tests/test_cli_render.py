@@ -26,8 +26,7 @@ import pytest
 
 from plate_factory import ramp_rgb, write_exr
 from render_helpers import (FIRST, SIZE, all_files, assert_same_mattes, clean_env, debris,
-                            exr_pixels, exr_spec, frame_file, frames_on_disk, make_model,
-                            make_other_plates, make_plates, one_error_line, read_frames,
+                            exr_pixels, exr_spec, frame_file, frames_on_disk, make_other_plates, make_plates, one_error_line, read_frames,
                             render_args, run_cli, run_json, run_process)
 from vrmbg.core.cli import main
 from vrmbg.core.errors import (EXIT_CANCELLED, EXIT_INPUT, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT,
@@ -39,18 +38,6 @@ OPENJD = re.compile(r"openjd_progress: (\d+)")
 SUMMARY_KEYS = ("frames_requested", "frames_computed", "frames_from_cache",
                 "frames_skipped_existing", "seconds_per_computed_frame", "device", "precision",
                 "model_fingerprint", "chain_id")
-
-
-@pytest.fixture(autouse=True)
-def _hermetic(monkeypatch):
-    """No user cache or forced progress mode leaks into the in-process runs."""
-    for name in ("VRMBG_CACHE", "VRMBG_PROGRESS", "OCIO"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    return make_model(str(tmp_path_factory.mktemp("model") / "tiny"))
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ import os
 
 import av
 import numpy as np
-import pytest
 from av.video.reformatter import ColorRange, Colorspace
 
 from plate_factory import write_exr
 from render_helpers import (SIZE, assert_same_mattes, debris, frame_file, frames_on_disk,
-                            make_model, read_frames, render_args, run_json)
+                            read_frames, render_args, run_json)
 
 W, H = SIZE
 COUNT = 8
@@ -23,17 +22,6 @@ REC709_VIDEO = "Rec.1886 Rec.709 - Display"
 # ProRes 4444 alpha (10-12 bits) plus the encoder's rounding: a couple of 10-bit code
 # values; neighbouring frames of the moving-disc shot differ by far more (~0.1).
 ALPHA_TOL = 2.0 / 1023.0
-
-
-@pytest.fixture(autouse=True)
-def _hermetic(monkeypatch):
-    for name in ("VRMBG_CACHE", "VRMBG_PROGRESS", "OCIO"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    return make_model(str(tmp_path_factory.mktemp("model") / "tiny"))
 
 
 def source_rgb(i: int) -> np.ndarray:

@@ -6,27 +6,15 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pytest
 
 from plate_factory import ramp_rgb, write_exr
-from render_helpers import (FIRST, frame_file, make_model, make_plates, render_args, run_cli,
+from render_helpers import (FIRST, frame_file, make_plates, render_args, run_cli,
                             run_json)
 from vrmbg.core.engine.cache import read_matte_stamp
 from vrmbg.core.errors import EXIT_USAGE
 from vrmbg.core.farm.shotlist import job_settings
 
 FRAMES = range(FIRST, FIRST + 6)
-
-
-@pytest.fixture(autouse=True)
-def _hermetic(monkeypatch):
-    for name in ("VRMBG_CACHE", "VRMBG_PROGRESS", "OCIO"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    return make_model(str(tmp_path_factory.mktemp("model") / "tiny"))
 
 
 def test_other_spellings_and_a_symlinked_folder_are_the_same_shot(tmp_path, model, capsys):
