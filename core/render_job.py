@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping, TextIO
 
@@ -367,17 +368,27 @@ class RenderJob:
                 written.add(frame)
                 bar.update(len(written), f"frame {frame} (from cache)")
 
+            # Output frames are written by their own thread so the model never waits for
+            # an EXR encode; every submitted write is finished (or has failed) before leaving.
+            writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vrmbg-output")
+            pending: list[Future] = []
+
             def finished(done: int, total: int, frame: int) -> None:
                 # Lead-in frames before the first one asked for count in the progress too,
                 # so a farm never sees a task stalled at 0%.
                 bar.total = len(cached) + total
                 if frame in wanted and not self.movie_output:
-                    self._write_output(session, plates, frame)
+                    pending.append(writer.submit(self._write_output, session, plates, frame))
                     written.add(frame)
                 bar.update(len(cached) + done, f"frame {frame}")
 
-            answers = (session.ensure_range(to_compute, progress=finished, cancel=stop)
-                       if to_compute else {})
+            try:
+                answers = (session.ensure_range(to_compute, progress=finished, cancel=stop)
+                           if to_compute else {})
+            finally:
+                writer.shutdown(wait=True)
+                for job in pending:
+                    job.result()  # a failed output write is reported over a cancel
             for frame in to_compute:  # answered from the cache (another process, final tier)
                 if frame not in written and not self.movie_output:
                     self._write_output(session, plates, frame, answers.get(frame, ""))

@@ -92,11 +92,6 @@ class ChainFrames:
         """Frames of the chain from `first` to `last` inclusive, in order."""
         return self.frames[self._index[first]:self._index[last] + 1]
 
-    def previous(self, frame: int) -> int | None:
-        """The chain frame before `frame`, or None for the shot's first frame."""
-        i = self._index[frame]
-        return self.frames[i - 1] if i else None
-
     def start_for(self, frame: int, preroll: int) -> int:
         """First frame of a chain reaching `frame`: the shot start, or `preroll` frames before."""
         if preroll <= 0:
