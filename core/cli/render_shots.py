@@ -42,7 +42,7 @@ Render every shot of a SHOTLIST on this machine, N shots at a time, each in its 
 all shots together. The exit code is non-zero if any shot failed (the summary names them).
 
 Each process loads its own copy of the model: at 1024x1024 on CPU the full model peaks at
-about 1.7 GB of RAM per process in bf16 and 2.1 GB in fp32 (tests/benchmarks/model_bench.py),
+about 1.3 GB of RAM per process in bf16 and 2.2 GB in fp32 (tests/benchmarks/model_bench.py),
 plus the plates in flight; on CUDA each process also holds its own GPU memory. Choose --jobs
 so that many copies fit; on a CPU, one job usually already uses every core.
 
