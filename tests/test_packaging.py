@@ -31,6 +31,12 @@ def test_wheel_installs_only_the_vrmbg_namespace(wheel):
     assert "vrmbg = vrmbg.core.cli:main" in text
 
 
+def test_the_demo_model_ships_in_the_wheel(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("config.json", "model.safetensors", "MODEL_CARD.md"):
+        assert f"vrmbg/core/demo/weights/demo/{name}" in names, name
+
+
 def test_every_core_subpackage_is_in_the_wheel(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for init in (ROOT / "core").rglob("__init__.py"):
