@@ -17,6 +17,8 @@ from typing import Any, Mapping
 from ..errors import ModelError
 
 CONFIG_NAME = "config.json"
+# Marks a config.json as ours (a hub config.json of another code base is not).
+ARCHITECTURE = "vrmbg-birefnet"
 
 # Raw-image branch patch orderings. The image (B, C, R, R) is cut into a g x g grid of tiles that
 # are stacked on the channel axis. "channel_major" puts the channel index outermost
@@ -117,7 +119,7 @@ class ModelConfig:
         for key, value in data.items():
             if isinstance(value, tuple):
                 data[key] = list(value)
-        data["architecture"] = "vrmbg-birefnet"
+        data["architecture"] = ARCHITECTURE
         return data
 
     @classmethod

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .config import CONFIG_NAME, ModelConfig
+from .config import ARCHITECTURE, CONFIG_NAME, ModelConfig
 from .fingerprint import combine, read_header, weights_fingerprint
 from .hub import download, hub_error
 from .remote_code import build_remote, remote_hint
@@ -42,7 +42,7 @@ __all__ = ["DEFAULT_REPO", "DEMO_FOLDER", "INDEX_SUFFIX", "OUR_ARCHITECTURE", "P
            "locate", "model_fingerprint", "save_model"]
 
 DEFAULT_REPO = "briaai/VRMBG-3.0"
-OUR_ARCHITECTURE = "vrmbg-birefnet"
+OUR_ARCHITECTURE = ARCHITECTURE
 DEMO_FOLDER = Path(__file__).resolve().parent.parent / "demo" / "weights" / "demo"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
