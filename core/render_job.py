@@ -186,11 +186,7 @@ class RenderJob:
         settings = {**self.settings, "preview_resolution": 0}
         exact = MatteSession(plates, colour, stepper, cache_root, settings)
         if not self.resume:
-            from .engine.cache import remove_chain
-            if os.path.isdir(exact.folder) and not remove_chain(exact.folder):
-                raise OutputError("cannot restart the chain: another render holds it",
-                                  path=exact.folder)
-            exact = MatteSession(plates, colour, stepper, cache_root, settings)
+            self._restart_chain(exact.folder)
         preroll = int(self.settings.get("preroll") or 0)
         first = frames[0]
         if preroll <= 0 or first == plates.first_frame:
@@ -207,6 +203,15 @@ class RenderJob:
             f"approximate: frames start {preroll} frame(s) before {first} from an empty prior "
             "(--preroll); the output is labelled vrmbg:exact=0")
         return approx
+
+    @staticmethod
+    def _restart_chain(folder: str) -> None:
+        """`--no-resume`: drop the chain's cached frames so it is computed from the shot start."""
+        from .engine.cache import remove_chain
+
+        if os.path.isdir(folder) and not remove_chain(folder):
+            raise OutputError("cannot restart the chain: another render is computing it",
+                              path=folder)
 
     # ------------------------------------------------------------------ outputs
 

@@ -19,8 +19,9 @@ is exact: if the cache does not hold frame 1050 yet, the frames before it are co
 first (into the cache only). With --preroll P the chunk instead starts P frames early
 from an empty prior: faster on a farm, approximate, and labelled so in the output.
 
-Frames already written to the output by the same chain are skipped; an output written
-by a different chain (other plates or settings) is never overwritten without --overwrite.
+Frames already written to the output for this shot and settings are skipped; a matte of
+another shot or of other settings (and an existing movie) is never replaced without
+--overwrite. An exact render replaces this shot's own --preroll (approximate) mattes.
 """
 
 EPILOG = """\
