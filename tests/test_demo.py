@@ -19,7 +19,9 @@ from vrmbg.core.cli.demo import render_mattes
 from vrmbg.core.demo import report, synth
 
 SEEDS = (31337, 31338, 31339, 31340)  # held out: training used shot seeds >= 1,000,000
-IOU_FLOOR = 0.8  # the benchmark's target is 0.85 on longer shots
+# Issue 6: mean IoU >= 0.85 on held-out shots. Measured (fp32, CPU): 0.913 on SEEDS, 0.954 on
+# the DPX shot, 0.964 on the `vrmbg demo` shot (default precision, bf16 on CPU).
+IOU_FLOOR = 0.85
 FRAMES, WIDTH, HEIGHT = 6, 320, 180
 
 
@@ -37,14 +39,14 @@ class LinearWithoutOCIO:
 
 
 def _mean_quality(shots, cache: str, **kwargs) -> dict[str, float]:
-    """Mean IoU and SAD over the held-out shots rendered through the pipeline."""
+    """Mean IoU, SAD and stability over the held-out shots rendered through the pipeline."""
     figures = []
     for shot, files in shots:
         out = render_mattes(files.plate, cache=cache, precision="fp32", log=lambda _m: None,
                             **kwargs)
         assert len(out["mattes"]) == FRAMES
         figures.append(report.quality(out["mattes"], list(shot.alpha)))
-    return {k: float(np.mean([f[k] for f in figures])) for k in ("iou", "sad")}
+    return {k: float(np.mean([f[k] for f in figures])) for k in ("iou", "sad", "stability")}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,20 @@ def test_demo_model_through_the_pipeline_reaches_the_floor(correct):
     assert correct["iou"] >= IOU_FLOOR
 
 
+def test_temporal_model_is_more_stable_than_per_frame_inference(held_out_shots, correct):
+    """Issue 6: the temporal prior must buy stability on static regions over per-frame mattes.
+
+    Measured (fp32, CPU): temporal 0.00201 vs per-frame 0.00219 mean |delta alpha| on these shots;
+    a pipeline that dropped the prior would give equal figures and fail the strict inequality.
+    """
+    per_frame = [report.quality(report.per_frame_mattes(files.plate), list(shot.alpha))
+                 for shot, files in held_out_shots]
+    per_frame_stability = float(np.mean([q["stability"] for q in per_frame]))
+    assert 0.0 < correct["stability"] < per_frame_stability
+    # the per-frame mattes are good mattes (same model and colour path), just less stable
+    assert float(np.mean([q["iou"] for q in per_frame])) >= IOU_FLOOR
+
+
 def test_linear_plates_without_the_ocio_conversion_lower_iou(held_out_shots, correct, tmp_path):
     wrong = _mean_quality(held_out_shots, str(tmp_path / "cache"),
                           colour_override=LinearWithoutOCIO())
@@ -78,7 +94,7 @@ def test_dpx_log_plates_with_their_colour_space_work_too(tmp_path):
     files = synth.write_shot(shot, str(tmp_path), name="sh020", dpx_space="ACEScct")
     out = render_mattes(files.dpx, input_space="ACEScct", cache=str(tmp_path / "cache"),
                         precision="fp32", log=lambda _m: None)
-    assert report.quality(out["mattes"], list(shot.alpha))["iou"] >= IOU_FLOOR - 0.05
+    assert report.quality(out["mattes"], list(shot.alpha))["iou"] >= IOU_FLOOR
 
 
 def test_vrmbg_demo_writes_a_contact_sheet_and_a_report(tmp_path, capsys):
@@ -91,7 +107,7 @@ def test_vrmbg_demo_writes_a_contact_sheet_and_a_report(tmp_path, capsys):
     with open(outdir / "report.json", encoding="utf-8") as handle:
         data = json.load(handle)
     assert data["frames"] == 5 and data["frame_range"] == "1001-1005"
-    assert 0.0 <= data["quality"]["iou"] <= 1.0 and data["quality"]["iou"] >= IOU_FLOOR - 0.1
+    assert 0.0 <= data["quality"]["iou"] <= 1.0 and data["quality"]["iou"] >= IOU_FLOOR
     assert data["seconds_per_frame"] > 0
     mattes = sorted(os.listdir(os.path.dirname(data["paths"]["mattes"])))
     assert [m for m in mattes if m.endswith(".exr")][-1].endswith("1005.exr")

@@ -134,3 +134,25 @@ def pick_rows(count: int, rows: int = 5) -> list[int]:
     if count <= rows:
         return list(range(count))
     return sorted({int(round(i * (count - 1) / (rows - 1))) for i in range(rows)})
+
+
+def per_frame_mattes(pattern: str, *, precision: str = "fp32") -> list[np.ndarray]:
+    """Demo-model mattes of a plate sequence with the temporal prior zeroed on every frame.
+
+    The baseline the temporal model must beat on stability: the same reader, colour
+    transform and card-loop step as the pipeline, each frame treated as a chain's first.
+    """
+    from ..colour import ColourTransform
+    from ..engine.step import FrameStepper
+    from ..model import load_model
+    from ..plates import PlateSequence
+
+    plates = PlateSequence(pattern)
+    colour = ColourTransform(plate_path=plates.path_for(plates.first_frame))
+    stepper = FrameStepper(load_model("demo", device="cpu", precision=precision))
+    mattes = []
+    for frame in plates.frames:
+        plate = plates.read(frame)
+        pred = stepper.step(stepper.prepare(colour.to_model(plate.rgb)), None, None)
+        mattes.append(stepper.to_plate(pred, *plate.rgb.shape[:2]))
+    return mattes

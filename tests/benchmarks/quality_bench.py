@@ -28,24 +28,6 @@ from vrmbg.core.demo import report, synth
 HELD_OUT_SEEDS = tuple(range(2000, 2100))  # training used shot seeds >= 1,000,000
 
 
-def per_frame_mattes(pattern: str, *, precision: str) -> list[np.ndarray]:
-    """Mattes with the prior zeroed on every frame (same reader, colour and stepper)."""
-    from vrmbg.core.colour import ColourTransform
-    from vrmbg.core.engine.step import FrameStepper
-    from vrmbg.core.model import load_model
-    from vrmbg.core.plates import PlateSequence
-
-    plates = PlateSequence(pattern)
-    colour = ColourTransform(plate_path=plates.path_for(plates.first_frame))
-    stepper = FrameStepper(load_model("demo", device="cpu", precision=precision))
-    out = []
-    for frame in plates.frames:
-        plate = plates.read(frame)
-        pred = stepper.step(stepper.prepare(colour.to_model(plate.rgb)), None, None)
-        out.append(stepper.to_plate(pred, *plate.rgb.shape[:2]))
-    return out
-
-
 def summarise(per_shot: list[dict]) -> dict:
     """Means over shots of the per-shot quality figures."""
     keys = ("iou", "iou_min", "sad", "mae", "stability")
@@ -79,7 +61,7 @@ def main() -> int:
                 results[precision].append({"seed": seed, **quality})
                 seconds[precision].append(out["seconds_per_frame"])
                 dtypes[precision] = out["model"]["dtype"]
-            quality = report.quality(per_frame_mattes(files.plate, precision="fp32"), gts)
+            quality = report.quality(report.per_frame_mattes(files.plate, precision="fp32"), gts)
             quality.pop("iou_per_frame")
             results["per_frame"].append({"seed": seed, **quality})
             print(f"seed {seed}: IoU {results['fp32'][-1]['iou']:.3f} (per-frame "
