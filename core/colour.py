@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import PyOpenColorIO as OCIO
 
-from .errors import ColourError
+from .errors import ColourError, first_line
 from .movie import MOVIE_EXTENSIONS
 
 BUILTIN_CONFIG = "ocio://studio-config-latest"
@@ -68,7 +68,7 @@ def _load_config(source: str, origin: str) -> "OCIO.Config":
     try:
         return OCIO.Config.CreateFromFile(source)
     except Exception as exc:  # OCIO raises its own Exception subclass with a long text
-        raise ColourError(f"cannot read OCIO config (from {origin}): {_first_line(exc)}",
+        raise ColourError(f"cannot read OCIO config (from {origin}): {first_line(exc)}",
                           path=source) from exc
 
 
@@ -97,11 +97,6 @@ def resolve_config(explicit: str = "") -> tuple["OCIO.Config", str]:
 
 
 # --------------------------------------------------------------------------- colour spaces
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
 
 def space_candidates(config: "OCIO.Config") -> list[str]:
     """Every name a user may type for a colour space: names, aliases and roles."""
@@ -250,7 +245,7 @@ class ColourTransform:
             return processor.getDefaultCPUProcessor()
         except Exception as exc:
             raise ColourError(f"OCIO cannot build the transform {self.describe()}: "
-                              f"{_first_line(exc)}") from exc
+                              f"{first_line(exc)}") from exc
 
     def describe(self) -> str:
         """Human-readable summary, e.g. "ACEScg -> sRGB Encoded Rec.709 (sRGB)"."""

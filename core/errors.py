@@ -18,6 +18,17 @@ EXIT_OUTPUT = 5  # cannot write mattes/cache: permissions, disk full, conflictin
 EXIT_CANCELLED = 130  # SIGINT/SIGTERM: finished frames are kept, the current one finishes
 
 
+def one_line(text: object, default: str = "") -> str:
+    """Text with every line break and run of spaces folded, so a message stays one log line."""
+    return " ".join(str(text).split()) or default
+
+
+def first_line(exc: BaseException) -> str:
+    """First line of an exception's text (its type name when empty), for one-line messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class VrmbgError(Exception):
     """Base of every user-facing error; `exit_code` is what the command line returns."""
 
@@ -40,7 +51,7 @@ class VrmbgError(Exception):
         text = f"{': '.join(where)}: {self.message}" if where else self.message
         if self.hint:
             text = f"{text} ({self.hint})"
-        return " ".join(text.split())  # always one line
+        return one_line(text)
 
 
 class UsageError(VrmbgError):

@@ -21,7 +21,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from .atomic import atomic_write
-from .errors import InputError, OutputError, UsageError
+from .errors import InputError, OutputError, UsageError, one_line
 from .plates import ImageInfo, ImageReader, Window, frame_rate
 
 COMPRESSIONS = ("zip", "zips", "piz", "rle", "none", "dwaa", "dwab")
@@ -182,6 +182,11 @@ def _set_vrmbg_attribute(spec: oiio.ImageSpec, key: str, value: object) -> None:
         spec.attribute(name, str(value))
 
 
+def _writer_error(out: oiio.ImageOutput) -> str:
+    """OpenImageIO's error of a failed write, on one line."""
+    return one_line(out.geterror(), "unknown error")
+
+
 def _write_exr(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) -> None:
     """Write `pixels` to the temp file `tmp` (OutputError naming the final `path`)."""
     out = oiio.ImageOutput.create(tmp)
@@ -189,16 +194,12 @@ def _write_exr(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) ->
         raise OutputError(f"cannot create an EXR writer: {oiio.geterror()}", path=path)
     try:
         if not out.open(tmp, spec):
-            raise OutputError(f"cannot open for writing: {_one_line(out.geterror())}", path=path)
+            raise OutputError(f"cannot open for writing: {_writer_error(out)}", path=path)
         if not out.write_image(pixels):
-            raise OutputError(f"cannot write pixels: {_one_line(out.geterror())}", path=path)
+            raise OutputError(f"cannot write pixels: {_writer_error(out)}", path=path)
     except BaseException:
         out.close()
         raise
     if not out.close():
-        raise OutputError(f"cannot finish the file: {_one_line(out.geterror())}", path=path)
+        raise OutputError(f"cannot finish the file: {_writer_error(out)}", path=path)
 
-
-def _one_line(text: str) -> str:
-    """Error text on one line."""
-    return " ".join(str(text).split()) or "unknown error"

@@ -28,7 +28,7 @@ import time
 from types import FrameType, TracebackType
 from typing import Callable, TextIO
 
-from .errors import Cancelled, UsageError
+from .errors import Cancelled, UsageError, one_line
 
 MODES = ("auto", "bar", "plain", "quiet")
 ENV_MODE = "VRMBG_PROGRESS"
@@ -69,11 +69,6 @@ def format_rate(frames_per_second: float) -> str:
     return f"{1.0 / frames_per_second:.1f} s/frame"
 
 
-def _one_line(text: str) -> str:
-    """Text with line breaks collapsed, so one status never spans two log lines."""
-    return " ".join(str(text).split())
-
-
 class Progress:
     """Frames done out of `total`, shown as a bar (terminal) or farm-parseable lines.
 
@@ -89,7 +84,7 @@ class Progress:
                  mode: str = "auto", out: TextIO | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.total = max(0, int(total))
-        self.label = _one_line(label)
+        self.label = one_line(label)
         # Progress goes to `stream` when given; by default the bar goes to stderr (so stdout
         # stays clean for data) and plain lines to stdout (where farm managers read them).
         self.stream = stream if stream is not None else sys.stderr  # the bar
@@ -169,7 +164,7 @@ class Progress:
 
     def _status(self, message: str) -> str:
         """The OpenJD status text: the caller's message, else `label done/total frames`."""
-        text = _one_line(message) or f"{self.done}/{self.total} frames"
+        text = one_line(message) or f"{self.done}/{self.total} frames"
         return f"{self.label} {text}" if self.label else text
 
     def _print_plain(self, message: str) -> None:

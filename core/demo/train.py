@@ -23,11 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..engine.step import IMAGENET_MEAN, IMAGENET_STD, resize_bilinear
 from . import synth
 from .train_cli import TrainSettings
 
-IMAGENET_MEAN = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
-IMAGENET_STD = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 # Plate sizes clips are rendered at before the resize to the native size (squashed like the
 # pipeline squashes real plates), so the model copes with 16:9, 4:3, portrait and square plates.
 CLIP_SIZES = ((256, 256), (384, 216), (320, 240), (224, 320), (320, 320))
@@ -42,16 +43,13 @@ HELD_OUT_SEEDS = (424242, 424243, 424244, 424245, 424246, 424247)  # never used 
 
 
 def resize(image: torch.Tensor, size: int) -> torch.Tensor:
-    """The card's resize: bilinear, half-pixel centres, no antialias (OpenCV INTER_LINEAR)."""
-    if image.shape[-2:] == (size, size):
-        return image
-    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=False)
+    """The card's resize to a square, exactly as the pipeline's frame stepper does it."""
+    return resize_bilinear(image, size, size)
 
 
 def normalise(rgb01: torch.Tensor) -> torch.Tensor:
     """ImageNet normalisation of (N, 3, H, W) RGB in [0, 1]."""
-    return (rgb01 - IMAGENET_MEAN) / IMAGENET_STD
+    return (rgb01 - _MEAN) / _STD
 
 
 def clip_tensors(rgb01: np.ndarray, alpha: np.ndarray, size: int) -> tuple[torch.Tensor,

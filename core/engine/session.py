@@ -359,19 +359,25 @@ class MatteSession:
     def _wait_for_lock(self, lock: ChainLock, missing: list[int],
                        cancelled: Callable[[], bool]) -> dict[int, str] | None:
         """Wait for the chain lock; returns the answers instead if another process made them."""
+        answered: dict[int, str] = {}
         next_check = time.monotonic() + WAIT_RECHECK_SECONDS
-        while not lock.try_acquire():
+
+        def stop_waiting() -> bool:
+            nonlocal next_check
             if cancelled():
                 raise Cancelled("cancelled while waiting for another render of this shot",
                                 path=self._tier.store.folder)
-            if time.monotonic() >= next_check:
-                self._call_memo = {}
-                answers = self._answer_from_cache(missing, tier_only=True)
-                if len(answers) == len(missing):
-                    return answers
-                next_check = time.monotonic() + WAIT_RECHECK_SECONDS
-            time.sleep(LOCK_POLL_SECONDS)
-        return None
+            if time.monotonic() < next_check:
+                return False
+            self._call_memo = {}
+            answered.clear()  # only what is valid now counts
+            answered.update(self._answer_from_cache(missing, tier_only=True))
+            next_check = time.monotonic() + WAIT_RECHECK_SECONDS
+            return len(answered) == len(missing)
+
+        if lock.acquire(poll=LOCK_POLL_SECONDS, stop=stop_waiting):
+            return None
+        return answered
 
     def _plan_and_run(self, tier: _Tier, todo: list[int], progress: ProgressCallback | None,
                       cancelled: Callable[[], bool]) -> None:

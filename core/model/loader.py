@@ -28,13 +28,13 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 from .config import ARCHITECTURE, CONFIG_NAME, ModelConfig
 from .fingerprint import combine, read_header, weights_fingerprint
 from .hub import download, hub_error
 from .remote_code import build_remote, remote_hint
 from .weights import (INDEX_SUFFIX, PICKLE_SUFFIXES, WEIGHTS_NAME, Located, build_builtin,
-                      first_line, folder_weights, read_weights, refuse_pickle, single_file,
+                      folder_weights, read_weights, refuse_pickle, single_file,
                       stored_dtype, stored_tensors, where)
 
 __all__ = ["DEFAULT_REPO", "DEMO_FOLDER", "INDEX_SUFFIX", "OUR_ARCHITECTURE", "PICKLE_SUFFIXES",

@@ -20,9 +20,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 from .config import ModelConfig
-from .weights import Located, check_keys, first_line
+from .weights import Located, check_keys
 
 
 def build_remote(located: Located, raw_config: dict[str, Any] | None,

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 from .config import ModelConfig
 from .fingerprint import read_header
 
@@ -239,8 +239,3 @@ def where(located: Located) -> str:
     """The path to name in messages: the single weights file, or the folder."""
     return str(located.weights[0] if len(located.weights) == 1 else located.folder)
 
-
-def first_line(exc: BaseException) -> str:
-    """First line of an exception's text, so ModelError messages stay one line."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
