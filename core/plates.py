@@ -84,7 +84,10 @@ class ImageInfo:
 
 @dataclass
 class Plate:
-    """One decoded frame: display-window RGB (H, W, 3) float32, raw values."""
+    """One decoded frame: display-window RGB (H, W, 3), raw values.
+
+    float32, or float16 when a half plate was read with `keep_half` (no widening copy).
+    """
 
     frame: int
     path: str
@@ -122,13 +125,17 @@ class PlateSequence:
         self._check_size(info, frame)
         return info
 
-    def read(self, frame: int) -> Plate:
-        """Decode `frame`'s display-window RGB; InputError(path, frame) on any bad frame."""
+    def read(self, frame: int, *, keep_half: bool = False) -> Plate:
+        """Decode `frame`'s display-window RGB; InputError(path, frame) on any bad frame.
+
+        `keep_half`: a half plate may come back as float16, for callers (the colour
+        conversion) that widen it block by block anyway.
+        """
         path = self.path_for(frame)
         with ImageReader(path, frame) as reader:
             info = reader.info(self.layer, self.part)
             self._check_size(info, frame)
-            rgb = reader.pixels(info)
+            rgb = reader.pixels(info, keep_half=keep_half)
         return Plate(frame=frame, path=path, rgb=rgb, info=info)
 
     def fingerprint(self, frame: int, content: bool = False) -> str:
@@ -284,8 +291,12 @@ class ImageReader:
             pixel_type=pixel_type, bit_depth=bits, metadata=metadata,
             attribute_types=types, part_index=index, selected_channels=selected)
 
-    def pixels(self, info: ImageInfo) -> np.ndarray:
-        """Decode the selected channels of the display window as float32 (H, W, C)."""
+    def pixels(self, info: ImageInfo, *, keep_half: bool = False) -> np.ndarray:
+        """Decode the selected channels of the display window as (H, W, C) float32.
+
+        `keep_half`: when the channels are decoded as half, return them as float16 instead
+        (no widening copy, for callers that widen block by block themselves).
+        """
         spec = self.specs[info.part_index]
         if spec.deep:
             raise self._error("deep images are not supported", hint="flatten the EXR first")
@@ -299,8 +310,9 @@ class ImageReader:
                               hint="the file is truncated or corrupt")
         raw = raw.reshape(spec.height, spec.width, last - first)
         local = [i - first for i in indices]
+        dtype = np.float16 if keep_half and raw.dtype == np.float16 else np.float32
         return _to_display(raw, local, info.data_window, info.display_window,
-                           _INT_SCALE.get(str(read_type)))
+                           _INT_SCALE.get(str(read_type)), dtype)
 
 
 def _open_input(path: str, frame: int | None) -> oiio.ImageInput:
@@ -352,27 +364,30 @@ def _read_type(spec: oiio.ImageSpec, indices: Sequence[int], whole: bool) -> oii
 
 
 def _to_display(raw: np.ndarray, local: Sequence[int], data: Window, display: Window,
-                scale: float | None) -> np.ndarray:
-    """Pick channels `local` of the data-window pixels `raw` into a float32 display window.
+                scale: float | None, dtype: type = np.float32) -> np.ndarray:
+    """Pick channels `local` of the data-window pixels `raw` into a `dtype` display window.
 
-    One copy does the channel pick, the type conversion and the crop/pad; pixels outside
-    the data window are 0.
+    One copy at most does the channel pick, the type conversion and the crop/pad; pixels
+    outside the data window are 0.
     """
     x, y, w, h = data
     fx, fy, fw, fh = display
     ncols = len(local)
     contiguous = list(local) == list(range(local[0], local[0] + ncols))
-    if (data == display and raw.dtype == np.float32 and scale is None
+    if (data == display and raw.dtype == dtype and scale is None
             and contiguous and ncols == raw.shape[2]):
         return np.ascontiguousarray(raw)
     x0, x1 = max(x, fx), min(x + w, fx + fw)
     y0, y1 = max(y, fy), min(y + h, fy + fh)
     covered = x0 <= fx and y0 <= fy and x1 >= fx + fw and y1 >= fy + fh
-    out = (np.empty if covered else np.zeros)((fh, fw, ncols), dtype=np.float32)
+    out = (np.empty if covered else np.zeros)((fh, fw, ncols), dtype=dtype)
     if x0 >= x1 or y0 >= y1:
         return out
     dst = out[y0 - fy:y1 - fy, x0 - fx:x1 - fx]
     src = raw[y0 - y:y1 - y, x0 - x:x1 - x]
+    if raw.dtype == dtype and scale is None:  # a plain copy: not worth other threads
+        _convert_rows(dst, src, local, contiguous, scale)
+        return out
     _parallel_rows(dst.shape[0], dst.size,
                    lambda a, b: _convert_rows(dst[a:b], src[a:b], local, contiguous, scale))
     return out
@@ -380,7 +395,7 @@ def _to_display(raw: np.ndarray, local: Sequence[int], data: Window, display: Wi
 
 def _convert_rows(dst: np.ndarray, src: np.ndarray, local: Sequence[int], contiguous: bool,
                   scale: float | None) -> None:
-    """Copy-convert channels `local` of `src` rows into `dst` (float32), then scale."""
+    """Copy-convert channels `local` of `src` rows into `dst` (its own dtype), then scale."""
     if contiguous:
         dst[...] = src[..., local[0]:local[0] + len(local)]
     else:

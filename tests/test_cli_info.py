@@ -59,8 +59,8 @@ def test_multipart_layer_and_part(tmp_path, capsys):
 
 
 def test_dpx_colour_metadata(tmp_path, capsys):
-    path = write_dpx(tmp_path / "scan.0101.dpx", np.full((4, 6, 3), 0.5, np.float32), bits=10,
-                     attributes={"dpx:Transfer": ("string", "Logarithmic")})
+    write_dpx(tmp_path / "scan.0101.dpx", np.full((4, 6, 3), 0.5, np.float32), bits=10,
+              attributes={"dpx:Transfer": ("string", "Logarithmic")})
     code, out, _ = run_info(capsys, tmp_path / "scan.####.dpx")
     assert code == 0
     assert "dpx, uint16 (10-bit)" in out

@@ -33,7 +33,7 @@ class LinearWithoutOCIO:
     def describe(self) -> str:
         return "none (scene-linear fed as is)"
 
-    def to_model(self, rgb: np.ndarray) -> np.ndarray:
+    def to_model(self, rgb: np.ndarray, threads: int = 0) -> np.ndarray:
         self.last_bad_pixels = 0
         return np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0).astype(np.float32)
 

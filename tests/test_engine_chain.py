@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -170,3 +171,57 @@ def test_an_unusable_cache_folder_is_an_output_error(tmp_path):
     with pytest.raises(OutputError) as error:
         lock.try_acquire()
     assert str(blocker) in str(error.value)
+
+
+# --------------------------------------------------------------------------- pipeline thread set-up
+
+class SetupRecorder(FakeWork):
+    """FakeWork that also records which threads were set up and which did the work."""
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.set_up: list[tuple[str, int]] = []
+        self.read_on: set[int] = set()
+        self.write_on: set[int] = set()
+
+    def setup(self):
+        with self.lock:
+            self.set_up.append((threading.current_thread().name, threading.get_ident()))
+
+    def read(self, frame):
+        with self.lock:
+            self.read_on.add(threading.get_ident())
+        return super().read(frame)
+
+    def write(self, item, payload):
+        with self.lock:
+            self.write_on.add(threading.get_ident())
+        super().write(item, payload)
+
+
+def test_pipeline_thread_setup_runs_on_reader_and_writer_threads_not_the_caller():
+    work = SetupRecorder()
+    runs = [Run(prior=None, frames=[1, 2, 3, 4], start=1), Run(prior=6, frames=[7, 8], start=1)]
+    reported = []
+    FramePipeline(read=work.read, step=work.step, load_prior=lambda f: f, write=work.write,
+                  thread_setup=work.setup).run(runs, cancelled=lambda: False,
+                                               on_written=reported.append)
+
+    names = [name for name, _ in work.set_up]
+    idents = {ident for _, ident in work.set_up}
+    assert threading.get_ident() not in idents
+    assert len(idents) == len(work.set_up)  # once per thread
+    assert any(name.startswith("vrmbg-read") for name in names)
+    assert sum(name.startswith("vrmbg-write") for name in names) == 1
+    assert work.read_on <= idents and work.write_on <= idents  # set up before any work
+    assert work.steps == [(1, None), (2, 1), (3, 2), (4, 3), (7, 6), (8, 7)]
+    assert reported == [1, 2, 3, 4, 7, 8] and work.written == reported
+
+
+def test_pipeline_without_thread_setup_still_runs():
+    work = SetupRecorder()
+    FramePipeline(read=work.read, step=work.step, load_prior=lambda f: f,
+                  write=work.write).run([Run(None, [1, 2, 3], 1)], cancelled=lambda: False,
+                                        on_written=lambda frame: None)
+    assert work.set_up == [] and work.written == [1, 2, 3]

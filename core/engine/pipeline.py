@@ -129,10 +129,13 @@ class FramePipeline:
                  step: Callable[[Prepared, Prepared | None, Any], tuple[Any, Any]],
                  load_prior: Callable[[int], Any],
                  write: Callable[[Prepared, Any], None],
-                 readers: int = 2, prefetch: int = 3, write_depth: int = 2) -> None:
-        """`step(item, prev, prior) -> (next prior, payload)`; `write(item, payload)`."""
+                 readers: int = 2, prefetch: int = 3, write_depth: int = 2,
+                 thread_setup: Callable[[], None] | None = None) -> None:
+        """`step(item, prev, prior) -> (next prior, payload)`; `write(item, payload)`;
+        `thread_setup()` runs first on each reader and writer thread."""
         self._read, self._step, self._load_prior, self._write = read, step, load_prior, write
         self._readers, self._prefetch, self._write_depth = readers, prefetch, write_depth
+        self._thread_setup = thread_setup
 
     def run(self, runs: Sequence[Run], *, cancelled: Callable[[], bool],
             on_written: Callable[[int], None]) -> None:
@@ -141,8 +144,11 @@ class FramePipeline:
         Frames already computed are written (and reported through `on_written`) before this
         returns or raises, whatever the reason.
         """
-        with ThreadPoolExecutor(self._readers, thread_name_prefix="vrmbg-read") as readers, \
-                ThreadPoolExecutor(1, thread_name_prefix="vrmbg-write") as writer:
+        setup = self._thread_setup
+        with ThreadPoolExecutor(self._readers, thread_name_prefix="vrmbg-read",
+                                initializer=setup) as readers, \
+                ThreadPoolExecutor(1, thread_name_prefix="vrmbg-write",
+                                   initializer=setup) as writer:
             reads = _Prefetch(readers, self._read, frames_to_read(runs), self._prefetch)
             writes = _Writes(writer, self._write, on_written, self._write_depth)
             ok = False

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from ..cpu import lower_thread_priority
 from ..errors import Cancelled, InputError, UsageError
 from ..mattes import write_matte
 from .cache import (ChainLock, ChainStore, default_cache_root, plate_name, plate_source,
@@ -509,7 +510,8 @@ class MatteSession:
                 progress(done, total, frame)
 
         pipeline = FramePipeline(read=work.read, step=work.step, load_prior=work.load_prior,
-                                 write=work.write, readers=self.io_threads)
+                                 write=work.write, readers=self.io_threads,
+                                 thread_setup=lower_thread_priority)
         began = time.perf_counter()
         try:
             pipeline.run(runs, cancelled=cancelled, on_written=on_written)
@@ -539,10 +541,15 @@ class _FrameWork:
                 self.where.setdefault(run.prior, run)
 
     def read(self, frame: int) -> Prepared:
-        """Decode, colour-convert and resize one plate frame for the model."""
-        plate = self.session.plates.read(frame)
+        """Decode, colour-convert and resize one plate frame for the model.
+
+        A half plate stays half until the colour conversion widens it block by block, and
+        each frame is converted on its reader thread: the frames in flight are the
+        parallelism, so no frame spreads over the cores the model is using.
+        """
+        plate = self.session.plates.read(frame, keep_half=True)
         colour = self.session.colour
-        rgb01 = colour.to_model(plate.rgb)
+        rgb01 = colour.to_model(plate.rgb, threads=1)
         bad = int(getattr(colour, "last_bad_pixels", 0) or 0)  # per thread in ColourTransform
         if bad:
             self.session.bad_pixels[frame] = bad
