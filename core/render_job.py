@@ -26,7 +26,6 @@ from .frames import SequencePattern, format_frame_ranges, parse_frame_spec
 
 MOVIE_OUTPUTS = (".mov",)
 DEFAULT_FPS = 24.0
-CACHE_FOLDER_NAME = ".vrmbg-cache"
 
 
 @dataclass
@@ -60,11 +59,11 @@ def default_render_cache(output: str) -> str:
     Beside the output (usually shared storage) lets every farm chunk of a shot, on any
     machine, continue from frames another chunk finished.
     """
-    from .engine.cache import default_cache_root
+    from .engine.cache import RENDER_CACHE_FOLDER, default_cache_root
 
     if os.environ.get("VRMBG_CACHE"):
         return default_cache_root()
-    return os.path.join(os.path.dirname(os.path.abspath(output)), CACHE_FOLDER_NAME)
+    return os.path.join(os.path.dirname(os.path.abspath(output)), RENDER_CACHE_FOLDER)
 
 
 def shot_label(plates: Any, layer: str = "", part: str = "") -> str:

@@ -63,6 +63,31 @@ def test_info_by_chain_or_shot_and_unknown_names(tmp_path, capsys):
     assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1
 
 
+def test_an_output_folder_stands_for_the_render_cache_inside_it(tmp_path, capsys):
+    output = tmp_path / "mattes"
+    inner = output / cache.RENDER_CACHE_FOLDER
+    chain = fake_chain(inner, "sh010-aaaa0000", "1111111111111111")
+    (output / "sh010.1001.exr").write_bytes(b"matte")  # the render's outputs beside it
+    code, out, err = run_cli(capsys, "ls", "--cache-dir", str(output), "--json")
+    listing = json.loads(out)
+    assert code == 0 and listing["cache_dir"] == str(inner)
+    assert [c["chain_id"] for c in listing["chains"]] == ["1111111111111111"]
+    assert str(inner) in err  # said on stderr, so the JSON stays clean
+    code, _, _ = run_cli(capsys, "clear", "--all", "--cache-dir", str(output))
+    assert code == 0 and not os.path.exists(chain)
+    assert os.path.isfile(output / "sh010.1001.exr")  # outputs are never touched
+
+
+def test_a_cache_with_chains_of_its_own_is_used_as_given(tmp_path, capsys):
+    own = fake_chain(tmp_path, "sh020-bbbb0000", "2222222222222222")
+    fake_chain(tmp_path / cache.RENDER_CACHE_FOLDER, "sh010-aaaa0000", "1111111111111111")
+    code, out, err = run_cli(capsys, "ls", "--cache-dir", str(tmp_path), "--json")
+    listing = json.loads(out)
+    assert listing["cache_dir"] == str(tmp_path) and "render cache" not in err
+    assert [c["chain_id"] for c in listing["chains"]] == ["2222222222222222"]
+    assert os.path.isdir(own)
+
+
 def test_clear_needs_a_selector_and_removes_only_what_is_named(tmp_path, capsys):
     keep = fake_chain(tmp_path, "sh010-aaaa0000", "1111111111111111")
     preview = fake_chain(tmp_path, "sh010-aaaa0000", "3333333333333333", tier="preview")

@@ -24,11 +24,13 @@ Inspect and bound the temporal cache (finished mattes + the state to continue fr
 
 Where: --cache-dir, else $VRMBG_CACHE, else $XDG_CACHE_HOME/vrmbg (~/.cache/vrmbg).
 `vrmbg render` keeps its cache beside its output (mattes/.vrmbg-cache) unless --cache-dir
-or $VRMBG_CACHE says otherwise: point --cache-dir at that folder to inspect or prune it.
+or $VRMBG_CACHE says otherwise: point --cache-dir at the output folder (mattes) or at the
+.vrmbg-cache inside it to inspect or prune that cache.
 Layout: <cache>/<shot>/<final|preview>/<chain-id>/matte/<shot>.####.exr
 
 Examples:
   vrmbg cache ls                              every chain, least recently used first
+  vrmbg cache ls --cache-dir mattes           the cache a render keeps beside mattes/
   vrmbg cache ls --json                       the same as JSON (for pipeline tools)
   vrmbg cache info 5c48d6cab6dba4a5           settings, frames and size of one chain
   vrmbg cache info sh010                      every chain of a shot
@@ -108,11 +110,17 @@ def _root(args: argparse.Namespace) -> str:
     """The cache root from --cache-dir / $VRMBG_CACHE / the user cache folder.
 
     A root that does not exist is reported on stderr: a typo in a nightly prune job must
-    not pass silently.
+    not pass silently. A render's output folder stands for the `.vrmbg-cache` inside it
+    (said on stderr, so --json output stays clean).
     """
     root = store.default_cache_root(getattr(args, "cache_dir", "") or "")
     if not os.path.exists(root):
         print(f"vrmbg: warning: no cache folder at {root}", file=sys.stderr)
+        return root
+    inner = store.render_cache_inside(root) if getattr(args, "cache_dir", "") else None
+    if inner:
+        print(f"vrmbg: using the render cache {inner}", file=sys.stderr)
+        return inner
     return root
 
 

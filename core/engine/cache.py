@@ -62,6 +62,9 @@ except ImportError:  # pragma: no cover - Windows
 
 # --------------------------------------------------------------------------- cache root
 
+RENDER_CACHE_FOLDER = ".vrmbg-cache"  # a render's cache, beside its output
+
+
 def default_cache_root(explicit: str = "") -> str:
     """Where the cache lives: explicit > $VRMBG_CACHE > $XDG_CACHE_HOME/vrmbg > ~/.cache/vrmbg."""
     if explicit:
@@ -420,6 +423,18 @@ class ChainInfo:
                 "last_used": self.last_used, "locked": self.locked,
                 "settings": self.description.get("identity", {}),
                 "plate": self.description.get("plate", "")}
+
+
+def render_cache_inside(folder: str) -> str | None:
+    """The render cache kept in `folder` (an output folder), when `folder` holds no chains
+    of its own but has a `.vrmbg-cache` inside; None otherwise."""
+    inner = os.path.join(folder, RENDER_CACHE_FOLDER)
+    if not os.path.isdir(inner) or os.path.basename(os.path.normpath(folder)) == \
+            RENDER_CACHE_FOLDER:
+        return None
+    if next(iter_chain_dirs(folder), None) is not None:
+        return None
+    return inner
 
 
 def iter_chain_dirs(root: str) -> Iterator[tuple[str, str, str]]:

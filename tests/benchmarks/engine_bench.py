@@ -196,7 +196,8 @@ def main() -> int:
                         help="torch intra-op threads (0 = torch's default)")
     parser.add_argument("--full-frames", type=int, default=0,
                         help="also run (b) with the full 220M-parameter network (random "
-                             "weights) over this many frames (slow: ~5 s per frame on CPU)")
+                             "weights) over this many frames (slow: ~5 s per frame and "
+                             "repeat on CPU)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -218,7 +219,7 @@ def main() -> int:
             full = load_model(init_random(os.path.join(work, "full"), "full", seed=0),
                               device="cpu", precision=args.precision)
             b_report["full_at_1024"], _ = end_to_end(pattern, frames[:args.full_frames], full,
-                                                     work, 1)
+                                                     work, args.repeats)
         scrubbed = scrub(pattern, frames, loaded, work)
         report = {
             "plates": f"{args.width}x{args.height} half ZIP EXR", "frames": count,
