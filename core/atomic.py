@@ -9,13 +9,16 @@ so sequence discovery never mistakes it for a frame.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import uuid
 from typing import Callable
 
 from .errors import OutputError
 
 TEMP_MARKER = ".vrmbg-tmp-"
+LOW_SPACE_BYTES = 1 << 20  # below this much room a failed write is reported as a full disk
 
 
 def temp_path_for(path: str) -> str:
@@ -46,12 +49,34 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
         _fsync_file(tmp)
         os.replace(tmp, path)
     except OSError as exc:
+        full = disk_full_error(path, "write", full=exc.errno in (errno.ENOSPC, errno.EDQUOT))
         _remove_quietly(tmp)
-        raise OutputError(f"cannot write ({exc.strerror or exc})", path=path) from None
+        raise full or OutputError(f"cannot write ({exc.strerror or exc})", path=path) from None
     except BaseException:
         _remove_quietly(tmp)
         raise
     _fsync_folder(folder)
+
+
+def disk_full_error(path: str, what: str, *, needed: int = 0,
+                    full: bool = False) -> OutputError | None:
+    """An OutputError saying the disk is full when `path`'s file system has no room left
+    (less than `needed` bytes, or than 1 MiB), or when the caller already knows (`full`).
+
+    Writers report a full disk in their own words ("Failed OpenEXR write", "65536 requested
+    and 14272 written"); the user needs to hear that the disk is full. Call it before the
+    temp file is removed: its partial bytes are part of what ran out.
+    """
+    if not full:
+        try:
+            free = shutil.disk_usage(os.path.dirname(os.path.abspath(path)) or ".").free
+        except OSError:
+            return None
+        full = free < max(needed, LOW_SPACE_BYTES)
+    if not full:
+        return None
+    return OutputError(f"cannot {what}: no space left on the device", path=path,
+                       hint="free some space or write elsewhere")
 
 
 def _fsync_file(path: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import OpenImageIO as oiio
 
-from .atomic import atomic_write
+from .atomic import atomic_write, disk_full_error
 from .errors import InputError, OutputError, UsageError, one_line
 from .plates import ImageInfo, ImageReader, Window, frame_rate
 
@@ -187,19 +187,31 @@ def _writer_error(out: oiio.ImageOutput) -> str:
     return one_line(out.geterror(), "unknown error")
 
 
+def write_failure(what: str, reason: str, tmp: str, path: str, needed: int) -> OutputError:
+    """The OutputError of a failed matte write, in terms a user can act on: a full disk when
+    there is no room left for the matte, else OpenImageIO's reason naming the matte (not our
+    temp file)."""
+    return (disk_full_error(path, what, needed=needed)
+            or OutputError(f"cannot {what}: {reason.replace(tmp, os.path.basename(path))}",
+                           path=path))
+
+
 def _write_exr(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) -> None:
     """Write `pixels` to the temp file `tmp` (OutputError naming the final `path`)."""
     out = oiio.ImageOutput.create(tmp)
     if out is None:
         raise OutputError(f"cannot create an EXR writer: {oiio.geterror()}", path=path)
+
+    def failure(what: str) -> OutputError:
+        return write_failure(what, _writer_error(out), tmp, path, pixels.nbytes)
+
     try:
         if not out.open(tmp, spec):
-            raise OutputError(f"cannot open for writing: {_writer_error(out)}", path=path)
+            raise failure("open for writing")
         if not out.write_image(pixels):
-            raise OutputError(f"cannot write pixels: {_writer_error(out)}", path=path)
+            raise failure("write pixels")
     except BaseException:
         out.close()
         raise
     if not out.close():
-        raise OutputError(f"cannot finish the file: {_writer_error(out)}", path=path)
-
+        raise failure("finish the file")

@@ -1,0 +1,123 @@
+"""A full disk: one clear line saying so (exit 5), no partial files, finished mattes kept, and
+a resumed render (after space is freed) that completes exactly where it stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections import namedtuple
+
+import numpy as np
+import pytest
+
+from render_helpers import (FIRST, assert_same_mattes, debris, frames_on_disk, make_model,
+                            make_plates, one_error_line, read_frames, render_args, run_cli)
+from vrmbg.core import atomic, mattes
+from vrmbg.core.errors import OutputError
+
+Usage = namedtuple("Usage", "total used free")
+
+
+def usage_with_free(free: int):
+    """A stand-in for shutil.disk_usage reporting `free` bytes left."""
+    return lambda _folder: Usage(1 << 40, (1 << 40) - free, free)
+
+
+# --------------------------------------------------------------------------- unit
+
+def test_disk_full_error_only_when_there_is_no_room(monkeypatch, tmp_path):
+    target = str(tmp_path / "m.1001.exr")
+    monkeypatch.setattr(atomic.shutil, "disk_usage", usage_with_free(4096))
+    error = atomic.disk_full_error(target, "write pixels", needed=100)
+    assert isinstance(error, OutputError) and error.exit_code == 5
+    assert "no space left on the device" in str(error) and target in str(error)
+    monkeypatch.setattr(atomic.shutil, "disk_usage", usage_with_free(50 << 20))
+    assert atomic.disk_full_error(target, "write pixels", needed=100) is None
+    assert atomic.disk_full_error(target, "write pixels", needed=60 << 20) is not None
+    assert atomic.disk_full_error(target, "write", full=True) is not None  # ENOSPC known
+
+
+class FailingOutput:
+    """An EXR writer that fails the way OpenImageIO does, naming the file it was given."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def open(self, path, spec):
+        self.path = path
+        return True
+
+    def write_image(self, pixels):
+        return False
+
+    def geterror(self):
+        return f'Failed OpenEXR write: Failed to write pixel data to image file "{self.path}".'
+
+    def close(self):
+        return True
+
+
+def test_a_failed_matte_write_names_the_matte_not_a_temp_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(mattes.oiio.ImageOutput, "create", staticmethod(FailingOutput))
+    target = tmp_path / "sh010.1001.exr"
+    monkeypatch.setattr(atomic.shutil, "disk_usage", usage_with_free(50 << 20))
+    with pytest.raises(OutputError) as roomy:
+        mattes.write_matte(str(target), np.zeros((4, 6), np.float32))
+    assert atomic.TEMP_MARKER not in str(roomy.value) and "sh010.1001.exr" in str(roomy.value)
+    assert "no space" not in str(roomy.value)
+    monkeypatch.setattr(atomic.shutil, "disk_usage", usage_with_free(0))
+    with pytest.raises(OutputError) as full:
+        mattes.write_matte(str(target), np.zeros((4, 6), np.float32))
+    assert "no space left on the device" in str(full.value)
+    assert os.listdir(tmp_path) == []  # no temp file, no matte
+
+
+# --------------------------------------------------------------------------- a real full disk
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs (root only; skipped where mounting is not allowed), unmounted after."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tmpfs is Linux")
+def test_render_onto_a_full_disk_stops_cleanly_and_resumes(tmp_path, small_disk, capsys):
+    frames = range(FIRST, FIRST + 24)
+    plates = make_plates(str(tmp_path / "plates"), frames, size=(512, 256))
+    model = make_model(str(tmp_path / "model"))
+    output = str(small_disk / "sh010.####.exr")
+
+    code, _, err = run_cli(render_args(plates, output, model), capsys)
+
+    assert code == 5
+    line = one_error_line(err)
+    assert "no space left on the device" in line and str(small_disk) in line
+    assert debris(str(small_disk)) == []  # no temp file anywhere, cache included
+    finished = frames_on_disk(str(small_disk))
+    assert finished and finished == list(range(FIRST, FIRST + len(finished)))
+    assert len(finished) < 24
+    kept = read_frames(output, finished)  # every finished matte reads back whole
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    code, _, err = run_cli(render_args(plates, output, model), capsys)
+    assert code == 0, err
+    assert frames_on_disk(str(small_disk)) == list(frames)
+    again = read_frames(output, finished)
+    assert all(np.array_equal(kept[f], again[f]) for f in finished)  # untouched by the resume
+    straight = str(tmp_path / "straight" / "sh010.####.exr")
+    code, _, err = run_cli(render_args(plates, straight, model), capsys)
+    assert code == 0, err
+    assert_same_mattes(straight, output, frames)  # as if the disk had never filled up
