@@ -1,4 +1,7 @@
-"""How the threads that feed the model share the CPU with it.
+"""How vrmbg shares the CPU: with the model, and with whatever else runs on the machine.
+
+A render may be told how many CPU threads it may use (`--threads`, for farm tasks given a few
+cores of a node); `limit_threads` applies that to torch, OpenImageIO and OpenEXR.
 
 The frame pipeline only has to stay ahead of the model, so its reader and writer threads run
 at a lower scheduling priority than the model's thread: when both want a core, the model gets
@@ -18,6 +21,28 @@ import threading
 # at the model's own priority; the full model measured the same with +5 and +19. No core is
 # left idle by this: when the model waits for a frame, nothing of ours competes with the reader.
 IO_NICE_INCREMENT = 19
+
+
+def limit_threads(count: int) -> int:
+    """Use at most `count` CPU threads for the model and image work (0 = leave the defaults).
+
+    Applies to torch's intra-op threads, OpenImageIO's and OpenEXR's thread pools. Returns
+    the torch thread count now in effect (what the `--json` summary reports).
+    """
+    import OpenImageIO as oiio
+    import torch
+
+    if count > 0:
+        torch.set_num_threads(count)
+        oiio.attribute("threads", count)
+        oiio.attribute("exr_threads", count)
+    return torch.get_num_threads()
+
+
+def reader_threads(count: int) -> int:
+    """Frame reader threads beside the model for a thread budget (0 = no limit): two, so one
+    frame is decoded while the previous one is converted, or one when only one thread may run."""
+    return 1 if count == 1 else 2
 
 
 def lower_thread_priority(increment: int = IO_NICE_INCREMENT) -> bool:

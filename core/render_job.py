@@ -39,6 +39,7 @@ class RenderSummary:
     seconds_per_computed_frame: float = 0.0
     device: str = ""
     precision: str = ""
+    cpu_threads: int = 0  # torch's CPU threads in this render (--threads, else every core)
     model_fingerprint: str = ""
     model_source: str = ""
     chain_id: str = ""
@@ -141,13 +142,17 @@ class RenderJob:
         input_space = s.get("input_colorspace", "")
         if not input_space and isinstance(plates, MovieSequence):
             input_space = MOVIE_DEFAULT_COLORSPACE  # edit movies are Rec.709 video by default
+        threads = int(s.get("threads") or 0)
         colour = ColourTransform(ocio=s.get("ocio", ""), input_space=input_space,
                                  model_space=s.get("model_colorspace", ""),
                                  display=s.get("display", ""), view=s.get("view", ""),
-                                 plate_path=self.input_path)
+                                 plate_path=self.input_path, threads=min(threads, 2))
         self._check_output_target()
+        from .cpu import limit_threads
         from .engine.step import FrameStepper
         from .model.loader import load_model
+
+        self.summary.cpu_threads = limit_threads(threads)
 
         loaded = load_model(s.get("model") or "briaai/VRMBG-3.0", device=s.get("device", "auto"),
                             precision=s.get("precision", "auto"), revision=s.get("revision", ""),

@@ -166,6 +166,24 @@ def test_json_summary_is_the_only_thing_on_stdout(tmp_path, model, plates):
     assert DEADLINE.findall(result.stderr)[-1] == "100"
 
 
+def test_threads_caps_the_cpu_threads_and_leaves_the_mattes_alone(tmp_path, model, plates,
+                                                                    reference):
+    output = str(tmp_path / "T" / "sh010.####.exr")
+    result = run_process(render_args(plates, output, model, "--frames", "1001-1004", "--json",
+                                     "--threads", "1", cache=str(tmp_path / "cacheT")))
+    assert result.returncode == EXIT_OK, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["cpu_threads"] == 1 and summary["frames_computed"] == 4
+    # another thread count rounds differently (README), and never by more than that
+    want, got = read_frames(reference["output"], FRAMES[:4]), read_frames(output, FRAMES[:4])
+    assert max(float(np.abs(want[f] - got[f]).max()) for f in want) < 0.01
+    result = run_process(render_args(plates, str(tmp_path / "U" / "sh010.####.exr"), model,
+                                     "--frames", "1001", "--json",
+                                     cache=str(tmp_path / "cacheU")))
+    import torch
+    assert json.loads(result.stdout)["cpu_threads"] == torch.get_num_threads()  # every core
+
+
 def _percentages(pattern: re.Pattern, text: str) -> list[int]:
     return [int(value) for value in pattern.findall(text)]
 

@@ -75,6 +75,18 @@ def test_layer_commands_render_the_shot_with_merged_settings(tmp_path, home):
         assert "--device=cuda" in command and "--model=/show/models/vrmbg3" in command
 
 
+def test_a_thread_budget_books_that_many_cores_and_reaches_the_render(tmp_path, home):
+    root, _ = write_job(tmp_path, "--threads", "4")
+    for layer in layers(root).values():
+        assert float(layer.findtext("cores")) == 4.0
+        assert "--threads=4" in shlex.split(layer.findtext("cmd"))
+    (tmp_path / "default").mkdir()
+    root, _ = write_job(tmp_path / "default")
+    for layer in layers(root).values():
+        assert layer.find("cores") is None  # the service's own cores
+        assert not any(a.startswith("--threads") for a in shlex.split(layer.findtext("cmd")))
+
+
 def test_job_header_and_no_session_folder_left_behind(tmp_path, home):
     root, _ = write_job(tmp_path, "--show", "myshow", "--shot", "comp", "--user", "wrangler",
                         "--name", "mattes v1")

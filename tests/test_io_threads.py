@@ -162,3 +162,21 @@ def test_lower_thread_priority_does_nothing_when_it_cannot_stay_per_thread(monke
     before, zero, elsewhere, after = in_thread(worker)
     assert zero is False and elsewhere is False
     assert after == before
+
+
+def test_a_one_thread_budget_reads_frames_on_one_thread(tmp_path):
+    from vrmbg.core.colour import ColourTransform
+    from vrmbg.core.engine import MatteSession
+    from vrmbg.core.engine.step import FrameStepper
+    from vrmbg.core.model.loader import init_random, load_model
+
+    (tmp_path / "plates").mkdir()
+    pattern = write_exr_sequence(tmp_path / "plates", [1001, 1002], size=(64, 32))
+    loaded = load_model(init_random(str(tmp_path / "model"), "tiny", seed=0), device="cpu")
+    plates = PlateSequence(pattern)
+    colour = ColourTransform(plate_path=plates.path_for(1001))
+    stepper = FrameStepper(loaded, 64)
+    readers = {threads: MatteSession(plates, colour, stepper, str(tmp_path / "cache"),
+                                     {"threads": threads}).io_threads
+               for threads in (0, 1, 4)}
+    assert readers == {0: 2, 1: 1, 4: 2}

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..cpu import lower_thread_priority
+from ..cpu import lower_thread_priority, reader_threads
 from ..errors import Cancelled, InputError, UsageError
 from ..mattes import write_matte
 from .cache import (ChainLock, ChainStore, default_cache_root, plate_name, plate_source,
@@ -122,7 +122,8 @@ class MatteSession:
         self.counters = EngineCounters()
         self.bad_pixels: dict[int, int] = {}  # frame -> NaN/Inf pixels zeroed (callers warn)
         # reader threads (decode + colour + resize) beside the model; a movie decodes in order
-        self.io_threads = 2 if hasattr(plates, "path_for") else 1
+        self.io_threads = (reader_threads(int(self.settings.get("threads") or 0))
+                           if hasattr(plates, "path_for") else 1)
         self._content_memo: dict[tuple, str] = {}
         self._call_memo: dict[int, str] = {}
         self._final = self._make_tier("final", stepper, 0)

@@ -22,7 +22,7 @@ import tempfile
 from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import UsageError
-from .shotlist import Shot, render_args
+from .shotlist import Shot, merged_settings, render_args
 
 SERVICE = "shell"
 
@@ -69,8 +69,11 @@ def job_xml(shots: Sequence[Shot], job: Mapping[str, Any], *, name: str, show: s
     shot = shot or outline.config.get("outline", "default_shot")
     job_outline = outline.Outline(name, show=show, shot=shot, user=user)
     for item in shots:
+        layer_args = {"range": item.frame_spec, "chunk": len(item.frames), "service": SERVICE}
+        threads = int(merged_settings(item, job).get("threads") or 0)
+        if threads:  # Cue books the cores the render is told to use
+            layer_args["cores"] = threads
         job_outline.add_layer(shell(item.name, command=shot_command(item, job, executable),
-                                    range=item.frame_spec, chunk=len(item.frames),
-                                    service=SERVICE))
+                                    **layer_args))
     with _scratch_session_dir(outline):
         return cuerun.OutlineLauncher(job_outline, user=user).serialize(use_pycuerun=False)
