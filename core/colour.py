@@ -41,9 +41,9 @@ _FLOAT_PIXEL_TYPES = frozenset({"half", "float", "double"})
 # frame (measured: ACES 2.0 SDR display/view ~700 ms on 1 thread, ~340 ms on 2).
 _DEFAULT_THREADS = max(1, min(2, os.cpu_count() or 1))
 # Pixels per block of `to_model`: each block is cast, converted and clamped while it sits in
-# the core's cache. OCIO works on a 16-byte RGBA copy of what it is given, so a block plus that
-# copy must fit in L2: measured on 2K rows, 8-16 rows convert at ~8.6 ns/pixel and 32 rows
-# (1 MB of copy) at ~20 ns/pixel; one call on a whole frame is slower still.
+# the core's cache. Measured on 2K rows: blocks of 8-16 rows convert at ~8.6 ns/pixel, 32 rows
+# at ~20 ns/pixel (beyond what the reference machine's 1 MB L2 holds together with OCIO's own
+# working copy), and one call on a whole frame is slower still.
 _PIXELS_PER_BLOCK = 16384
 # Floats added before each OCIO call (see `_settle_vector_state`): enough for numpy's vector
 # loop to run (an 8-float add takes the scalar path and leaves the registers as they were).

@@ -40,8 +40,8 @@ def limit_threads(count: int) -> int:
 
 
 def reader_threads(count: int) -> int:
-    """Frame reader threads beside the model for a thread budget (0 = no limit): two, so one
-    frame is decoded while the previous one is converted, or one when only one thread may run."""
+    """Frame reader threads beside the model for a thread budget (0 = no limit): two frames
+    read at once, or one when only one thread may run."""
     return 1 if count == 1 else 2
 
 

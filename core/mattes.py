@@ -187,7 +187,7 @@ def _writer_error(out: oiio.ImageOutput) -> str:
     return one_line(out.geterror(), "unknown error")
 
 
-def write_failure(what: str, reason: str, tmp: str, path: str, needed: int) -> OutputError:
+def _write_failure(what: str, reason: str, tmp: str, path: str, needed: int) -> OutputError:
     """The OutputError of a failed matte write, in terms a user can act on: a full disk when
     there is no room left for the matte, else OpenImageIO's reason naming the matte (not our
     temp file)."""
@@ -203,7 +203,7 @@ def _write_exr(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) ->
         raise OutputError(f"cannot create an EXR writer: {oiio.geterror()}", path=path)
 
     def failure(what: str) -> OutputError:
-        return write_failure(what, _writer_error(out), tmp, path, pixels.nbytes)
+        return _write_failure(what, _writer_error(out), tmp, path, pixels.nbytes)
 
     try:
         if not out.open(tmp, spec):
