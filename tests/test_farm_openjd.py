@@ -170,6 +170,26 @@ def test_openjd_run_preroll_chunks_pass_the_preroll(tmp_path):
         assert os.path.isfile(path)
 
 
+@pytest.mark.parametrize("extra", [(), ("--chunk", "2"), ("--chunk", "2", "--preroll", "3")],
+                         ids=["per-shot", "ordered-chunks", "preroll-chunks"])
+def test_a_thread_budget_asks_for_workers_with_that_many_vcpus(tmp_path, extra):
+    fake, log = make_fake_vrmbg(tmp_path)
+    job = write_template(tmp_path, "--threads", "2", *extra)
+    assert openjd("check", job).returncode == 0
+    steps = yaml.safe_load(job.read_text())["steps"]
+    for step in steps:
+        assert step["hostRequirements"] == {
+            "amounts": [{"name": "amount.worker.vcpu", "min": 2}]}, step["name"]
+    result = openjd("run", job, "-p", f"VrmbgExecutable={fake}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(flag(args, "threads") == "2" for args in read_calls(log))
+
+
+def test_without_a_thread_budget_any_worker_will_do(tmp_path):
+    steps = yaml.safe_load(write_template(tmp_path).read_text())["steps"]
+    assert all("hostRequirements" not in step for step in steps)
+
+
 def test_openjd_run_one_shot_by_task_parameter(tmp_path):
     fake, log = make_fake_vrmbg(tmp_path)
     job = write_template(tmp_path)

@@ -18,7 +18,8 @@ Splitting shots into chunks (`chunk` > 0) trades exactness or parallelism for sh
   (the mattes can differ from a straight run near chunk starts; labelled in the output).
 
 Job parameters: `VrmbgExecutable` (default `vrmbg`; point it at the farm's install) and
-`Model` (the weights: a Hugging Face id or a folder the workers can read). Tasks run an
+`Model` (the weights: a Hugging Face id or a folder the workers can read). With a thread
+budget (`--threads N`) every step asks for workers with at least N vCPUs. Tasks run an
 embedded bash script (Linux/macOS workers); paths in it are absolute, as resolved when the
 template was written. Cancelling a task sends SIGTERM, `vrmbg render` finishes and keeps
 the current frame, and is killed after the grace period.
@@ -97,7 +98,8 @@ def _shots_step(shots: Sequence[Shot], job: Mapping[str, Any]) -> dict[str, Any]
     lines.append("esac")
     return _step(STEP_NAME, "\n".join(lines) + "\n", "{{Task.Param.Shot}}",
                  description="One task per shot; each shot renders in frame order.",
-                 task_parameter=("Shot", [shot.name for shot in shots]))
+                 task_parameter=("Shot", [shot.name for shot in shots]),
+                 host=_host_requirements(shots, job))
 
 
 def _parallel_chunk_step(shot: Shot, job: Mapping[str, Any], chunk: int) -> dict[str, Any]:
@@ -108,7 +110,8 @@ def _parallel_chunk_step(shot: Shot, job: Mapping[str, Any], chunk: int) -> dict
     return _step(shot.name, script, "{{Task.Param.Frames}}",
                  description=f"Shot {shot.name} frames {shot.frame_spec} in chunks of {chunk} "
                              "with pre-roll: approximate, chunks independent.",
-                 task_parameter=("Frames", chunk_specs(shot, chunk)))
+                 task_parameter=("Frames", chunk_specs(shot, chunk)),
+                 host=_host_requirements([shot], job))
 
 
 def _ordered_chunk_steps(shot: Shot, job: Mapping[str, Any], chunk: int) -> list[dict[str, Any]]:
@@ -123,8 +126,19 @@ def _ordered_chunk_steps(shot: Shot, job: Mapping[str, Any], chunk: int) -> list
         after = [steps[-1]["name"]] if steps else []
         steps.append(_step(name, script + "\n", "", after=after,
                            description=f"Shot {shot.name} frames {spec} (chunk {index} of "
-                                       f"{len(specs)}, exact when run after the one before)."))
+                                       f"{len(specs)}, exact when run after the one before).",
+                           host=_host_requirements([shot], job)))
     return steps
+
+
+def _host_requirements(shots: Sequence[Shot], job: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Workers with at least as many vCPUs as the step's renders may use (`--threads`), or
+    None when the renders use whatever the worker has."""
+    threads = max((int(merged_settings(shot, job).get("threads") or 0) for shot in shots),
+                  default=0)
+    if threads <= 0:
+        return None
+    return {"amounts": [{"name": "amount.worker.vcpu", "min": threads}]}
 
 
 def _script_header(purpose: str, task_arg: str = "") -> str:
@@ -155,8 +169,9 @@ def _command_line(shot: Shot, job: Mapping[str, Any], *, frames: str) -> str:
 
 def _step(name: str, script: str, task_value: str, *, description: str,
           task_parameter: tuple[str, list[str]] | None = None,
-          after: Sequence[str] = ()) -> dict[str, Any]:
-    """A step running the embedded bash `script` with the executable, model and task value."""
+          after: Sequence[str] = (), host: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A step running the embedded bash `script` with the executable, model and task value
+    (on workers meeting `host`, OpenJD host requirements, when given)."""
     args = ["{{Task.File.Render}}", "{{Param.VrmbgExecutable}}", "{{Param.Model}}"]
     if task_value:
         args.append(task_value)
@@ -174,6 +189,8 @@ def _step(name: str, script: str, task_value: str, *, description: str,
     }
     if after:
         step["dependencies"] = [{"dependsOn": dep} for dep in after]
+    if host:
+        step["hostRequirements"] = dict(host)
     return step
 
 
