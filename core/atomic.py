@@ -49,7 +49,7 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
         _fsync_file(tmp)
         os.replace(tmp, path)
     except OSError as exc:
-        full = disk_full_error(path, "write", full=exc.errno in (errno.ENOSPC, errno.EDQUOT))
+        full = disk_full_error(path, "write", code=exc.errno, reason=str(exc))
         _remove_quietly(tmp)
         raise full or OutputError(f"cannot write ({exc.strerror or exc})", path=path) from None
     except BaseException:
@@ -58,21 +58,27 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     _fsync_folder(folder)
 
 
-def disk_full_error(path: str, what: str, *, needed: int = 0,
-                    full: bool = False) -> OutputError | None:
-    """An OutputError saying the disk is full when `path`'s file system has no room left
-    (less than `needed` bytes, or than 1 MiB), or when the caller already knows (`full`).
+def disk_full_error(path: str, what: str, *, code: int | None = None, reason: str = "",
+                    check_free: bool = True) -> OutputError | None:
+    """An OutputError saying the disk is full (or the quota used up) when that is why writing
+    `path` failed; None when it is not.
 
-    Writers report a full disk in their own words ("Failed OpenEXR write", "65536 requested
-    and 14272 written"); the user needs to hear that the disk is full. Call it before the
-    temp file is removed: its partial bytes are part of what ran out.
+    `code` is the failure's errno when known: ENOSPC/EDQUOT decide, any other errno (a
+    read-only or forbidden folder) is not a full disk. Writers that give no errno say it in
+    their own words ("Failed OpenEXR write", "65536 requested and 14272 written"), so then a
+    "no space" in `reason`, or less than 1 MiB left where `path` lives (`check_free`), tells.
+    Call it before the temp file is removed: its partial bytes are part of what ran out.
     """
-    if not full:
+    if code == errno.EDQUOT:
+        return OutputError(f"cannot {what}: disk quota exceeded", path=path,
+                           hint="free some space or write elsewhere")
+    full = code == errno.ENOSPC or "no space" in reason.lower()
+    if not full and code is None and check_free:
         try:
             free = shutil.disk_usage(os.path.dirname(os.path.abspath(path)) or ".").free
         except OSError:
             return None
-        full = free < max(needed, LOW_SPACE_BYTES)
+        full = free < LOW_SPACE_BYTES
     if not full:
         return None
     return OutputError(f"cannot {what}: no space left on the device", path=path,

@@ -1,7 +1,7 @@
 """How vrmbg shares the CPU: with the model, and with whatever else runs on the machine.
 
-A render may be told how many CPU threads it may use (`--threads`, for farm tasks given a few
-cores of a node); `limit_threads` applies that to torch, OpenImageIO and OpenEXR.
+A render may be given a number of CPU threads (`--threads`, for farm tasks given a few cores of
+a node); `limit_threads` applies it to torch, OpenImageIO and OpenEXR.
 
 The frame pipeline only has to stay ahead of the model, so its reader and writer threads run
 at a lower scheduling priority than the model's thread: when both want a core, the model gets
@@ -23,20 +23,36 @@ import threading
 IO_NICE_INCREMENT = 19
 
 
-def limit_threads(count: int) -> int:
-    """Use at most `count` CPU threads for the model and image work (0 = leave the defaults).
+_DEFAULTS: dict[str, int] = {}  # the thread counts before the first limit, to go back to
 
-    Applies to torch's intra-op threads, OpenImageIO's and OpenEXR's thread pools. Returns
-    the torch thread count now in effect (what the `--json` summary reports).
+
+def limit_threads(count: int) -> int:
+    """Give the model and image decoding `count` CPU threads (0 = the defaults: every core).
+
+    Sets torch's intra-op threads and OpenImageIO's and OpenEXR's pools for the process; a
+    later call with 0 puts the defaults back (render-shots runs shots with different budgets
+    in one process). The frame readers and the writer run beside these, at the lowest
+    priority. Returns the torch thread count now in effect (the `--json` summary's).
     """
     import OpenImageIO as oiio
     import torch
 
-    if count > 0:
-        torch.set_num_threads(count)
-        oiio.attribute("threads", count)
-        oiio.attribute("exr_threads", count)
+    if not _DEFAULTS:
+        _DEFAULTS.update(torch=torch.get_num_threads(),
+                         threads=oiio.get_int_attribute("threads"),
+                         exr_threads=oiio.get_int_attribute("exr_threads"))
+    torch.set_num_threads(count if count > 0 else _DEFAULTS["torch"])
+    oiio.attribute("threads", count if count > 0 else _DEFAULTS["threads"])
+    oiio.attribute("exr_threads", count if count > 0 else _DEFAULTS["exr_threads"])
     return torch.get_num_threads()
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells, else all)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on macOS or Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def reader_threads(count: int) -> int:

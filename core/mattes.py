@@ -187,13 +187,13 @@ def _writer_error(out: oiio.ImageOutput) -> str:
     return one_line(out.geterror(), "unknown error")
 
 
-def _write_failure(what: str, reason: str, tmp: str, path: str, needed: int) -> OutputError:
+def _write_failure(what: str, reason: str, tmp: str, path: str) -> OutputError:
     """The OutputError of a failed matte write, in terms a user can act on: a full disk when
-    there is no room left for the matte, else OpenImageIO's reason naming the matte (not our
-    temp file)."""
-    return (disk_full_error(path, what, needed=needed)
-            or OutputError(f"cannot {what}: {reason.replace(tmp, os.path.basename(path))}",
-                           path=path))
+    that is why, else OpenImageIO's reason naming the matte (not our temp file). A file that
+    cannot even be opened is only called a full disk when OpenImageIO says so."""
+    full = disk_full_error(path, what, reason=reason, check_free=what != "open for writing")
+    return full or OutputError(f"cannot {what}: {reason.replace(tmp, os.path.basename(path))}",
+                               path=path)
 
 
 def _write_exr(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) -> None:
@@ -203,7 +203,7 @@ def _write_exr(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) ->
         raise OutputError(f"cannot create an EXR writer: {oiio.geterror()}", path=path)
 
     def failure(what: str) -> OutputError:
-        return _write_failure(what, _writer_error(out), tmp, path, pixels.nbytes)
+        return _write_failure(what, _writer_error(out), tmp, path)
 
     try:
         if not out.open(tmp, spec):

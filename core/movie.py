@@ -279,10 +279,11 @@ class MovieSequence:
                 meta["smpte:TimeCode"], types["smpte:TimeCode"] = (packed, 0), "timecode"
         return meta, types
 
-    def read(self, frame: int, *, keep_half: bool = False) -> "Plate":
+    def read(self, frame: int, *, keep_half: bool = False, threads: int = 0) -> "Plate":
         """Decode one frame as a Plate: rgb (H, W, 3) float32 display-referred code values 0..1.
 
-        `keep_half` is accepted for the plate-reader interface; movies always give float32.
+        `keep_half` and `threads` are accepted for the plate-reader interface; movies always
+        give float32, converted on the calling thread.
         """
         index = self._index(frame)
         _, plate = _plate_types()

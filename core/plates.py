@@ -125,17 +125,19 @@ class PlateSequence:
         self._check_size(info, frame)
         return info
 
-    def read(self, frame: int, *, keep_half: bool = False) -> Plate:
+    def read(self, frame: int, *, keep_half: bool = False, threads: int = 0) -> Plate:
         """Decode `frame`'s display-window RGB; InputError(path, frame) on any bad frame.
 
         `keep_half`: a half plate may come back as float16, for callers (the colour
-        conversion) that widen it block by block anyway.
+        conversion) that widen it block by block anyway. `threads` caps the threads that
+        convert the pixels (0 = OpenImageIO's count; 1 = the calling thread only, for callers
+        that read several frames at once).
         """
         path = self.path_for(frame)
         with ImageReader(path, frame) as reader:
             info = reader.info(self.layer, self.part)
             self._check_size(info, frame)
-            rgb = reader.pixels(info, keep_half=keep_half)
+            rgb = reader.pixels(info, keep_half=keep_half, threads=threads)
         return Plate(frame=frame, path=path, rgb=rgb, info=info)
 
     def fingerprint(self, frame: int, content: bool = False) -> str:
@@ -291,11 +293,13 @@ class ImageReader:
             pixel_type=pixel_type, bit_depth=bits, metadata=metadata,
             attribute_types=types, part_index=index, selected_channels=selected)
 
-    def pixels(self, info: ImageInfo, *, keep_half: bool = False) -> np.ndarray:
+    def pixels(self, info: ImageInfo, *, keep_half: bool = False,
+               threads: int = 0) -> np.ndarray:
         """Decode the selected channels of the display window as (H, W, C) float32.
 
         `keep_half`: when the channels are decoded as half, return them as float16 instead
-        (no widening copy, for callers that widen block by block themselves).
+        (no widening copy, for callers that widen block by block themselves). `threads`
+        caps the threads of the conversion (0 = OpenImageIO's thread count).
         """
         spec = self.specs[info.part_index]
         if spec.deep:
@@ -312,7 +316,7 @@ class ImageReader:
         local = [i - first for i in indices]
         dtype = np.float16 if keep_half and raw.dtype == np.float16 else np.float32
         return _to_display(raw, local, info.data_window, info.display_window,
-                           _INT_SCALE.get(str(read_type)), dtype)
+                           _INT_SCALE.get(str(read_type)), dtype, threads)
 
 
 def _open_input(path: str, frame: int | None) -> oiio.ImageInput:
@@ -364,7 +368,7 @@ def _read_type(spec: oiio.ImageSpec, indices: Sequence[int], whole: bool) -> oii
 
 
 def _to_display(raw: np.ndarray, local: Sequence[int], data: Window, display: Window,
-                scale: float | None, dtype: type = np.float32) -> np.ndarray:
+                scale: float | None, dtype: type = np.float32, threads: int = 0) -> np.ndarray:
     """Pick channels `local` of the data-window pixels `raw` into a `dtype` display window.
 
     One copy at most does the channel pick, the type conversion and the crop/pad; pixels
@@ -389,7 +393,8 @@ def _to_display(raw: np.ndarray, local: Sequence[int], data: Window, display: Wi
         _convert_rows(dst, src, local, contiguous, scale)
         return out
     _parallel_rows(dst.shape[0], dst.size,
-                   lambda a, b: _convert_rows(dst[a:b], src[a:b], local, contiguous, scale))
+                   lambda a, b: _convert_rows(dst[a:b], src[a:b], local, contiguous, scale),
+                   threads)
     return out
 
 
@@ -410,14 +415,16 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _parallel_rows(rows: int, values: int, work: Callable[[int, int], None]) -> None:
-    """Run `work(first_row, end_row)` over row bands on OIIO's thread count.
+def _parallel_rows(rows: int, values: int, work: Callable[[int, int], None],
+                   cap: int = 0) -> None:
+    """Run `work(first_row, end_row)` over row bands on OIIO's thread count (at most `cap`
+    threads when given).
 
     numpy releases the GIL while casting, so the half -> float32 conversion of a 2K/4K
     frame uses the cores the decoder has just finished with.
     """
     global _pool
-    threads = max(1, min(oiio.get_int_attribute("threads") or 1, 8))
+    threads = max(1, min(oiio.get_int_attribute("threads") or 1, 8, cap or 8))
     if threads == 1 or values < _PARALLEL_MIN_VALUES or rows < threads:
         work(0, rows)
         return

@@ -148,10 +148,15 @@ class RenderJob:
                                  display=s.get("display", ""), view=s.get("view", ""),
                                  plate_path=self.input_path, threads=min(threads, 2))
         self._check_output_target()
-        from .cpu import limit_threads
+        from .cpu import limit_threads, usable_cores
         from .engine.step import FrameStepper
         from .model.loader import load_model
 
+        cores = usable_cores()
+        if threads > cores:
+            self.summary.warnings.append(f"--threads {threads} is more than the {cores} cores "
+                                         f"this render may use: using {cores}")
+            threads = cores
         self.summary.cpu_threads = limit_threads(threads)
 
         loaded = load_model(s.get("model") or "briaai/VRMBG-3.0", device=s.get("device", "auto"),

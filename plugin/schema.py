@@ -81,8 +81,9 @@ PARAMS: tuple[Param, ...] = (
           "auto = fp16/bf16 on GPU, bf16 on CPU. fp16 is refused on CPU (unusably slow).",
           group="Model", choices=("auto", "fp32", "bf16", "fp16")),
     Param("threads", "int", 0, "CPU threads",
-          "Most CPU threads to use, for the model on the CPU and for reading and writing "
-          "frames. 0 = every core. On a farm, the cores the task was given.",
+          "CPU threads for the model and for decoding frames (readers and the writer run "
+          "beside them at the lowest priority). 0 = every core. On a farm, the cores the "
+          "task was given.",
           group="Model", minimum=0, maximum=1024, affects_result=False),
     # Output
     Param("output_type", "enum", "alpha", "Output",

@@ -166,8 +166,8 @@ def test_json_summary_is_the_only_thing_on_stdout(tmp_path, model, plates):
     assert DEADLINE.findall(result.stderr)[-1] == "100"
 
 
-def test_threads_caps_the_cpu_threads_and_leaves_the_mattes_alone(tmp_path, model, plates,
-                                                                    reference):
+def test_threads_sets_the_cpu_threads_and_mattes_agree_within_rounding(tmp_path, model, plates,
+                                                                        reference):
     output = str(tmp_path / "T" / "sh010.####.exr")
     result = run_process(render_args(plates, output, model, "--frames", "1001-1004", "--json",
                                      "--threads", "1", cache=str(tmp_path / "cacheT")))
@@ -180,8 +180,23 @@ def test_threads_caps_the_cpu_threads_and_leaves_the_mattes_alone(tmp_path, mode
     result = run_process(render_args(plates, str(tmp_path / "U" / "sh010.####.exr"), model,
                                      "--frames", "1001", "--json",
                                      cache=str(tmp_path / "cacheU")))
-    import torch
-    assert json.loads(result.stdout)["cpu_threads"] == torch.get_num_threads()  # every core
+    fresh = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                           capture_output=True, text=True, env=clean_env(), check=True)
+    assert json.loads(result.stdout)["cpu_threads"] == int(fresh.stdout)  # torch's own default
+
+
+def test_more_threads_than_cores_is_said_and_clamped(tmp_path, model, plates):
+    from vrmbg.core.cpu import usable_cores
+
+    wanted = usable_cores() + 62
+    result = run_process(render_args(plates, str(tmp_path / "V" / "sh010.####.exr"), model,
+                                     "--frames", "1001", "--json", "--threads", str(wanted),
+                                     cache=str(tmp_path / "cacheV")))
+    assert result.returncode == EXIT_OK, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["cpu_threads"] == usable_cores()
+    assert any(f"--threads {wanted}" in w for w in summary["warnings"])
+    assert f"--threads {wanted}" in result.stderr
 
 
 def _percentages(pattern: re.Pattern, text: str) -> list[int]:

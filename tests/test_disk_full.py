@@ -3,6 +3,7 @@ a resumed render (after space is freed) that completes exactly where it stopped.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -27,27 +28,33 @@ def usage_with_free(free: int):
 
 # --------------------------------------------------------------------------- unit
 
-def test_disk_full_error_only_when_there_is_no_room(monkeypatch, tmp_path):
+def test_disk_full_error_only_when_the_disk_is_full(monkeypatch, tmp_path):
     target = str(tmp_path / "m.1001.exr")
     monkeypatch.setattr(atomic.shutil, "disk_usage", usage_with_free(4096))
-    error = atomic.disk_full_error(target, "write pixels", needed=100)
+    error = atomic.disk_full_error(target, "write pixels")  # no errno: judged by free space
     assert isinstance(error, OutputError) and error.exit_code == 5
     assert "no space left on the device" in str(error) and target in str(error)
+    assert atomic.disk_full_error(target, "write", code=errno.EROFS) is None  # read-only
+    assert atomic.disk_full_error(target, "write", code=errno.EACCES) is None
+    assert "quota" in str(atomic.disk_full_error(target, "write", code=errno.EDQUOT))
     monkeypatch.setattr(atomic.shutil, "disk_usage", usage_with_free(50 << 20))
-    assert atomic.disk_full_error(target, "write pixels", needed=100) is None
-    assert atomic.disk_full_error(target, "write pixels", needed=60 << 20) is not None
-    assert atomic.disk_full_error(target, "write", full=True) is not None  # ENOSPC known
+    assert atomic.disk_full_error(target, "write pixels") is None
+    assert atomic.disk_full_error(target, "write", code=errno.ENOSPC) is not None
+    assert atomic.disk_full_error(target, "write pixels",
+                                  reason="write failed: No space left on device") is not None
 
 
 class FailingOutput:
     """An EXR writer that fails the way OpenImageIO does, naming the file it was given."""
+
+    open_fails = False
 
     def __init__(self, path: str) -> None:
         self.path = path
 
     def open(self, path, spec):
         self.path = path
-        return True
+        return not self.open_fails
 
     def write_image(self, pixels):
         return False
@@ -72,6 +79,10 @@ def test_a_failed_matte_write_names_the_matte_not_a_temp_file(monkeypatch, tmp_p
         mattes.write_matte(str(target), np.zeros((4, 6), np.float32))
     assert "no space left on the device" in str(full.value)
     assert os.listdir(tmp_path) == []  # no temp file, no matte
+    monkeypatch.setattr(FailingOutput, "open_fails", True)  # e.g. a forbidden folder
+    with pytest.raises(OutputError) as unopened:
+        mattes.write_matte(str(target), np.zeros((4, 6), np.float32))
+    assert "no space" not in str(unopened.value)  # a low disk is not called the reason
 
 
 # --------------------------------------------------------------------------- a real full disk
@@ -121,3 +132,15 @@ def test_render_onto_a_full_disk_stops_cleanly_and_resumes(tmp_path, small_disk,
     code, _, err = run_cli(render_args(plates, straight, model), capsys)
     assert code == 0, err
     assert_same_mattes(straight, output, frames)  # as if the disk had never filled up
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tmpfs is Linux")
+def test_a_read_only_disk_is_not_called_full(small_disk):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(OutputError) as error:
+        mattes.write_matte(str(small_disk / "sh010.1001.exr"), np.zeros((1080, 2048), np.float32))
+    assert "no space" not in str(error.value) and "sh010.1001.exr" in str(error.value)
+    assert atomic.TEMP_MARKER not in str(error.value)
+    with pytest.raises(OutputError) as state:
+        atomic.atomic_write(str(small_disk / "state.npy"), lambda tmp: open(tmp, "wb").close())
+    assert "no space" not in str(state.value)

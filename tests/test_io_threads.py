@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import av
 import numpy as np
 import pytest
-from plate_factory import ramp_rgb, write_exr, write_exr_sequence
+from plate_factory import ramp_rgb, write_dpx_sequence, write_exr, write_exr_sequence
 
 from vrmbg.core import cpu
 from vrmbg.core.cpu import lower_thread_priority
@@ -180,3 +180,58 @@ def test_a_one_thread_budget_reads_frames_on_one_thread(tmp_path):
                                      {"threads": threads}).io_threads
                for threads in (0, 1, 4)}
     assert readers == {0: 2, 1: 1, 4: 2}
+
+
+@linux_only
+def test_engine_readers_run_low_and_leave_the_shared_pools_alone(tmp_path, monkeypatch):
+    from vrmbg.core import plates as plates_module
+    from vrmbg.core.colour import ColourTransform
+    from vrmbg.core.engine import MatteSession, session as session_module
+    from vrmbg.core.engine.step import FrameStepper
+    from vrmbg.core.model.loader import init_random, load_model
+
+    (tmp_path / "plates").mkdir()
+    # 10-bit DPX big enough (1.5M values) for the shared integer -> float conversion pool
+    pattern = write_dpx_sequence(tmp_path / "plates", [1001, 1002, 1003], size=(1024, 512))
+    monkeypatch.setattr(plates_module, "_pool", None)  # as in a fresh process
+    seen: list[int] = []
+    original_read = session_module._FrameWork.read
+
+    def read(self, frame):
+        seen.append(nice())
+        return original_read(self, frame)
+
+    monkeypatch.setattr(session_module._FrameWork, "read", read)
+    loaded = load_model(init_random(str(tmp_path / "model"), "tiny", seed=0), device="cpu")
+    plates = PlateSequence(pattern)
+    colour = ColourTransform(plate_path=plates.path_for(1001), input_space="ACEScct")
+    main_nice = nice()
+    MatteSession(plates, colour, FrameStepper(loaded, 64), str(tmp_path / "cache"),
+                 {}).ensure(1003)
+
+    assert seen and set(seen) == {min(19, main_nice + cpu.IO_NICE_INCREMENT)}
+    pool = plates_module._pool  # created by a lowered reader, its threads would stay low
+    workers = [t for t in threading.enumerate() if t.name.startswith("vrmbg-convert")]
+    assert pool is None or all(
+        os.getpriority(os.PRIO_PROCESS, t.native_id) == main_nice for t in workers)
+    assert nice() == main_nice
+
+
+def test_limit_threads_sets_the_pools_and_zero_puts_the_defaults_back():
+    import OpenImageIO as oiio
+    import torch
+
+    def counts():
+        return (torch.get_num_threads(), oiio.get_int_attribute("threads"),
+                oiio.get_int_attribute("exr_threads"))
+
+    before = counts()
+    try:
+        assert cpu.limit_threads(1) == 1
+        assert counts() == (1, 1, 1)
+        assert cpu.limit_threads(0) == before[0]
+        assert counts() == before  # a later shot without a budget gets every core again
+    finally:
+        torch.set_num_threads(before[0])
+        oiio.attribute("threads", before[1])
+        oiio.attribute("exr_threads", before[2])

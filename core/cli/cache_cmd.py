@@ -30,7 +30,7 @@ Layout: <cache>/<shot>/<final|preview>/<chain-id>/matte/<shot>.####.exr
 
 Examples:
   vrmbg cache ls                              every chain, least recently used first
-  vrmbg cache ls --cache-dir mattes           the cache a render keeps beside mattes/
+  vrmbg cache ls --cache-dir mattes           the render cache in mattes/.vrmbg-cache
   vrmbg cache ls --json                       the same as JSON (for pipeline tools)
   vrmbg cache info 5c48d6cab6dba4a5           settings, frames and size of one chain
   vrmbg cache info sh010                      every chain of a shot

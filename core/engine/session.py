@@ -548,7 +548,7 @@ class _FrameWork:
         each frame is converted on its reader thread: the frames in flight are the
         parallelism, so no frame spreads over the cores the model is using.
         """
-        plate = self.session.plates.read(frame, keep_half=True)
+        plate = self.session.plates.read(frame, keep_half=True, threads=1)
         colour = self.session.colour
         rgb01 = colour.to_model(plate.rgb, threads=1)
         bad = int(getattr(colour, "last_bad_pixels", 0) or 0)  # per thread in ColourTransform
