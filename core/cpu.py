@@ -18,8 +18,9 @@ import threading
 # Reader/writer threads drop to the lowest time-sharing priority. Measured in alternating runs
 # with the tiny model at 1024 on 2 cores (its forward leaves part of the second core idle),
 # 12 frames: 340-370 ms per frame with +19, 375-395 ms with +10, 400-425 ms with +5, 410-450 ms
-# at the model's own priority; the full model measured the same with +5 and +19. No core is
-# left idle by this: when the model waits for a frame, nothing of ours competes with the reader.
+# at the model's own priority (one engine_bench run each, `--io-nice 5` vs the default, gave
+# 378 and 381 ms: within that bench's noise); the full model measured the same with +5 and +19.
+# No core is left idle by this: when the model waits for a frame, nothing of ours competes.
 IO_NICE_INCREMENT = 19
 
 
@@ -61,12 +62,14 @@ def reader_threads(count: int) -> int:
     return 1 if count == 1 else 2
 
 
-def lower_thread_priority(increment: int = IO_NICE_INCREMENT) -> bool:
-    """Raise the calling thread's nice value by `increment` (Linux only; False elsewhere).
+def lower_thread_priority(increment: int | None = None) -> bool:
+    """Raise the calling thread's nice value by `increment` (default `IO_NICE_INCREMENT`,
+    read at call time; Linux only; False elsewhere).
 
     On Linux each thread has its own nice value, so this leaves the model's thread alone.
     Elsewhere setpriority would renice the whole process, so nothing is done.
     """
+    increment = IO_NICE_INCREMENT if increment is None else increment
     if not sys.platform.startswith("linux") or increment <= 0:
         return False
     try:
