@@ -31,9 +31,9 @@ def limit_threads(count: int) -> int:
     """Give the model and image decoding `count` CPU threads (0 = the defaults: every core).
 
     Sets torch's intra-op threads and OpenImageIO's and OpenEXR's pools for the process; a
-    later call with 0 puts the defaults back (render-shots runs shots with different budgets
-    in one process). The frame readers and the writer run beside these, at the lowest
-    priority. Returns the torch thread count now in effect (the `--json` summary's).
+    later call with 0 puts the defaults back, for callers that run several renders in one
+    process. The frame readers and the writer run beside these, at the lowest priority.
+    Returns the torch thread count now in effect (the `--json` summary's).
     """
     import OpenImageIO as oiio
     import torch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import os
 import re
 import signal
@@ -197,6 +198,22 @@ def test_dry_run_prints_commands_and_runs_nothing(farm, capsys):
     assert [line.split(":")[0] for line in lines] == ["sh010", "sh020", "sh030"]
     assert all("--precision=fp32" in line and str(farm.fake) in line for line in lines)
     assert farm.events() == []
+
+
+def test_concurrent_shots_share_the_cores_unless_told(farm, capsys):
+    from vrmbg.core.cpu import usable_cores
+
+    def threads_of(*extra):
+        assert farm.run("--dry-run", *extra) == 0
+        lines = capsys.readouterr().out.splitlines()
+        return {line.split(":")[0]: [word.split("=", 1)[1] for word in shlex.split(
+            line.split(": ", 1)[1]) if word.startswith("--threads=")] for line in lines}
+
+    share = str(max(1, usable_cores() // 2))
+    assert threads_of("--jobs", "2") == {name: [share] for name in ("sh010", "sh020", "sh030")}
+    assert threads_of("--jobs", "2", "--threads", "3") == {
+        name: ["3"] for name in ("sh010", "sh020", "sh030")}
+    assert threads_of() == {name: [] for name in ("sh010", "sh020", "sh030")}  # one at a time
 
 
 def test_bad_jobs_value(farm, capsys):

@@ -44,7 +44,8 @@ all shots together. The exit code is non-zero if any shot failed (the summary na
 Each process loads its own copy of the model: at 1024x1024 on CPU the full model peaks at
 about 1.3 GB of RAM per process in bf16 and 2.2 GB in fp32 (tests/benchmarks/model_bench.py),
 plus the plates in flight; on CUDA each process also holds its own GPU memory. Choose --jobs
-so that many copies fit; on a CPU, one job usually already uses every core.
+so that many copies fit; on a CPU, one job usually already uses every core. With --jobs N and
+no --threads, each shot gets an equal share of the cores (a shot's own "threads" key wins).
 
 SHOTLIST is JSON (or CSV with the same keys as a header row):
   {"shots": [{"name": "sh010", "input": "plates/sh010.####.exr",
@@ -104,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs must be 1 or more, got {args.jobs}")
     shots = load_shotlist(args.shotlist)
     job = job_settings(vars(args))
+    if args.jobs > 1 and not job.get("threads"):
+        job["threads"] = share_of_cores(args.jobs)
     executable = vrmbg_command(args.vrmbg)
     runs = [ShotRun(shot, [*executable, *render_args(shot, job)]) for shot in shots]
     if args.dry_run:
@@ -122,6 +125,14 @@ def run(args: argparse.Namespace) -> int:
         if any(item.returncode != 0 for item in runs):
             progress.close()  # not complete: no closing 100%
     return summarise(runs, cancelled=cancel.is_set())
+
+
+def share_of_cores(jobs: int) -> int:
+    """CPU threads for each of `jobs` shots rendering at once: an equal share of the cores,
+    so N processes do not each start a thread per core."""
+    from ..cpu import usable_cores
+
+    return max(1, usable_cores() // jobs)
 
 
 def vrmbg_command(explicit: str = "") -> list[str]:
