@@ -1,5 +1,6 @@
 """Small plate writers for tests: EXR (half/float, tiled, multi-part, layered, data windows,
-metadata) and DPX sequences written with OpenImageIO straight into a pytest `tmp_path`.
+metadata) and DPX sequences written with OpenImageIO straight into a pytest `tmp_path`, and
+movies written with PyAV (`write_video`).
 
 Import from any test file: `from plate_factory import write_exr, write_exr_sequence, ...`.
 Pixel values come from `ramp_rgb` so every frame, pixel and channel differs and a reader that
@@ -155,4 +156,47 @@ def write_plain(path: str | os.PathLike, pixels: np.ndarray, pixel_type: str = "
     assert out is not None and out.open(path, spec), oiio.geterror()
     assert out.write_image(np.ascontiguousarray(pixels.astype(np.float32))), out.geterror()
     out.close()
+    return path
+
+
+VIDEO_709 = {"dst_colorspace": "ITU709", "dst_color_range": "MPEG"}  # Rec.709 limited range
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, codec: str,
+                pix_fmt: str, frame_format: str, rate: int = 24,
+                options: Mapping[str, str] | None = None,
+                reformat: Mapping[str, str] | None = None, timecode: str = "") -> str:
+    """Encode `frames` (arrays in PyAV's `frame_format`, e.g. rgb24 or rgba64le) with PyAV,
+    independently of core/movie.py; returns the path.
+
+    `reformat` converts each frame to `pix_fmt` first with those reformatter options (e.g.
+    `VIDEO_709`); without it the encoder converts. A `.mov` path is written as QuickTime.
+    """
+    import av
+    from av.video.reformatter import ColorRange, Colorspace
+
+    path = os.fspath(path)
+    frames = list(frames)
+    convert = {}
+    if reformat is not None:
+        convert = {"format": pix_fmt}
+        if "dst_colorspace" in reformat:
+            convert["dst_colorspace"] = getattr(Colorspace, reformat["dst_colorspace"])
+        if "dst_color_range" in reformat:
+            convert["dst_color_range"] = getattr(ColorRange, reformat["dst_color_range"])
+    with av.open(path, "w", format="mov" if path.endswith(".mov") else None) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = pix_fmt
+        if options:
+            stream.options = dict(options)
+        if timecode:
+            stream.metadata["timecode"] = timecode
+        for index, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(pixels, format=frame_format)
+            if convert:
+                frame = frame.reformat(**convert)
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
     return path

@@ -12,13 +12,19 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import av
 import numpy as np
 import pytest
-from plate_factory import ramp_rgb, write_dpx_sequence, write_exr, write_exr_sequence
+from plate_factory import (ramp_rgb, write_dpx_sequence, write_exr, write_exr_sequence,
+                           write_video)
 
 from vrmbg.core import cpu
+from vrmbg.core import plates as plates_module
+from vrmbg.core.colour import ColourTransform
 from vrmbg.core.cpu import lower_thread_priority
+from vrmbg.core.engine import MatteSession
+from vrmbg.core.engine import session as session_module
+from vrmbg.core.engine.step import FrameStepper
+from vrmbg.core.model.loader import load_model
 from vrmbg.core.movie import MovieSequence
 from vrmbg.core.plates import PlateSequence
 
@@ -113,17 +119,9 @@ def test_keep_half_never_changes_values_whatever_the_compression(tmp_path, compr
 
 
 def test_movie_plates_accept_keep_half_and_stay_float32(tmp_path):
-    path = str(tmp_path / "m.mov")
-    with av.open(path, "w", format="mov") as container:
-        stream = container.add_stream("prores_ks", rate=24)
-        stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv422p10le"
-        for i in range(3):
-            rgb = np.full((16, 32, 3), 40 * i + 30, np.uint8)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-                format="yuv422p10le")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    frames = (np.full((16, 32, 3), 40 * i + 30, np.uint8) for i in range(3))
+    path = write_video(tmp_path / "m.mov", frames, codec="prores_ks", pix_fmt="yuv422p10le",
+                       frame_format="rgb24", reformat={})
     movie = MovieSequence(path)
     frame = movie.frames[1]
     kept = movie.read(frame, keep_half=True).rgb
@@ -164,32 +162,27 @@ def test_lower_thread_priority_does_nothing_when_it_cannot_stay_per_thread(monke
     assert after == before
 
 
-def test_a_one_thread_budget_reads_frames_on_one_thread(tmp_path):
-    from vrmbg.core.colour import ColourTransform
-    from vrmbg.core.engine import MatteSession
-    from vrmbg.core.engine.step import FrameStepper
-    from vrmbg.core.model.loader import init_random, load_model
+def engine_session(pattern: str, model: str, cache: str, settings: dict, *,
+                   input_space: str = "") -> MatteSession:
+    """A MatteSession on `pattern` with the test model at 64 px."""
+    plates = PlateSequence(pattern)
+    colour = ColourTransform(plate_path=plates.path_for(plates.first_frame),
+                             input_space=input_space)
+    stepper = FrameStepper(load_model(model, device="cpu"), 64)
+    return MatteSession(plates, colour, stepper, cache, settings)
 
+
+def test_a_one_thread_budget_reads_frames_on_one_thread(tmp_path, model):
     (tmp_path / "plates").mkdir()
     pattern = write_exr_sequence(tmp_path / "plates", [1001, 1002], size=(64, 32))
-    loaded = load_model(init_random(str(tmp_path / "model"), "tiny", seed=0), device="cpu")
-    plates = PlateSequence(pattern)
-    colour = ColourTransform(plate_path=plates.path_for(1001))
-    stepper = FrameStepper(loaded, 64)
-    readers = {threads: MatteSession(plates, colour, stepper, str(tmp_path / "cache"),
-                                     {"threads": threads}).io_threads
+    readers = {threads: engine_session(pattern, model, str(tmp_path / "cache"),
+                                       {"threads": threads}).io_threads
                for threads in (0, 1, 4)}
     assert readers == {0: 2, 1: 1, 4: 2}
 
 
 @linux_only
-def test_engine_readers_run_low_and_leave_the_shared_pools_alone(tmp_path, monkeypatch):
-    from vrmbg.core import plates as plates_module
-    from vrmbg.core.colour import ColourTransform
-    from vrmbg.core.engine import MatteSession, session as session_module
-    from vrmbg.core.engine.step import FrameStepper
-    from vrmbg.core.model.loader import init_random, load_model
-
+def test_engine_readers_run_low_and_leave_the_shared_pools_alone(tmp_path, model, monkeypatch):
     (tmp_path / "plates").mkdir()
     # 10-bit DPX big enough (1.5M values) for the shared integer -> float conversion pool
     pattern = write_dpx_sequence(tmp_path / "plates", [1001, 1002, 1003], size=(1024, 512))
@@ -202,12 +195,9 @@ def test_engine_readers_run_low_and_leave_the_shared_pools_alone(tmp_path, monke
         return original_read(self, frame)
 
     monkeypatch.setattr(session_module._FrameWork, "read", read)
-    loaded = load_model(init_random(str(tmp_path / "model"), "tiny", seed=0), device="cpu")
-    plates = PlateSequence(pattern)
-    colour = ColourTransform(plate_path=plates.path_for(1001), input_space="ACEScct")
     main_nice = nice()
-    MatteSession(plates, colour, FrameStepper(loaded, 64), str(tmp_path / "cache"),
-                 {}).ensure(1003)
+    engine_session(pattern, model, str(tmp_path / "cache"), {},
+                   input_space="ACEScct").ensure(1003)
 
     assert seen and set(seen) == {min(19, main_nice + cpu.IO_NICE_INCREMENT)}
     pool = plates_module._pool  # created by a lowered reader, its threads would stay low

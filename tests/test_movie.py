@@ -9,7 +9,7 @@ import numpy as np
 import OpenImageIO as oiio
 import PyOpenColorIO as OCIO
 import pytest
-from av.video.reformatter import ColorRange, Colorspace
+from plate_factory import VIDEO_709, write_video
 
 from vrmbg.core.colour import ColourTransform
 from vrmbg.core.errors import InputError, OutputError, UsageError
@@ -32,36 +32,18 @@ def source_frame(i: int) -> np.ndarray:
 
 def write_prores_4444(path, count: int = COUNT, timecode: str = "") -> str:
     """A ProRes 4444 .mov written with PyAV directly (independent of write_movie)."""
-    with av.open(str(path), "w", format="mov") as container:
-        stream = container.add_stream("prores_ks", rate=24)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuva444p10le"
-        stream.options = {"profile": "4444"}
-        if timecode:
-            stream.metadata["timecode"] = timecode
-        for i in range(count):
-            codes = np.round(source_frame(i) * 65535).astype(np.uint16)
-            frame = av.VideoFrame.from_ndarray(codes, format="rgba64le").reformat(
-                format="yuva444p10le", dst_colorspace=Colorspace.ITU709,
-                dst_color_range=ColorRange.MPEG)
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return str(path)
+    frames = (np.round(source_frame(i) * 65535).astype(np.uint16) for i in range(count))
+    return write_video(path, frames, codec="prores_ks", pix_fmt="yuva444p10le",
+                       frame_format="rgba64le", options={"profile": "4444"},
+                       reformat=VIDEO_709, timecode=timecode)
 
 
 def write_h264(path, count: int = COUNT) -> str:
     """A long-GOP 8-bit H.264 .mp4 with B-frames (key frame every 10 frames)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"g": "10", "bf": "2", "crf": "10", "preset": "ultrafast"}
-        for i in range(count):
-            codes = np.round(source_frame(i)[..., :3] * 255).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(codes, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return str(path)
+    frames = (np.round(source_frame(i)[..., :3] * 255).astype(np.uint8) for i in range(count))
+    return write_video(path, frames, codec="libx264", pix_fmt="yuv420p", frame_format="rgb24",
+                       rate=25, options={"g": "10", "bf": "2", "crf": "10",
+                                         "preset": "ultrafast"})
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,8 @@ import os
 
 import av
 import numpy as np
-from av.video.reformatter import ColorRange, Colorspace
 
-from plate_factory import write_exr
+from plate_factory import VIDEO_709, write_exr, write_video
 from render_helpers import (SIZE, assert_same_mattes, debris, frame_file, frames_on_disk,
                             read_frames, render_args, run_json)
 
@@ -36,19 +35,9 @@ def source_rgb(i: int) -> np.ndarray:
 
 def write_prores_422(path: str, count: int = COUNT) -> str:
     """A ProRes 422 HQ .mov (Rec.709, limited range) written with PyAV."""
-    with av.open(path, "w", format="mov") as container:
-        stream = container.add_stream("prores_ks", rate=24)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv422p10le"
-        stream.options = {"profile": "hq"}
-        for i in range(count):
-            codes = np.round(source_rgb(i) * 65535).astype(np.uint16)
-            frame = av.VideoFrame.from_ndarray(codes, format="rgb48le").reformat(
-                format="yuv422p10le", dst_colorspace=Colorspace.ITU709,
-                dst_color_range=ColorRange.MPEG)
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
+    frames = (np.round(source_rgb(i) * 65535).astype(np.uint16) for i in range(count))
+    return write_video(path, frames, codec="prores_ks", pix_fmt="yuv422p10le",
+                       frame_format="rgb48le", options={"profile": "hq"}, reformat=VIDEO_709)
 
 
 def decode_rgb(path: str) -> list[np.ndarray]:
