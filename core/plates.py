@@ -184,14 +184,6 @@ def file_fingerprint(path: str, *, content: bool = False, frame: int | None = No
         raise InputError(f"cannot read ({exc.strerror})", path=path, frame=frame) from None
 
 
-def read_display_channels(path: str, channels: Sequence[str], *, frame: int | None = None,
-                          part: int = 0) -> tuple[np.ndarray, ImageInfo]:
-    """Named channels of one file's display window as (H, W, len(channels)) float32."""
-    with ImageReader(path, frame) as reader:
-        info = reader.info_for_channels(part, channels)
-        return reader.pixels(info), info
-
-
 class ImageReader:
     """One open image file: validation, part/layer choice and pixel decoding.
 

@@ -123,11 +123,6 @@ class ChainLock:
         self.path = path
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        """True while this object holds the lock."""
-        return self._fd is not None
-
     def try_acquire(self) -> bool:
         """Take the lock if it is free; never waits."""
         if self._fd is not None:

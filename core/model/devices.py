@@ -17,7 +17,6 @@ _PRECISIONS = {
     "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
     "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
 }
-_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 def _mps_available() -> bool:
@@ -82,11 +81,6 @@ def resolve_device(device: str = "auto",
     if dtype == torch.bfloat16 and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise UsageError("this GPU has no bf16 support; use --precision fp16 or fp32")
     return dev, dtype
-
-
-def precision_name(dtype: torch.dtype) -> str:
-    """Short name of a dtype as used in settings and chain hashes ("fp32", "bf16", "fp16")."""
-    return _NAMES.get(dtype, str(dtype).replace("torch.", ""))
 
 
 def prepare_module(module: nn.Module, device: torch.device | str,
