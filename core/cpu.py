@@ -1,7 +1,9 @@
 """How vrmbg shares the CPU: with the model, and with whatever else runs on the machine.
 
-A render may be given a number of CPU threads (`--threads`, for farm tasks given a few cores of
-a node); `limit_threads` applies it to torch, OpenImageIO and OpenEXR.
+A process may be given a number of CPU threads (`--threads`, for farm tasks given a few cores
+of a node). Thread pools belong to the process, not to a shot: `set_process_threads` applies the
+budget to torch, OpenImageIO and OpenEXR once, when a command or the worker starts, and every
+session the process opens shares it.
 
 The frame pipeline only has to stay ahead of the model, so its reader and writer threads run
 at a lower scheduling priority than the model's thread: when both want a core, the model gets
@@ -45,6 +47,25 @@ def limit_threads(count: int) -> int:
     torch.set_num_threads(count if count > 0 else _DEFAULTS["torch"])
     oiio.attribute("threads", count if count > 0 else _DEFAULTS["threads"])
     oiio.attribute("exr_threads", count if count > 0 else _DEFAULTS["exr_threads"])
+    return torch.get_num_threads()
+
+
+def set_process_threads(requested: int) -> tuple[int, str]:
+    """Apply a process-wide thread budget at start-up (0 = every core); returns the torch
+    thread count now in effect and a warning when more than the usable cores were asked."""
+    cores = usable_cores()
+    warning = ""
+    if requested > cores:
+        warning = (f"--threads {requested} is more than the {cores} cores this process may "
+                   f"use: using {cores}")
+        requested = cores
+    return limit_threads(max(0, requested)), warning
+
+
+def process_threads() -> int:
+    """torch's intra-op thread count in this process (what the model step uses)."""
+    import torch
+
     return torch.get_num_threads()
 
 

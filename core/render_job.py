@@ -22,6 +22,7 @@ from typing import Any, Mapping, TextIO
 import numpy as np
 
 from .errors import InputError, OutputError, UsageError
+from .cpu import process_threads
 from .frames import SequencePattern, format_frame_ranges, parse_frame_spec
 
 MOVIE_OUTPUTS = (".mov",)
@@ -84,7 +85,10 @@ class RenderJob:
 
     def __init__(self, input_path: str, output: str, settings: Mapping[str, Any], *,
                  frames: str = "", resume: bool = True, overwrite: bool = False,
-                 movie_start: int = 1001) -> None:
+                 movie_start: int = 1001, models: Any = None) -> None:
+        from .engine.models import ModelPool
+
+        self.models = models if models is not None else ModelPool()
         self.input_path = input_path
         self.output = output
         self.settings = dict(settings)
@@ -132,37 +136,13 @@ class RenderJob:
 
     def _open(self) -> tuple[Any, Any, Any, list[int]]:
         """Plates, colour transform, frame stepper and requested frames (cheap checks first)."""
-        from .colour import ColourTransform
-        from .movie import MOVIE_DEFAULT_COLORSPACE, MovieSequence, open_plates
+        from .engine.opening import colour_for, open_plate_source, stepper_for
 
-        s = self.settings
-        plates = open_plates(self.input_path, layer=s.get("layer", ""), part=s.get("part", ""),
-                             movie_start=self.movie_start)
+        plates = open_plate_source(self.input_path, self.settings, movie_start=self.movie_start)
         frames = self._requested_frames(plates)
-        input_space = s.get("input_colorspace", "")
-        if not input_space and isinstance(plates, MovieSequence):
-            input_space = MOVIE_DEFAULT_COLORSPACE  # edit movies are Rec.709 video by default
-        threads = int(s.get("threads") or 0)
-        colour = ColourTransform(ocio=s.get("ocio", ""), input_space=input_space,
-                                 model_space=s.get("model_colorspace", ""),
-                                 display=s.get("display", ""), view=s.get("view", ""),
-                                 plate_path=self.input_path, threads=min(threads, 2))
+        colour = colour_for(plates, self.settings)
         self._check_output_target()
-        from .cpu import limit_threads, usable_cores
-        from .engine.step import FrameStepper
-        from .model.loader import load_model
-
-        cores = usable_cores()
-        if threads > cores:
-            self.summary.warnings.append(f"--threads {threads} is more than the {cores} cores "
-                                         f"this render may use: using {cores}")
-            threads = cores
-        self.summary.cpu_threads = limit_threads(threads)
-
-        loaded = load_model(s.get("model") or "briaai/VRMBG-3.0", device=s.get("device", "auto"),
-                            precision=s.get("precision", "auto"), revision=s.get("revision", ""),
-                            trust_remote_code=bool(s.get("trust_remote_code", False)))
-        stepper = FrameStepper(loaded, int(s.get("resolution") or 0))
+        stepper = stepper_for(self.settings, self.models)
         return plates, colour, stepper, frames
 
     def _check_output_target(self) -> None:
@@ -189,11 +169,12 @@ class RenderJob:
     def _session(self, plates: Any, colour: Any, stepper: Any, frames: list[int]) -> Any:
         """The chain answering this request: exact, or bounded pre-roll when asked for and the
         cache cannot continue exactly."""
-        from .engine.session import MatteSession
+        from .engine.opening import open_session
 
         cache_root = self.settings.get("cache_dir") or default_render_cache(self.output)
         settings = {**self.settings, "preview_resolution": 0}
-        exact = MatteSession(plates, colour, stepper, cache_root, settings)
+        exact = open_session(plates, settings, cache_root=cache_root, colour=colour,
+                             stepper=stepper)
         if not self.resume:
             self._restart_chain(exact.folder)
         preroll = int(self.settings.get("preroll") or 0)
@@ -206,7 +187,8 @@ class RenderJob:
             self.summary.warnings.append(f"frame {previous} is cached: rendering exactly, "
                                          "pre-roll not needed")
             return exact
-        approx = MatteSession(plates, colour, stepper, cache_root, settings, preview=True)
+        approx = open_session(plates, settings, cache_root=cache_root, colour=colour,
+                              stepper=stepper, preview=True)
         self.summary.exact = False
         self.summary.warnings.append(
             f"approximate: frames start {preroll} frame(s) before {first} from an empty prior "
@@ -355,6 +337,7 @@ class RenderJob:
         loaded = stepper.loaded
         self.summary.device = loaded.device.type
         self.summary.precision = str(loaded.dtype).replace("torch.", "")
+        self.summary.cpu_threads = process_threads()
         self.summary.model_fingerprint = loaded.fingerprint
         self.summary.model_source = loaded.source
         self.summary.frames = format_frame_ranges(frames)

@@ -144,28 +144,21 @@ def render_demo(outdir: str, *, frames: int = 24, width: int = 384, height: int 
 def render_mattes(pattern: str, *, input_space: str = "", cache: str, model: str = "demo",
                   device: str = "auto", precision: str = "auto", colour_override=None,
                   log=_say) -> dict[str, Any]:
-    """Mattes of a plate sequence through the real pipeline (MatteSession + temporal cache).
+    """Mattes of a plate sequence through the real pipeline (one session, the temporal cache).
 
     Returns the mattes read back from the written EXRs, the matte pattern, timing, and a
     function giving the model-space RGB of a frame (for the contact sheet).
     `colour_override` replaces the ColourTransform (tests use it to feed a wrong colour path).
     """
-    from ..colour import ColourTransform
-    from ..engine.session import MatteSession
-    from ..engine.step import FrameStepper
+    from ..engine.opening import open_session
     from ..mattes import read_matte
-    from ..model import load_model
-    from ..plates import PlateSequence
     from ...plugin import schema
 
-    plates = PlateSequence(pattern)
-    colour = colour_override or ColourTransform(input_space=input_space,
-                                                plate_path=plates.path_for(plates.first_frame))
-    loaded = load_model(model, device=device, precision=precision)
-    stepper = FrameStepper(loaded)
     settings = dict(schema.defaults(), model=model, device=device, precision=precision,
                     input_colorspace=input_space)
-    session = MatteSession(plates, colour, stepper, cache, settings)
+    session = open_session(pattern, settings, cache_root=cache, colour=colour_override)
+    plates, colour, stepper = session.plates, session.colour, session.stepper
+    loaded = stepper.loaded
     log(f"rendering {len(plates.frames)} frames ({colour.describe()}, model at "
         f"{stepper.resolution}px, {str(loaded.dtype).replace('torch.', '')} on "
         f"{loaded.device})")

@@ -74,10 +74,15 @@ def run(args: argparse.Namespace) -> int:
         settings = schema_values(args)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    from ..cpu import set_process_threads
+
     started = time.perf_counter()
+    _threads, warning = set_process_threads(int(settings.get("threads") or 0))
     job = RenderJob(args.input, args.output, settings, frames=args.frames,
                     resume=args.resume, overwrite=args.overwrite,
                     movie_start=args.movie_start)
+    if warning:
+        job.summary.warnings.append(warning)
     progress_stream = sys.stderr if args.json else sys.stdout
     summary = job.run(progress_mode=args.progress, progress_stream=progress_stream)
     summary["seconds_total"] = round(time.perf_counter() - started, 3)

@@ -142,14 +142,10 @@ def per_frame_mattes(pattern: str, *, precision: str = "fp32") -> list[np.ndarra
     The baseline the temporal model must beat on stability: the same reader, colour
     transform and card-loop step as the pipeline, each frame treated as a chain's first.
     """
-    from ..colour import ColourTransform
-    from ..engine.step import FrameStepper
-    from ..model import load_model
-    from ..plates import PlateSequence
+    from ..engine.opening import open_session
 
-    plates = PlateSequence(pattern)
-    colour = ColourTransform(plate_path=plates.path_for(plates.first_frame))
-    stepper = FrameStepper(load_model("demo", device="cpu", precision=precision))
+    session = open_session(pattern, {"model": "demo", "device": "cpu", "precision": precision})
+    plates, colour, stepper = session.plates, session.colour, session.stepper
     mattes = []
     for frame in plates.frames:
         plate = plates.read(frame)

@@ -170,6 +170,11 @@ class MatteSession:
     # ------------------------------------------------------------------ public facts
 
     @property
+    def stepper(self) -> Any:
+        """The frame stepper of this session's tier (its model, device and inference size)."""
+        return self._tier.stepper
+
+    @property
     def tier(self) -> str:
         """'final' or 'preview'."""
         return self._tier.name
