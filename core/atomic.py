@@ -58,6 +58,15 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     _fsync_folder(folder)
 
 
+def atomic_write_text(path: str, text: str) -> None:
+    """Write UTF-8 `text` to `path` atomically (config, JSON and card files)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    atomic_write(path, write)
+
+
 def disk_full_error(path: str, what: str, *, code: int | None = None, reason: str = "",
                     check_free: bool = True) -> OutputError | None:
     """An OutputError saying the disk is full (or the quota used up) when that is why writing

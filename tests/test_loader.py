@@ -14,7 +14,7 @@ import torch
 from huggingface_hub import errors as hub_errors
 from safetensors.torch import load_file, save_file
 
-from vrmbg.core.errors import EXIT_MODEL, ModelError
+from vrmbg.core.errors import EXIT_MODEL, ModelError, OutputError
 from vrmbg.core.model import LoadedModel, ModelConfig, init_random, load_model, save_model
 from vrmbg.core.model import loader as loader_mod
 from vrmbg.core.model.devices import prepare_module
@@ -93,7 +93,7 @@ def test_save_model_leaves_nothing_on_error(tmp_path, monkeypatch):
     monkeypatch.setattr(st, "save_file", broken)
     folder = tmp_path / "new"
     config = ModelConfig.preset("tiny")
-    with pytest.raises(ModelError, match="No space left"):
+    with pytest.raises(OutputError, match="no space left on the device"):
         save_model(VRMBGNet(config), config, folder)
     assert not folder.exists()
 

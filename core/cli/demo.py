@@ -193,11 +193,6 @@ def _progress(total: int):
 
 def write_json(path: str, data: dict[str, Any]) -> None:
     """Write the JSON report atomically."""
-    from ..atomic import atomic_write
+    from ..atomic import atomic_write_text
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-
-    atomic_write(path, write)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -23,6 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import ColourError, OutputError
 
 WORKING_SPACE = "ACEScg"
@@ -490,9 +491,8 @@ def _write_image(path: str, pixels: np.ndarray, fmt: str, *, bits: int = 0,
         spec.attribute("compression", "zip")
     for key, value in (attrs or {}).items():
         spec.attribute(key, value)
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{os.getpid()}{ext}"
-    try:
+
+    def write(tmp: str) -> None:
         out = oiio.ImageOutput.create(tmp)
         if out is None or not out.open(tmp, spec):
             raise OutputError(f"cannot write image: {oiio.geterror()}", path=path)
@@ -501,10 +501,8 @@ def _write_image(path: str, pixels: np.ndarray, fmt: str, *, bits: int = 0,
         out.close()
         if not ok:
             raise OutputError(f"cannot write image: {out.geterror()}", path=path)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    atomic_write(path, write)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..atomic import atomic_write_text
 from ..engine.step import IMAGENET_MEAN, IMAGENET_STD, resize_bilinear
 from . import synth
 from .train_cli import TrainSettings
@@ -359,10 +360,7 @@ def write_model_card(folder: str, summary: dict, quality: dict | None = None) ->
               "run summary (read back by `quality_bench.py --update-card`).", "",
               "```json", json.dumps(summary, indent=1, default=str), "```", ""]
     path = os.path.join(folder, "MODEL_CARD.md")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(lines))
     return path
 
 

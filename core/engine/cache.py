@@ -39,7 +39,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from ..atomic import TEMP_MARKER, atomic_write
+from ..atomic import TEMP_MARKER, atomic_write, atomic_write_text
 from ..errors import OutputError, UsageError
 from ..frames import format_frame
 
@@ -343,7 +343,7 @@ class ChainStore:
         path = os.path.join(self.folder, CHAIN_FILE)
         if not os.path.isfile(path):
             text = json.dumps(description, indent=2, sort_keys=True, default=str) + "\n"
-            atomic_write(path, lambda tmp: _write_text(tmp, text))
+            atomic_write_text(path, text)
 
     def touch(self) -> None:
         """Mark the chain as just used (its chain.json mtime orders `cache prune`)."""
@@ -366,12 +366,6 @@ class ChainStore:
         return removed
 
 
-def _write_text(path: str, text: str) -> None:
-    """Write `text` to `path` (UTF-8)."""
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
 def _remove(path: str) -> int:
     """Delete a file if present; 1 when removed."""
     try:
@@ -388,7 +382,7 @@ def write_shot_file(shot_dir: str, description: dict[str, Any]) -> None:
         return
     text = json.dumps(description, indent=2, sort_keys=True) + "\n"
     try:
-        atomic_write(path, lambda tmp: _write_text(tmp, text))
+        atomic_write_text(path, text)
     except OutputError:
         pass  # purely informative
 

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..atomic import atomic_write_text
 from ..errors import ModelError
 
 CONFIG_NAME = "config.json"
@@ -143,14 +144,7 @@ class ModelConfig:
         """Write `config.json` into folder (created if needed); returns the file path."""
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(os.fspath(folder), CONFIG_NAME)
-        tmp = path + ".tmp"
-        try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(self.to_json())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write_text(path, self.to_json())
         return path
 
     @classmethod

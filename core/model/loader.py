@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -28,6 +27,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from ..atomic import atomic_write, atomic_write_text
 from ..errors import ModelError, first_line
 from .config import ARCHITECTURE, CONFIG_NAME, ModelConfig
 from .fingerprint import combine, read_header, weights_fingerprint
@@ -130,9 +130,9 @@ def save_model(module: nn.Module, config: ModelConfig, folder: str | os.PathLike
                for name, t in module.state_dict().items()}
     metadata = {"format": "pt", "vrmbg_architecture": OUR_ARCHITECTURE, "vrmbg_config": config.name}
     try:
-        _atomic(folder_path / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-        _atomic(folder_path / CONFIG_NAME,
-                lambda tmp: Path(tmp).write_text(config.to_json(), encoding="utf-8"))
+        atomic_write(str(folder_path / WEIGHTS_NAME),
+                     lambda tmp: save_file(tensors, tmp, metadata=metadata))
+        atomic_write_text(str(folder_path / CONFIG_NAME), config.to_json())
     except BaseException:
         if created:
             _remove_if_empty(folder_path)
@@ -258,25 +258,6 @@ def model_fingerprint(files: list[Path] | list[str], config: ModelConfig,
         parts.append(("code", code_digest))
     return combine(parts)
 
-
-
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Write through a temp file in the same folder, fsync, rename; temp removed on error."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; model folders are shared
-        with open(tmp, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ModelError(f"cannot write model file: {exc.strerror or exc}", path=path) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _remove_if_empty(folder: Path) -> None:
