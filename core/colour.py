@@ -25,7 +25,7 @@ import numpy as np
 import PyOpenColorIO as OCIO
 
 from .errors import ColourError, first_line
-from .movie import MOVIE_EXTENSIONS
+from .plate_formats import MOVIE_EXTENSIONS
 
 BUILTIN_CONFIG = "ocio://studio-config-latest"
 DEFAULT_MODEL_SPACE = "sRGB Encoded Rec.709 (sRGB)"

@@ -22,7 +22,7 @@ import OpenImageIO as oiio
 
 from .atomic import atomic_write, disk_full_error
 from .errors import InputError, OutputError, UsageError, one_line
-from .plates import ImageInfo, ImageReader, Window, frame_rate
+from .plates import ImageInfo, ImageReader, Window, metadata_fps
 
 COMPRESSIONS = ("zip", "zips", "piz", "rle", "none", "dwaa", "dwab")
 
@@ -144,7 +144,7 @@ def _copy_metadata(spec: oiio.ImageSpec, like: ImageInfo, *, keep_colour: bool) 
         if type_name:
             spec.attribute(key, oiio.TypeDesc(type_name), value)
     if "FramesPerSecond" not in like.metadata:
-        fps = frame_rate(like.metadata)
+        fps = metadata_fps(like.metadata)
         if fps:
             rate = Fraction(fps).limit_denominator(1001)
             spec.attribute("FramesPerSecond", oiio.TypeRational,

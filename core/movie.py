@@ -30,16 +30,15 @@ import numpy as np
 
 from .atomic import atomic_write
 from .errors import InputError, OutputError, UsageError
+from .plate_formats import DEFAULT_MOVIE_START
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plates import ImageInfo, Plate, PlateSequence
+    from .plates import ImageInfo, Plate
 
-MOVIE_EXTENSIONS = frozenset({".mov", ".mp4", ".mxf", ".mkv", ".avi"})
 # The studio/cg configs' name for Rec.709 video (BT.1886 EOTF, gamma 2.4). Converting it to
 # 'sRGB Encoded Rec.709 (sRGB)' is a pure transfer-function swap (the configs' default view
 # transform is 'Un-tone-mapped'), so ordinary video reaches the model nearly unchanged.
 MOVIE_DEFAULT_COLORSPACE = "Rec.1886 Rec.709 - Display"
-DEFAULT_START = 1001
 
 # A forward jump of at most this many frames is decoded through instead of seeking.
 _MAX_DECODE_AHEAD = 24
@@ -50,11 +49,6 @@ _KEEP_DECODED = 4
 _AVCOL_SPC_UNSPECIFIED = 2
 _AVCOL_RANGE_MPEG, _AVCOL_RANGE_JPEG = 1, 2
 _BT709 = 1
-
-
-def is_movie(path: str) -> bool:
-    """True when `path` names a movie file (by extension) rather than an image sequence."""
-    return os.path.splitext(os.fspath(path))[1].lower() in MOVIE_EXTENSIONS
 
 
 def _plate_types() -> tuple[type, type]:
@@ -82,7 +76,7 @@ class MovieSequence:
     for neighbouring frames slightly out of order.
     """
 
-    def __init__(self, path: str, *, start: int = DEFAULT_START) -> None:
+    def __init__(self, path: str, *, start: int = DEFAULT_MOVIE_START) -> None:
         import av
 
         self.path = os.fspath(path)
@@ -230,7 +224,7 @@ class MovieSequence:
         return self._recent[index]
 
     def _frame_number(self, index: int) -> int:
-        return getattr(self, "first_frame", DEFAULT_START) + index
+        return getattr(self, "first_frame", DEFAULT_MOVIE_START) + index
 
     def _index(self, frame: int) -> int:
         index = int(frame) - self.first_frame
@@ -262,7 +256,7 @@ class MovieSequence:
         from a movie frame carry them like mattes of EXR plates do.
         """
         stream = self._stream
-        rate = frame_rate(self.fps)
+        rate = fps_fraction(self.fps)
         meta: dict[str, Any] = {
             "FramesPerSecond": (rate.numerator, rate.denominator),
             "movie:codec": stream.codec_context.name,
@@ -383,23 +377,6 @@ def _timecode_plus(start: str, frames: int, fps: Fraction) -> int | None:
                for value, shift in zip(digits, (0, 8, 16, 24)))
 
 
-# --------------------------------------------------------------------------- opening
-
-def open_plates(path: str, *, layer: str = "", part: str = "",
-                movie_start: int = DEFAULT_START) -> "PlateSequence | MovieSequence":
-    """Open plates: a MovieSequence for a movie file, else an image PlateSequence.
-
-    Movies have no layers or parts; asking for one is a UsageError.
-    """
-    if is_movie(path):
-        if layer or part:
-            raise UsageError("movies have no layers or parts; drop --layer/--part", path=path)
-        return MovieSequence(path, start=movie_start)
-    from .plates import PlateSequence
-
-    return PlateSequence(path, layer=layer, part=part)
-
-
 # --------------------------------------------------------------------------- writing
 
 _KINDS = {
@@ -410,7 +387,7 @@ _KINDS = {
 _NTSC_BASES = (24, 30, 48, 60, 120)
 
 
-def frame_rate(fps: float | int | str | Fraction) -> Fraction:
+def fps_fraction(fps: float | int | str | Fraction) -> Fraction:
     """A frame rate as an exact fraction; 23.976/29.97/59.94 become 24000/1001 etc."""
     try:
         value = Fraction(str(fps)) if not isinstance(fps, Fraction) else fps
@@ -493,7 +470,7 @@ def write_movie(path: str, frames: Iterable[np.ndarray], *, fps: float | int | s
     if os.path.splitext(os.fspath(path))[1].lower() != ".mov":
         raise UsageError("ProRes movies are written as .mov; change the output extension",
                          path=path)
-    rate = frame_rate(fps)
+    rate = fps_fraction(fps)
 
     def write(tmp: str) -> None:
         import av
@@ -529,6 +506,6 @@ def read_movie_frames(path: str, *, alpha: bool = False) -> list[np.ndarray]:
 
 
 __all__: Sequence[str] = (
-    "MOVIE_DEFAULT_COLORSPACE", "MOVIE_EXTENSIONS", "MovieSequence", "frame_rate", "is_movie",
-    "open_plates", "read_movie_frames", "write_movie",
+    "MOVIE_DEFAULT_COLORSPACE", "MovieSequence", "fps_fraction", "read_movie_frames",
+    "write_movie",
 )

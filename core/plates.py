@@ -41,7 +41,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from .errors import InputError, UsageError
-from .frames import SequencePattern, find_gaps, format_frame_ranges
+from .frames import SequencePattern
 
 Window = tuple[int, int, int, int]  # x, y, width, height
 
@@ -506,7 +506,7 @@ def timecode_text(value: Sequence[int]) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}{separator}{frames:02d}"
 
 
-def frame_rate(metadata: dict[str, Any]) -> float | None:
+def metadata_fps(metadata: dict[str, Any]) -> float | None:
     """Frames per second from EXR `FramesPerSecond` or DPX `dpx:FrameRate`, if present."""
     rate = metadata.get("FramesPerSecond")
     if isinstance(rate, tuple) and len(rate) == 2 and rate[1]:
@@ -516,92 +516,3 @@ def frame_rate(metadata: dict[str, Any]) -> float | None:
         if isinstance(value, (int, float)) and value > 0:
             return float(value)
     return None
-
-
-_COLOUR_KEYS = ("oiio:ColorSpace", "colorInteropID", "dpx:Transfer", "dpx:Colorimetric",
-                "chromaticities", "oiio:Gamma", "ICCProfile:profile_description")
-
-
-def describe(pattern: str, *, layer: str = "", part: str = "") -> dict:
-    """What `vrmbg info` shows: frames, gaps, windows, parts/channels, colour, timecode.
-
-    JSON-able. The header comes from the first frame; the layer/part choice is validated
-    (InputError listing what the file holds). Movie files (.mov, .mp4...) are described
-    through `vrmbg.core.movie`.
-    """
-    from .movie import is_movie, open_plates
-
-    if is_movie(pattern):
-        movie = open_plates(pattern, layer=layer, part=part)
-        try:
-            info = movie.info(movie.first_frame)
-        finally:
-            movie.close()
-        return _facts(pattern, False, movie.frames, info, parts=[], layer="")
-    sequence = PlateSequence(pattern, layer=layer, part=part)
-    with ImageReader(sequence.path_for(sequence.first_frame), sequence.first_frame) as reader:
-        info = reader.info(sequence.layer, sequence.part)
-        parts = [_part_summary(i, name, spec)
-                 for i, (name, spec) in enumerate(zip(reader.part_names(), reader.specs))]
-    return _facts(pattern, sequence.pattern.is_sequence, sequence.frames, info, parts,
-                  sequence.layer)
-
-
-def _facts(pattern: str, is_sequence: bool, frames: list[int], info: ImageInfo,
-           parts: list[dict], layer: str) -> dict:
-    """The JSON-able description of a sequence from its frames and first-frame header."""
-    gaps = find_gaps(frames) if is_sequence else []
-    meta = info.metadata
-    timecode = meta.get("smpte:TimeCode")
-    return {
-        "pattern": pattern,
-        "is_sequence": is_sequence,
-        "frames": format_frame_ranges(frames),
-        "frame_count": len(frames),
-        "first_frame": frames[0],
-        "last_frame": frames[-1],
-        "gaps": [list(g) for g in gaps],
-        "missing_count": sum(b - a + 1 for a, b in gaps),
-        "file": info.path,
-        "format": info.file_format,
-        "resolution": [info.width, info.height],
-        "display_window": list(info.display_window),
-        "data_window": list(info.data_window),
-        "pixel_type": info.pixel_type,
-        "bit_depth": info.bit_depth,
-        "part": info.parts[info.part_index] if info.parts else "",
-        "layer": layer,
-        "channels": list(info.channels),
-        "selected_channels": list(info.selected_channels or info.channels[:3]),
-        "parts": parts,
-        "colour": {k: _jsonable(meta[k]) for k in _COLOUR_KEYS if k in meta},
-        "timecode": timecode_text(timecode) if isinstance(timecode, tuple) else None,
-        "fps": frame_rate(meta),
-        "metadata": {k: _jsonable(v) for k, v in sorted(meta.items())},
-    }
-
-
-def _part_summary(index: int, name: str, spec: oiio.ImageSpec) -> dict:
-    """JSON summary of one part: name, channels, layers, windows and pixel type."""
-    layers, plain = split_layers(spec.channelnames)
-    return {
-        "index": index,
-        "name": name,
-        "channels": list(spec.channelnames),
-        "layers": layers,
-        "plain_channels": plain,
-        "data_window": [spec.x, spec.y, spec.width, spec.height],
-        "display_window": [spec.full_x, spec.full_y, spec.full_width, spec.full_height],
-        "pixel_type": str(spec.format),
-        "tiled": spec.tile_width > 0,
-        "compression": spec.get_string_attribute("compression"),
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    """Metadata value as JSON (tuples become lists, non-finite floats become text)."""
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value

@@ -296,10 +296,10 @@ class RenderJob:
         rate = getattr(plates, "fps", None)
         if rate:
             return rate
-        from .plates import frame_rate
+        from .plates import metadata_fps
 
         try:
-            return frame_rate(plates.info(plates.first_frame).metadata) or DEFAULT_FPS
+            return metadata_fps(plates.info(plates.first_frame).metadata) or DEFAULT_FPS
         except InputError:
             return DEFAULT_FPS
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-KINDS = ("str", "path", "int", "float", "bool", "enum", "frames")
+KINDS = ("str", "path", "int", "float", "bool", "enum")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from plate_factory import VIDEO_709, write_video
 
 from vrmbg.core.colour import ColourTransform
 from vrmbg.core.errors import InputError, OutputError, UsageError
-from vrmbg.core.movie import (MOVIE_DEFAULT_COLORSPACE, MovieSequence, open_plates,
-                              read_movie_frames, write_movie)
+from vrmbg.core.movie import MOVIE_DEFAULT_COLORSPACE, MovieSequence, read_movie_frames, write_movie
+from vrmbg.core.plate_formats import open_plates
 
 W, H, COUNT = 64, 48, 40
 CODEC_TOL = 0.006  # 10-bit limited-range YUV through ProRes: a few code values

@@ -75,4 +75,15 @@ def test_command_line_entry_points():
     assert out.stdout.startswith("vrmbg ")
     out = subprocess.run([sys.executable, "-m", "vrmbg.core", "--help"],
                          capture_output=True, text=True, check=True)
-    assert "render" in out.stdout or "commands" in out.stdout
+    listed = {line.split()[0] for line in out.stdout.splitlines()
+              if line.startswith("    ") and line.split()}
+    for command in ("demo", "render", "render-shots", "info", "cache", "model", "job"):
+        assert command in listed, f"'vrmbg {command}' is missing from --help"
+
+
+def test_a_command_module_that_cannot_import_is_an_error(monkeypatch):
+    from vrmbg.core import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", cli.COMMAND_MODULES + ("no_such_command",))
+    with pytest.raises(ModuleNotFoundError, match="no_such_command"):
+        cli.build_parser()

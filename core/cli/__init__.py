@@ -15,8 +15,8 @@ from typing import Sequence
 from .. import __version__
 from ..errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_USAGE, Cancelled, VrmbgError
 
-# Sub-command modules, in the order `--help` lists them. A module that is not present
-# (a feature not built yet) is skipped rather than breaking the whole command line.
+# Sub-command modules, in the order `--help` lists them. Every one must import: a missing
+# or broken command module is an error of the installation, never silently skipped.
 COMMAND_MODULES = (
     "demo",
     "render",
@@ -25,7 +25,6 @@ COMMAND_MODULES = (
     "cache_cmd",
     "model_cmd",
     "job",
-    "worker",
 )
 
 DESCRIPTION = """\
@@ -50,13 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vrmbg {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{name}":
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
     return parser
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ..plates import describe
+from ..plate_info import describe
 from .options import add_schema_arguments
 
 # Reader bookkeeping, shown with --json only.

@@ -157,13 +157,6 @@ class ChainLock:
             fd, self._fd = self._fd, None
             os.close(fd)
 
-    def __enter__(self) -> "ChainLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
 
 def _lock_fd(fd: int) -> bool:
     """Non-blocking exclusive lock of an open file; False when someone else holds it."""

@@ -29,7 +29,7 @@ def open_plate_source(plates_or_path: Any, settings: Mapping[str, Any], *,
     the plates object itself when one is given."""
     if not isinstance(plates_or_path, str):
         return plates_or_path
-    from ..movie import open_plates
+    from ..plate_formats import open_plates
 
     return open_plates(plates_or_path, layer=str(settings.get("layer") or ""),
                        part=str(settings.get("part") or ""), movie_start=movie_start)
