@@ -304,12 +304,22 @@ class ColourTransform:
     def to_model(self, rgb: np.ndarray, *, threads: int = 0) -> np.ndarray:
         """Convert plate RGB (H, W, 3) to model RGB: float32, NaN/Inf -> 0, clamped to [0, 1].
 
+        As `convert`, for callers that only want the pixels; `last_bad_pixels` then holds
+        this thread's count of NaN/Inf pixels.
+        """
+        out, bad = self.convert(rgb, threads=threads)
+        self._local.bad_pixels = bad
+        return out
+
+    def convert(self, rgb: np.ndarray, *, threads: int = 0) -> tuple[np.ndarray, int]:
+        """Plate RGB (H, W, 3) -> (model RGB in [0, 1] as float32, NaN/Inf pixel count).
+
         `rgb` may be float16 (a half plate as decoded) or float32 and is never modified.
-        `last_bad_pixels` is set to the number of pixels that held NaN/Inf before or after
-        conversion (the caller warns about them). `threads` caps the threads used for this
-        call (0 = the transform's own count; 1 = the calling thread only, for callers that
-        already convert several frames at once). Safe to call from several threads at once
-        (the OCIO CPU processor is thread-safe; the count is per thread).
+        The count is of pixels that held NaN/Inf before or after conversion (set to 0; the
+        caller warns about them). `threads` caps the threads used for this call (0 = the
+        transform's own count; 1 = the calling thread only, for callers that already convert
+        several frames at once). Safe to call from several threads at once (the OCIO CPU
+        processor is thread-safe).
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected (H, W, 3) RGB, got shape {rgb.shape}")
@@ -323,8 +333,7 @@ class ColourTransform:
             bad = sum(self._convert_block(src, dst) for src, dst in pairs)
         else:
             bad = sum(self._worker_pool().map(lambda pair: self._convert_block(*pair), pairs))
-        self._local.bad_pixels = bad
-        return out
+        return out, int(bad)
 
     def close(self) -> None:
         """Stop the worker threads (also done when the object is garbage collected)."""

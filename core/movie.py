@@ -76,6 +76,8 @@ class MovieSequence:
     for neighbouring frames slightly out of order.
     """
 
+    reads_in_order = True  # decoding runs forward: one reader, frames asked for in order
+
     def __init__(self, path: str, *, start: int = DEFAULT_MOVIE_START) -> None:
         import av
 

@@ -98,6 +98,8 @@ class Plate:
 class PlateSequence:
     """An image sequence (or single file) read frame by frame with one part/layer choice."""
 
+    reads_in_order = False  # any frame can be read at any time, by several threads
+
     def __init__(self, pattern: str, *, layer: str = "", part: str = "",
                  frames: Sequence[int] | None = None) -> None:
         self.pattern = SequencePattern.parse(pattern)

@@ -379,9 +379,12 @@ class RenderJob:
                     written.add(frame)
                 bar.update(len(cached) + done, f"frame {frame}")
 
+            bad_pixels: dict[int, int] = {}
             try:
-                answers = (session.ensure_range(to_compute, progress=finished, cancel=stop)
-                           if to_compute else {})
+                result = (session.ensure_frames(to_compute, progress=finished, cancel=stop)
+                          if to_compute else None)
+                answers = result.paths if result else {}
+                bad_pixels = result.bad_pixels if result else {}
             finally:
                 writer.shutdown(wait=True)
                 for job in pending:
@@ -395,15 +398,15 @@ class RenderJob:
                 self._write_movie(session, plates, colour, todo)
             if bar.done < bar.total:
                 bar.update(bar.total, f"{len(frames)} frame(s) done")
-        self._warn_bad_pixels(session)
+        self._warn_bad_pixels(bad_pixels)
         counters = session.counters
         self.summary.frames_computed = counters.frames_computed
         self.summary.frames_from_cache = len(cached) + counters.frames_from_cache
         self.summary.seconds_per_computed_frame = round(counters.seconds_per_computed_frame, 4)
 
-    def _warn_bad_pixels(self, session: Any) -> None:
+    def _warn_bad_pixels(self, bad_pixels: Mapping[int, int]) -> None:
         """Say which frames had NaN/Inf pixels (set to 0 before the model saw them)."""
-        for frame, count in sorted(getattr(session, "bad_pixels", {}).items()):
+        for frame, count in sorted(bad_pixels.items()):
             if count:
                 warning = f"frame {frame}: {count} NaN/Inf pixel(s) set to 0 before inference"
                 self.summary.warnings.append(warning)

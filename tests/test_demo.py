@@ -34,8 +34,10 @@ class LinearWithoutOCIO:
         return "none (scene-linear fed as is)"
 
     def to_model(self, rgb: np.ndarray, threads: int = 0) -> np.ndarray:
-        self.last_bad_pixels = 0
         return np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0).astype(np.float32)
+
+    def convert(self, rgb: np.ndarray, threads: int = 0) -> tuple[np.ndarray, int]:
+        return self.to_model(rgb), 0
 
 
 def _mean_quality(shots, cache: str, **kwargs) -> dict[str, float]:

@@ -28,22 +28,17 @@ DRIVER = r"""
 import json, sys, time
 import torch
 torch.set_num_threads(1)
-from vrmbg.core.colour import ColourTransform
-from vrmbg.core.engine import MatteSession
-from vrmbg.core.engine.step import FrameStepper
-from vrmbg.core.model.loader import load_model
-from vrmbg.core.plates import PlateSequence
+from vrmbg.core.engine.opening import open_session
 
 pattern, cache, model_dir, frames, pause = sys.argv[1:6]
-plates = PlateSequence(pattern)
-colour = ColourTransform(plate_path=plates.path_for(plates.first_frame))
-stepper = FrameStepper(load_model(model_dir, device="cpu", precision="fp32"), %(res)d)
+session = open_session(pattern, {"model": model_dir, "device": "cpu", "precision": "fp32",
+                                 "resolution": %(res)d}, cache_root=cache)
+stepper = session.stepper
 step = stepper.step
 def slow_step(*args):
     time.sleep(float(pause))  # widen the window in which a kill can land
     return step(*args)
 stepper.step = slow_step
-session = MatteSession(plates, colour, stepper, cache, {})
 print("ready", flush=True)
 for frame in json.loads(frames):
     session.ensure(frame)
@@ -77,7 +72,10 @@ def start_render(shot, cache: str, frames, pause: float = 0.0) -> subprocess.Pop
 
 def finish(process: subprocess.Popen) -> dict:
     """Wait for a render; its counters."""
-    out, err = process.communicate(timeout=240)
+    # read through the text stream that read "ready": communicate() would skip what it
+    # has already buffered (a fast render's whole output)
+    process.wait(timeout=240)
+    out, err = process.stdout.read(), process.stderr.read()
     assert process.returncode == 0, err
     return json.loads(out.strip().splitlines()[-1])
 

@@ -21,8 +21,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vrmbg.core.colour import ColourTransform
 from vrmbg.core.engine import MatteSession
+from vrmbg.core.engine.opening import colour_for, open_session
 from vrmbg.core.engine.step import FrameStepper
 from vrmbg.core.errors import Cancelled, InputError
 from vrmbg.core.mattes import read_matte
@@ -79,12 +79,11 @@ def model(model_dir: str, precision: str = "fp32"):
 
 def make_session(pattern: str, cache: str, loaded, *, resolution: int = RESOLUTION,
                  input_space: str = "", preview: bool = False, **settings) -> MatteSession:
-    """A session on the plates with the given settings."""
-    plates = PlateSequence(pattern)
-    colour = ColourTransform(input_space=input_space,
-                             plate_path=plates.path_for(plates.first_frame))
-    stepper = FrameStepper(loaded, resolution)
-    return MatteSession(plates, colour, stepper, cache, settings, preview=preview)
+    """A session on the plates with the given settings, through the engine's one factory
+    (the test's already loaded model in place of the pool's)."""
+    return open_session(pattern, {**settings, "input_colorspace": input_space},
+                        cache_root=cache, preview=preview,
+                        stepper=FrameStepper(loaded, resolution))
 
 
 def straight_run(pattern: str, loaded, *, resolution: int = RESOLUTION, input_space: str = "",
@@ -92,8 +91,7 @@ def straight_run(pattern: str, loaded, *, resolution: int = RESOLUTION, input_sp
     """The card's loop run straight from `start` (default: the shot's first frame), no cache:
     frame -> (half alpha as written to an EXR, state bits)."""
     plates = PlateSequence(pattern)
-    colour = ColourTransform(input_space=input_space,
-                             plate_path=plates.path_for(plates.first_frame))
+    colour = colour_for(plates, {"input_colorspace": input_space})
     stepper = FrameStepper(loaded, resolution)
     results = {}
     prev = pred = None
@@ -412,5 +410,36 @@ def test_nan_pixels_are_reported_per_frame(shot, tmp_path):
     assert out.open(path, spec) and out.write_image(pixels.astype(np.float16))
     out.close()
     session = make_session(pattern, str(tmp_path / "cache"), shot["loaded"])
-    session.ensure(1003)
-    assert session.bad_pixels == {1002: 6}
+    result = session.ensure_frames([1003])
+    assert result.bad_pixels == {1002: 6}
+    assert result.computed == [1001, 1002, 1003]
+
+
+def test_status_and_cached_frames_answer_from_another_thread_during_a_pass(shot, tmp_path):
+    session = make_session(shot["pattern"], str(tmp_path / "cache"), shot["loaded"])
+    stepper = session.stepper
+    step, entered, release = stepper.step, threading.Event(), threading.Event()
+
+    def held_step(*args):
+        result = step(*args)
+        if not entered.is_set():  # hold the pass inside the model after its first frame
+            entered.set()
+            assert release.wait(30)
+        return result
+
+    stepper.step = held_step
+    try:
+        worker = threading.Thread(target=session.ensure, args=(FRAMES[3],))
+        worker.start()
+        assert entered.wait(30)
+        status = session.status()
+        assert status["computing"] == FRAMES[0]
+        assert session.cached_frames() == []  # nothing is written yet, and asking is safe
+        release.set()
+        worker.join(60)
+    finally:
+        stepper.step = step
+    assert session.status()["computing"] is None
+    assert session.status()["frames_computed"] == 4
+    assert session.cached_frames() == FRAMES[:4]
+    assert_matches(session, shot["reference"], FRAMES[:4])

@@ -19,12 +19,10 @@ from plate_factory import (ramp_rgb, write_dpx_sequence, write_exr, write_exr_se
 
 from vrmbg.core import cpu
 from vrmbg.core import plates as plates_module
-from vrmbg.core.colour import ColourTransform
 from vrmbg.core.cpu import lower_thread_priority
 from vrmbg.core.engine import MatteSession
 from vrmbg.core.engine import session as session_module
-from vrmbg.core.engine.step import FrameStepper
-from vrmbg.core.model.loader import load_model
+from vrmbg.core.engine.opening import open_session
 from vrmbg.core.movie import MovieSequence
 from vrmbg.core.plates import PlateSequence
 
@@ -165,11 +163,9 @@ def test_lower_thread_priority_does_nothing_when_it_cannot_stay_per_thread(monke
 def engine_session(pattern: str, model: str, cache: str, settings: dict, *,
                    input_space: str = "") -> MatteSession:
     """A MatteSession on `pattern` with the test model at 64 px."""
-    plates = PlateSequence(pattern)
-    colour = ColourTransform(plate_path=plates.path_for(plates.first_frame),
-                             input_space=input_space)
-    stepper = FrameStepper(load_model(model, device="cpu"), 64)
-    return MatteSession(plates, colour, stepper, cache, settings)
+    return open_session(pattern, {"model": model, "device": "cpu", "resolution": 64,
+                                  "input_colorspace": input_space, **settings},
+                        cache_root=cache)
 
 
 def test_a_one_thread_budget_reads_frames_on_one_thread(tmp_path, model):

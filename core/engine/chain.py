@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 from typing import Any, Callable, Mapping, Sequence
 
 # Bump when the meaning of cached files changes (state layout, matte attributes, key recipe):
@@ -110,3 +112,59 @@ def fold_keys(identity_digest: str, frames: Sequence[int],
         key = next_key(key, frame, fingerprint(frame))
         keys[frame] = key
     return keys
+
+
+class ContentMemo:
+    """Content fingerprints kept across requests, keyed by each file's identity on disk
+    (inode, size, mtime, ctime), so hashing a plate's bytes happens once per file version.
+    Shared by every request of a session; safe from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple, str] = {}
+
+    def get(self, key: tuple) -> str | None:
+        """The fingerprint stored for this file identity, if any."""
+        with self._lock:
+            return self._values.get(key)
+
+    def put(self, key: tuple, value: str) -> None:
+        """Remember a fingerprint for this file identity."""
+        with self._lock:
+            self._values[key] = value
+
+
+class PlateFingerprints:
+    """The plate fingerprints of one request: each frame is fingerprinted at most once, so a
+    request sees one consistent state of the plates. A new request makes a new object, so a
+    plate replaced between requests is always noticed."""
+
+    def __init__(self, plates: Any, content: bool, memo: ContentMemo | None = None) -> None:
+        self._plates, self._content = plates, content
+        self._memo = memo if memo is not None else ContentMemo()
+        self._seen: dict[int, str] = {}
+
+    def __call__(self, frame: int) -> str:
+        """Fingerprint of plate `frame` (size + mtime, or content when asked)."""
+        value = self._seen.get(frame)
+        if value is None:
+            value = self._seen[frame] = self._compute(frame)
+        return value
+
+    def _compute(self, frame: int) -> str:
+        """Read the fingerprint; content hashes are reused while the file is unchanged."""
+        path_for = getattr(self._plates, "path_for", None)
+        if not self._content or path_for is None:
+            return self._plates.fingerprint(frame, content=self._content)
+        try:
+            stat = os.stat(path_for(frame))
+            key: tuple | None = (frame, stat.st_ino, stat.st_size, stat.st_mtime_ns,
+                                 stat.st_ctime_ns)
+        except OSError:
+            key = None
+        value = self._memo.get(key) if key else None
+        if value is None:
+            value = self._plates.fingerprint(frame, content=True)
+            if key:
+                self._memo.put(key, value)
+        return value

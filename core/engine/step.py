@@ -63,6 +63,10 @@ class FrameStepper:
         self._mean = torch.tensor(IMAGENET_MEAN, **options).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, **options).view(1, 3, 1, 1)
 
+    def at_resolution(self, resolution: int) -> "FrameStepper":
+        """The same model stepping at another inference size (a preview tier's stepper)."""
+        return type(self)(self.loaded, resolution)
+
     # ----------------------------------------------------------------------------------------
     def prepare(self, rgb01: np.ndarray) -> torch.Tensor:
         """(H, W, 3) float32 RGB in [0, 1] -> (1, 3, R, R) float32 ImageNet-normalised, on device.

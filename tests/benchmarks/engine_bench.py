@@ -37,12 +37,11 @@ import OpenImageIO as oiio
 import torch
 
 from vrmbg.core import cpu
-from vrmbg.core.colour import ColourTransform
 from vrmbg.core.engine import MatteSession
 from vrmbg.core.engine.cache import folder_size
+from vrmbg.core.engine.opening import open_session
 from vrmbg.core.engine.step import FrameStepper
 from vrmbg.core.model.loader import init_random, load_model
-from vrmbg.core.plates import PlateSequence
 
 FIRST = 1001
 
@@ -91,9 +90,7 @@ def raw_decode_seconds(pattern: str, frames: list[int]) -> tuple[float, float]:
 
 
 def session_for(pattern: str, cache: str, stepper: FrameStepper) -> MatteSession:
-    plates = PlateSequence(pattern)
-    colour = ColourTransform(plate_path=plates.path_for(plates.first_frame))
-    return MatteSession(plates, colour, stepper, cache, {})
+    return open_session(pattern, {}, cache_root=cache, stepper=stepper)
 
 
 def io_only(pattern: str, frames: list[int], loaded, work: str, repeats: int) -> dict:
@@ -139,9 +136,9 @@ def end_to_end(pattern: str, frames: list[int], loaded, work: str, repeats: int,
     so both see the machine in the same state; the best of each is compared.
     """
     stepper = FrameStepper(loaded, resolution)
-    plates = PlateSequence(pattern)
-    colour = ColourTransform(plate_path=plates.path_for(plates.first_frame))
-    inputs = [stepper.prepare(colour.to_model(plates.read(f).rgb)) for f in frames]
+    reference = session_for(pattern, os.path.join(work, "unused"), stepper)
+    inputs = [stepper.prepare(reference.colour.to_model(reference.plates.read(f).rgb))
+              for f in frames]
     stepper.step(inputs[0], None, None)  # warm-up
     bare, ours, inside, session = [], [], [], None
     for attempt in range(repeats):

@@ -1,0 +1,174 @@
+"""The chains a session keeps for its shot: the exact chain and the preview chain.
+
+A tier is one chain folder under one identity, with its own rules for what a valid frame is
+and how missing frames are planned:
+
+- `ExactChain` starts at the shot's first frame; frame keys fold from there. The final tier
+  is always one; a preview at a lower inference size without pre-roll is one too.
+- `PrerollChain` starts each computed frame at most `preroll` frames earlier with a zero
+  prior; a cached frame records the start it was computed from.
+
+Everything that differs between the two lives in these classes, so the session asks the
+same questions of either.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+from ..errors import InputError
+from .cache import ChainStore, read_matte_stamp
+from .chain import ChainFrames, chain_id, fold_keys, identity_hash
+from .pipeline import Run
+from .planning import States, has_state, plan_exact, plan_preroll, skippable
+
+Fingerprint = Callable[[int], str]
+
+
+class Tier:
+    """One chain of the shot: identity, folder, validity of cached frames, planning."""
+
+    def __init__(self, name: str, stepper: Any, identity: Mapping[str, Any],
+                 frames: ChainFrames, store_folder: str, plate_name: str,
+                 padding: int) -> None:
+        self.name = name
+        self.stepper = stepper
+        self.identity = dict(identity)
+        self.frames = frames
+        self.digest = identity_hash(self.identity)
+        self.chain_id = chain_id(self.digest)
+        self.store = ChainStore(os.path.join(store_folder, name, self.chain_id),
+                                name=plate_name, padding=padding)
+
+    preroll = 0
+
+    @property
+    def exact(self) -> bool:
+        """True for the final tier: its mattes are bit-identical to a straight run."""
+        return self.name == "final"
+
+    def stamp(self, start: int, key: str) -> dict[str, Any]:
+        """The `vrmbg:*` attributes written into each cached matte (checked on every answer)."""
+        return {"key": key, "start": start, "tier": self.name, "chain": self.chain_id,
+                "resolution": int(self.stepper.resolution), "preroll": self.preroll,
+                "exact": int(self.exact)}
+
+    def keys(self, start: int, last: int, fingerprint: Fingerprint) -> dict[int, str]:
+        """Keys of the chain frames start..last for a chain starting at `start`."""
+        return fold_keys(self.digest, self.frames.between(start, last), fingerprint)
+
+    def is_valid(self, frame: int, start: int, key: str) -> bool:
+        """The frame's matte carries this key and start, and its state is on disk."""
+        stamp = read_matte_stamp(self.store.matte_path(frame))
+        return (stamp is not None and stamp.get("key") == key and stamp.get("start") == start
+                and stamp.get("tier") == self.name and self.store.has_state(frame, start, key))
+
+    # ---- what each kind of chain answers differently
+
+    def valid_frames(self, targets: Sequence[int], fingerprint: Fingerprint) -> list[int]:
+        """The targets (sorted) whose cached matte is valid for today's plates."""
+        raise NotImplementedError
+
+    def expected_keys(self, targets: Sequence[int],
+                      fingerprint: Fingerprint) -> dict[int, str]:
+        """The key each target frame's matte carries (or will carry) for today's plates."""
+        raise NotImplementedError
+
+    def plan(self, todo: Sequence[int], states: States, fingerprint: Fingerprint) -> list[Run]:
+        """Runs computing every frame of `todo` (sorted) from what the cache holds."""
+        raise NotImplementedError
+
+    def drop_stale(self, fingerprint: Fingerprint) -> int:
+        """Delete cached frames that no longer match today's plates; returns how many."""
+        return 0
+
+
+class ExactChain(Tier):
+    """A chain from the shot's first frame: every frame's key covers every earlier plate."""
+
+    def valid_frames(self, targets: Sequence[int], fingerprint: Fingerprint) -> list[int]:
+        if not targets:
+            return []
+        first = self.frames.first
+        keys = self.keys(first, targets[-1], fingerprint)
+        return [f for f in targets if self.is_valid(f, first, keys[f])]
+
+    def expected_keys(self, targets: Sequence[int],
+                      fingerprint: Fingerprint) -> dict[int, str]:
+        if not targets:
+            return {}
+        keys = self.keys(self.frames.first, targets[-1], fingerprint)
+        return {frame: keys[frame] for frame in targets}
+
+    def plan(self, todo: Sequence[int], states: States, fingerprint: Fingerprint) -> list[Run]:
+        first = self.frames.first
+        keys = self.keys(first, todo[-1], fingerprint)
+        candidates = skippable(self.frames, todo, keys, states)
+        valid = {f for f in candidates if self.is_valid(f, first, keys[f])}
+        return plan_exact(self.frames, todo, keys, states, valid)
+
+    def drop_stale(self, fingerprint: Fingerprint) -> int:
+        """Hosts read the chain's matte folder as a sequence, so a matte left over from
+        before a plate was replaced must not stay visible."""
+        states = self.store.scan_states()
+        stored = sorted(f for f in states if f in self.frames)
+        if not stored:
+            return 0
+        first = self.frames.first
+        try:
+            keys = self.keys(first, stored[-1], fingerprint)
+        except InputError:  # a plate is missing: leave its frames for later requests
+            return 0
+        dropped = 0
+        for frame in stored:
+            if has_state(states, frame, first, keys[frame]):
+                continue
+            for path in [entry.path for entry in states[frame]] + [self.store.matte_path(frame)]:
+                try:
+                    os.remove(path)
+                except FileNotFoundError:
+                    pass
+            dropped += 1
+        return dropped
+
+
+class PrerollChain(Tier):
+    """A bounded pre-roll chain: each run starts at most `preroll` frames before its frame."""
+
+    def __init__(self, *args: Any, preroll: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.preroll = preroll
+
+    def _stamped_start(self, frame: int) -> int | None:
+        """The chain start recorded in the frame's cached matte, when it is a usable one."""
+        stamp = read_matte_stamp(self.store.matte_path(frame))
+        start = stamp.get("start") if stamp else None
+        if not isinstance(start, int) or start not in self.frames or start > frame:
+            return None
+        return start
+
+    def _valid(self, frame: int, fingerprint: Fingerprint) -> bool:
+        start = self._stamped_start(frame)
+        return start is not None and self.is_valid(frame, start,
+                                                   self.keys(start, frame, fingerprint)[frame])
+
+    def valid_frames(self, targets: Sequence[int], fingerprint: Fingerprint) -> list[int]:
+        return [f for f in targets if self._valid(f, fingerprint)]
+
+    def expected_keys(self, targets: Sequence[int],
+                      fingerprint: Fingerprint) -> dict[int, str]:
+        """The key of the valid cached matte, else the key the frame gets from its own
+        pre-roll start."""
+        expected = {}
+        for frame in targets:
+            start = self._stamped_start(frame)
+            if start is not None and self._valid(frame, fingerprint):
+                expected[frame] = self.keys(start, frame, fingerprint)[frame]
+            else:
+                start = self.frames.start_for(frame, self.preroll)
+                expected[frame] = self.keys(start, frame, fingerprint)[frame]
+        return expected
+
+    def plan(self, todo: Sequence[int], states: States, fingerprint: Fingerprint) -> list[Run]:
+        return plan_preroll(self.frames, todo, self.preroll, self.digest, fingerprint, states)
