@@ -77,10 +77,19 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+MAX_READERS = 8  # frames decoded at once; each holds a plate (a 4K float RGB is ~100 MB)
+
+
 def reader_threads(count: int) -> int:
-    """Frame reader threads beside the model for a thread budget (0 = no limit): two frames
-    read at once, or one when only one thread may run."""
-    return 1 if count == 1 else 2
+    """Frame reader threads beside the model for a thread budget (0 = every usable core):
+    one frame read at a time per core of the budget, at least one, at most `MAX_READERS`.
+
+    A GPU host's CPU cores do nothing but feed the model, so its readers follow the cores;
+    on a CPU render the readers run at the lowest priority and only use what the model
+    leaves idle.
+    """
+    budget = count if count > 0 else usable_cores()
+    return max(1, min(MAX_READERS, budget))
 
 
 def lower_thread_priority(increment: int | None = None) -> bool:

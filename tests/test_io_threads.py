@@ -23,6 +23,7 @@ from vrmbg.core.cpu import lower_thread_priority
 from vrmbg.core.engine import MatteSession
 from vrmbg.core.engine import session as session_module
 from vrmbg.core.engine.opening import open_session
+from vrmbg.core.mattes import read_matte
 from vrmbg.core.movie import MovieSequence
 from vrmbg.core.plates import PlateSequence
 
@@ -168,13 +169,30 @@ def engine_session(pattern: str, model: str, cache: str, settings: dict, *,
                         cache_root=cache)
 
 
-def test_a_one_thread_budget_reads_frames_on_one_thread(tmp_path, model):
+def test_readers_follow_the_thread_budget(tmp_path, model):
     (tmp_path / "plates").mkdir()
     pattern = write_exr_sequence(tmp_path / "plates", [1001, 1002], size=(64, 32))
     readers = {threads: engine_session(pattern, model, str(tmp_path / "cache"),
                                        {"threads": threads}).io_threads
-               for threads in (0, 1, 4)}
-    assert readers == {0: 2, 1: 1, 4: 2}
+               for threads in (0, 1, 4, 64)}
+    assert readers == {0: min(cpu.usable_cores(), cpu.MAX_READERS), 1: 1, 4: 4,
+                       64: cpu.MAX_READERS}
+
+
+def test_mattes_are_bit_identical_for_every_reader_count(tmp_path, model):
+    (tmp_path / "plates").mkdir()
+    frames = list(range(1001, 1009))
+    pattern = write_exr_sequence(tmp_path / "plates", frames, size=(96, 64))
+    mattes = {}
+    for readers in (1, 2, 4):
+        session = open_session(pattern, {"model": model, "device": "cpu", "resolution": 64},
+                               cache_root=str(tmp_path / f"cache{readers}"), readers=readers)
+        assert session.io_threads == readers
+        paths = session.ensure_range(frames)
+        mattes[readers] = [read_matte(paths[f]) for f in frames]
+    for readers in (2, 4):
+        for frame, (one, many) in enumerate(zip(mattes[1], mattes[readers])):
+            assert np.array_equal(one, many), f"{readers} readers, frame {frames[frame]}"
 
 
 @linux_only

@@ -66,7 +66,7 @@ def open_session(plates_or_path: Any, settings: Mapping[str, Any], *,
                  models: ModelPool | None = None, cache_root: str = "",
                  movie_start: int = 1001, preview: bool = False,
                  colour: "ColourTransform | None" = None,
-                 stepper: "FrameStepper | None" = None) -> "MatteSession":
+                 stepper: "FrameStepper | None" = None, readers: int = 0) -> "MatteSession":
     """A session answering frames of one shot under `settings` from and into the cache.
 
     `plates_or_path`: a plate pattern or movie path, or plates already opened. Cheap checks
@@ -74,6 +74,7 @@ def open_session(plates_or_path: Any, settings: Mapping[str, Any], *,
     `models` shares loaded models between sessions (a new pool when None); `cache_root`
     overrides the settings' `cache_dir`. `colour` and `stepper` replace the ones built from
     the settings (the demo's wrong-colour check and the benchmarks' zero-cost step use them).
+    `readers` fixes how many frames are read at once (0 = from the thread budget).
     """
     from .session import MatteSession
 
@@ -82,7 +83,8 @@ def open_session(plates_or_path: Any, settings: Mapping[str, Any], *,
     if stepper is None:
         stepper = stepper_for(settings, models if models is not None else ModelPool())
     root = cache_root or str(settings.get("cache_dir") or "")
-    return MatteSession(plates, colour, stepper, root, settings, preview=preview)
+    return MatteSession(plates, colour, stepper, root, settings, preview=preview,
+                        readers=readers)
 
 
 def _first_plate_path(plates: Any) -> str:

@@ -124,8 +124,9 @@ class MatteSession:
     """One shot under one set of settings, answering frames from and into the temporal cache."""
 
     def __init__(self, plates: Plates, colour: ModelColour, stepper: Stepper, cache_root: str,
-                 settings: Mapping[str, Any], preview: bool = False) -> None:
+                 settings: Mapping[str, Any], preview: bool = False, readers: int = 0) -> None:
         """`stepper` runs at the final inference size; the preview stepper is derived from it.
+        `readers` frames are read at once (0 = from the thread budget, `cpu.reader_threads`).
         Sessions are opened with `engine.opening.open_session`."""
         self.plates = plates
         self.colour = colour
@@ -138,7 +139,7 @@ class MatteSession:
         self.shot_dir = os.path.join(self.cache_root, shot_id(plates, self.layer, self.part))
         # reader threads (decode + colour + resize) beside the model; a movie decodes in order
         self.io_threads = (1 if getattr(plates, "reads_in_order", False)
-                           else reader_threads(int(self.settings.get("threads") or 0)))
+                           else readers or reader_threads(int(self.settings.get("threads") or 0)))
         self._content_memo = ContentMemo()
         self._counters = EngineCounters()
         self._status_lock = threading.Lock()
@@ -393,6 +394,7 @@ class MatteSession:
 
         pipeline = FramePipeline(read=work.read, step=work.step, load_prior=work.load_prior,
                                  write=work.write, readers=self.io_threads,
+                                 prefetch=self.io_threads + 1,
                                  thread_setup=lower_thread_priority)
         began = time.perf_counter()
         try:

@@ -118,6 +118,24 @@ def io_only(pattern: str, frames: list[int], loaded, work: str, repeats: int) ->
             "cache_bytes_per_frame_1024": folder_size(session.folder) // len(frames)}
 
 
+def readers_scaling(pattern: str, frames: list[int], loaded, work: str, repeats: int) -> dict:
+    """I/O-only frames per second and CPU per frame with 1, 2 and 4 frames read at once."""
+    report = {}
+    for readers in (1, 2, 4):
+        best = None
+        for attempt in range(repeats):
+            session = open_session(pattern, {}, cache_root=os.path.join(
+                work, f"cache_readers{readers}_{attempt}"), stepper=ZeroStepper(loaded, 1024),
+                readers=readers)
+            began, cpu_began = time.perf_counter(), time.process_time()
+            session.ensure(frames[-1])
+            run = (time.perf_counter() - began, time.process_time() - cpu_began)
+            best = run if best is None or run[0] < best[0] else best
+        report[str(readers)] = {"frames_per_second": round(len(frames) / best[0], 2),
+                                "cpu_ms_per_frame": round(best[1] / len(frames) * 1e3, 1)}
+    return report
+
+
 def bare_forward_seconds(stepper: FrameStepper, inputs: list) -> float:
     """Seconds per frame of the model step alone, on already prepared inputs."""
     began = time.perf_counter()
@@ -212,6 +230,7 @@ def main() -> int:
         loaded = load_model(init_random(os.path.join(work, "model"), "tiny", seed=0),
                             device="cpu", precision=args.precision)
         io = io_only(pattern, frames[:24], loaded, work, args.repeats)
+        io["readers"] = readers_scaling(pattern, frames[:24], loaded, work, args.repeats)
         e2e, e2e_session = end_to_end(pattern, frames[:24], loaded, work, args.repeats)
         # the same model at 1024 (VRMBG's size): the forward outweighs the I/O, as with the
         # real network, so this shows whether the pipeline hides decode and writes
