@@ -8,6 +8,12 @@ After conversion, NaN/Inf pixels become black and values are clamped to [0, 1].
 Mattes are data: they are never colour-converted, by this module or anywhere else. Only the
 plate RGB passed to `ColourTransform.to_model` is transformed.
 
+Hosts hand over their own config (Blender's, Nuke's `nuke-default`...), which usually has no
+'sRGB Encoded Rec.709 (sRGB)'. The plate is then converted in the host's config and carried
+into the built-in config's model space: through the configs' interchange roles (OCIO 2.2+), or,
+for OCIO v1 configs without them, through a standard space known to exist in both
+(`V1_STANDARD_SPACES`). Any other config is refused with a ColourError.
+
 OpenImageIO's own colour functions are never used: its wheel bundles an older OCIO that cannot
 read configs written by OCIO 2.6 and silently falls back to a tiny built-in config.
 """
@@ -15,6 +21,7 @@ read configs written by OCIO 2.6 and silently falls back to a tiny built-in conf
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 import threading
@@ -50,6 +57,26 @@ _PIXELS_PER_BLOCK = 16384
 _SETTLE = np.ones(256, dtype=np.float32)
 # Below this many pixels a frame is converted on the calling thread (thread overhead dominates).
 _MIN_PIXELS_TO_SPLIT = 256 * 256
+
+# Roles through which OCIO 2.2+ converts between two configs (scene- and display-referred).
+INTERCHANGE_ROLES = ("aces_interchange", "cie_xyz_d65_interchange")
+# OCIO v1 configs have no interchange roles. For the families listed here, the first pair names
+# a space of that config and the same space in the built-in config: plates are converted to it
+# in their own config, then from it to the model space in the built-in config. The other pairs
+# are checked on test values before a config is trusted (a config that only borrows the names
+# is refused); at least one of them must be present.
+V1_STANDARD_SPACES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("nuke-default", (("linear", "Linear Rec.709 (sRGB)"),
+                      ("sRGB", "sRGB Encoded Rec.709 (sRGB)"),
+                      ("rec709", "Camera Rec.709"))),
+    ("ACES 1.x", (("ACES - ACES2065-1", "ACES2065-1"),
+                  ("ACES - ACEScg", "ACEScg"),
+                  ("ACES - ACEScct", "ACEScct"),
+                  ("Utility - sRGB - Texture", "sRGB Encoded Rec.709 (sRGB)"))),
+)
+# Largest difference allowed between a v1 config's standard space and the built-in one on the
+# test values (the configs' 1D LUTs and curve constants differ by up to ~3e-4).
+_STANDARD_SPACE_TOLERANCE = 1e-3
 
 
 # --------------------------------------------------------------------------- config
@@ -102,6 +129,21 @@ def resolve_config(explicit: str = "") -> tuple["OCIO.Config", str]:
     return config, _config_identity(config, source)
 
 
+@functools.lru_cache(maxsize=1)
+def builtin_config() -> tuple["OCIO.Config", str]:
+    """The built-in config that defines the model space, with its identity (loaded once)."""
+    config = _load_config(BUILTIN_CONFIG, "built-in")
+    return config, _config_identity(config, BUILTIN_CONFIG)
+
+
+def config_label(config: "OCIO.Config", source: str = "") -> str:
+    """How messages name a config: its name and where it came from (v1 configs have no name)."""
+    name = config.getName()
+    if name and source and name not in source:
+        return f"{name!r} ({source})"
+    return repr(name or source or "unnamed")
+
+
 # --------------------------------------------------------------------------- colour spaces
 
 def space_candidates(config: "OCIO.Config") -> list[str]:
@@ -124,15 +166,20 @@ def close_matches(wanted: str, candidates: list[str], limit: int = 6) -> list[st
     return list(dict.fromkeys(hits))[:limit]
 
 
-def resolve_space(config: "OCIO.Config", name: str, *, what: str = "colour space") -> str:
-    """The canonical colour-space name for a name, alias or role; ColourError listing matches."""
+def resolve_space(config: "OCIO.Config", name: str, *, what: str = "colour space",
+                  label: str = "") -> str:
+    """The canonical colour-space name for a name, alias or role; ColourError listing matches.
+
+    `label` names the config in the message (default: its name, see `config_label`).
+    """
     space = config.getColorSpace(name) if name else None
     if space is not None:
         return space.getName()
     matches = _canonical(config, close_matches(name, space_candidates(config), limit=12))[:6]
     hint = ("did you mean " + ", ".join(repr(m) for m in matches) + "?") if matches else \
         "run `ociocheck` or see the config's colour space list"
-    raise ColourError(f"unknown {what} {name!r} in OCIO config {config.getName()!r}", hint=hint)
+    raise ColourError(f"unknown {what} {name!r} in OCIO config {label or config_label(config)}",
+                      hint=hint)
 
 
 def _canonical(config: "OCIO.Config", names: list[str]) -> list[str]:
@@ -199,6 +246,71 @@ def _resolve_display_view(config: "OCIO.Config", display: str, view: str) -> tup
     return display, view
 
 
+# --------------------------------------------------------------------------- between configs
+
+_CROSS_CONFIG_HINT = ("give the config aces_interchange / cie_xyz_d65_interchange roles (OCIO 2.2+), "
+                      "name its sRGB-encoded Rec.709 space with --model-colorspace, or use "
+                      f"{BUILTIN_CONFIG}")
+
+
+def has_interchange_roles(config: "OCIO.Config") -> bool:
+    """True when OCIO can carry colours from this config into another through its roles."""
+    return any(config.hasRole(role) for role in INTERCHANGE_ROLES)
+
+
+def _has_space(config: "OCIO.Config", name: str) -> bool:
+    """True when `name` is a colour space of the config itself (not only an alias or role)."""
+    space = config.getColorSpace(name)
+    return space is not None and space.getName() == name
+
+
+def _test_values() -> np.ndarray:
+    """Linear RGB test values: a grey ramp to 1 and saturated colours (primaries matter)."""
+    greys = [[v, v, v] for v in (0.0, 0.002, 0.02, 0.05, 0.18, 0.4, 0.7, 1.0)]
+    colours = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.8, 0.3, 0.1], [0.1, 0.5, 0.9]]
+    return np.array([greys + colours], dtype=np.float32)
+
+
+def _largest_difference(config: "OCIO.Config", src: str, dst: str,
+                        reference: "OCIO.Config", ref_src: str, ref_dst: str) -> float:
+    """Largest difference between src -> dst in `config` and ref_src -> ref_dst in `reference`."""
+    ours, theirs = _test_values(), _test_values()
+    config.getProcessor(src, dst).getDefaultCPUProcessor().applyRGB(ours)
+    reference.getProcessor(ref_src, ref_dst).getDefaultCPUProcessor().applyRGB(theirs)
+    difference = np.abs(ours.astype(np.float64) - theirs)
+    return float(difference.max()) if np.isfinite(difference).all() else float("inf")
+
+
+def standard_bridge(config: "OCIO.Config", label: str = "") -> tuple[str, str] | None:
+    """For an OCIO v1 config of a known family, (its space, the same space in the built-in
+    config) that carries plates into the built-in config; None for any other config.
+
+    A config that uses a family's names must also have its maths: each of the family's other
+    standard spaces present is compared with the built-in one on test values, and a mismatch is
+    a ColourError (a silently wrong conversion would be worse than none).
+    """
+    reference, _ = builtin_config()
+    label = label or config_label(config)
+    for family, pairs in V1_STANDARD_SPACES:
+        (bridge, builtin_bridge), checks = pairs[0], pairs[1:]
+        present = [(own, ref) for own, ref in checks if _has_space(config, own)]
+        if not _has_space(config, bridge) or not present:
+            continue
+        for own, ref in present:
+            try:
+                difference = _largest_difference(config, bridge, own, reference, builtin_bridge, ref)
+            except Exception as exc:  # e.g. a LUT file of the config is missing
+                raise ColourError(f"OCIO config {label}: cannot convert {bridge!r} to {own!r}: "
+                                  f"{first_line(exc)}") from exc
+            if difference > _STANDARD_SPACE_TOLERANCE:
+                raise ColourError(
+                    f"OCIO config {label} names its colour spaces like {family}, but its {own!r} "
+                    f"is not the standard {ref!r} (differs by {difference:.3g})",
+                    hint=_CROSS_CONFIG_HINT)
+        return bridge, builtin_bridge
+    return None
+
+
 # --------------------------------------------------------------------------- transform
 
 class ColourTransform:
@@ -209,12 +321,21 @@ class ColourTransform:
     model_space: what the model sees (default 'sRGB Encoded Rec.709 (sRGB)').
     display/view: when either is set, an OCIO DisplayViewTransform (tone-mapped) replaces the
     plain conversion and its display encoding is what the model sees (model_space is unused).
+
+    When the config has no model space (a host's config), the model space is taken from the
+    built-in config and `route` says how plates get there: "interchange" (the configs'
+    interchange roles) or "standard" (through `bridge`, see `V1_STANDARD_SPACES`); "config"
+    means the whole conversion stays in the one config.
     """
 
     def __init__(self, *, ocio: str = "", input_space: str = "",
                  model_space: str = DEFAULT_MODEL_SPACE, display: str = "", view: str = "",
                  plate_path: str = "", threads: int = 0) -> None:
         self.config, self.config_identity = resolve_config(ocio)
+        self.config_label = config_label(self.config, _config_source(ocio)[0])
+        self.model_config, self.model_config_identity = self.config, self.config_identity
+        self.route = "config"
+        self.bridge: tuple[str, str] = ("", "")
         self.input_space = self._input_space(input_space, plate_path)
         self.tone_mapped = bool(display or view)
         if self.tone_mapped:
@@ -222,8 +343,7 @@ class ColourTransform:
             self.model_space = ""
         else:
             self.display = self.view = ""
-            self.model_space = resolve_space(self.config, model_space or DEFAULT_MODEL_SPACE,
-                                             what="model colour space")
+            self.model_space = self._model_space(model_space or DEFAULT_MODEL_SPACE)
         self._cpu = self._build_processor()
         self.threads = threads if threads > 0 else _DEFAULT_THREADS
         self._pool: ThreadPoolExecutor | None = None
@@ -237,33 +357,81 @@ class ColourTransform:
                            else ("scene_linear" if self.config.hasRole("scene_linear") else ""))
             if not input_space:
                 raise _missing_space_error(plate_path)
-        return resolve_space(self.config, input_space, what="input colour space")
+        return resolve_space(self.config, input_space, what="input colour space",
+                             label=self.config_label)
+
+    def _model_space(self, name: str) -> str:
+        """Canonical model-space name; switches to the built-in config when the config lacks it.
+
+        Sets `model_config`, `route` and `bridge`. A config that has neither the space nor a way
+        into the built-in config is a ColourError naming both.
+        """
+        reference, reference_identity = builtin_config()
+        if self.config.getColorSpace(name) is not None or reference.getColorSpace(name) is None:
+            return resolve_space(self.config, name, what="model colour space",
+                                 label=self.config_label)
+        self.model_config, self.model_config_identity = reference, reference_identity
+        if has_interchange_roles(self.config):
+            self.route = "interchange"
+        else:
+            bridge = standard_bridge(self.config, self.config_label)
+            if bridge is None:
+                raise ColourError(
+                    f"OCIO config {self.config_label} has no model colour space {name!r} and no "
+                    f"interchange roles or known standard spaces to reach it in {BUILTIN_CONFIG}",
+                    hint=_CROSS_CONFIG_HINT)
+            self.route, self.bridge = "standard", bridge
+        return resolve_space(reference, name, what="model colour space")
+
+    def _processor(self) -> "OCIO.Processor":
+        """The OCIO processor from the plate's space to what the model sees."""
+        if self.tone_mapped:
+            transform = OCIO.DisplayViewTransform(src=self.input_space, display=self.display,
+                                                  view=self.view)
+            return self.config.getProcessor(transform)
+        if self.route == "config":
+            return self.config.getProcessor(self.input_space, self.model_space)
+        if self.config.getColorSpace(self.input_space).isData():
+            # a data (non-colour) plate passes unchanged, as it would within one config
+            return self.config.getProcessor(self.input_space, self.input_space)
+        if self.route == "interchange":
+            return OCIO.Config.GetProcessorFromConfigs(self.config, self.input_space,
+                                                       self.model_config, self.model_space)
+        own, builtin = self.bridge
+        return OCIO.Config.GetProcessorFromConfigs(self.config, self.input_space, own,
+                                                   self.model_config, self.model_space, builtin)
 
     def _build_processor(self) -> "OCIO.CPUProcessor":
         """The CPU processor for this transform, as a ColourError when OCIO refuses it."""
         try:
-            if self.tone_mapped:
-                transform = OCIO.DisplayViewTransform(src=self.input_space, display=self.display,
-                                                      view=self.view)
-                processor = self.config.getProcessor(transform)
-            else:
-                processor = self.config.getProcessor(self.input_space, self.model_space)
-            return processor.getDefaultCPUProcessor()
+            return self._processor().getDefaultCPUProcessor()
         except Exception as exc:
-            raise ColourError(f"OCIO cannot build the transform {self.describe()}: "
-                              f"{first_line(exc)}") from exc
+            raise ColourError(f"OCIO cannot build the transform {self.describe()} from config "
+                              f"{self.config_label}: {first_line(exc)}") from exc
 
     def describe(self) -> str:
         """Human-readable summary, e.g. "ACEScg -> sRGB Encoded Rec.709 (sRGB)"."""
         if self.tone_mapped:
             return f"{self.input_space} -> {self.display} / {self.view}"
-        return f"{self.input_space} -> {self.model_space}"
+        text = f"{self.input_space} -> {self.model_space}"
+        if self.route == "interchange":
+            return f"{text} ({BUILTIN_CONFIG}, through the interchange roles)"
+        if self.route == "standard":
+            return f"{text} ({BUILTIN_CONFIG}, through {self.bridge[0]!r} = {self.bridge[1]!r})"
+        return text
 
     @property
     def identity(self) -> str:
-        """Stable text covering config identity, spaces and view (part of chain hashes)."""
-        return (f"colour/v1|{self.config_identity}|in={self.input_space}|model={self.model_space}"
+        """Stable text covering config identity, spaces and view (part of chain hashes).
+
+        A conversion into the built-in config also names that config and the route taken.
+        """
+        text = (f"colour/v1|{self.config_identity}|in={self.input_space}|model={self.model_space}"
                 f"|display={self.display}|view={self.view}|nonfinite=0|clamp=0..1")
+        if self.route == "config":
+            return text
+        via = "interchange" if self.route == "interchange" else "standard:" + "=".join(self.bridge)
+        return f"{text}|model_config={self.model_config_identity}|via={via}"
 
     # ---- applying
 
