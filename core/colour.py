@@ -383,8 +383,9 @@ class ColourTransform:
             self.route, self.bridge = "standard", bridge
         return resolve_space(reference, name, what="model colour space")
 
-    def _processor(self) -> "OCIO.Processor":
-        """The OCIO processor from the plate's space to what the model sees."""
+    def processor(self) -> "OCIO.Processor":
+        """The OCIO processor from the plate's space to what the model sees (before the NaN/Inf
+        repair and the clamp), for callers that apply it themselves."""
         if self.tone_mapped:
             transform = OCIO.DisplayViewTransform(src=self.input_space, display=self.display,
                                                   view=self.view)
@@ -404,7 +405,7 @@ class ColourTransform:
     def _build_processor(self) -> "OCIO.CPUProcessor":
         """The CPU processor for this transform, as a ColourError when OCIO refuses it."""
         try:
-            return self._processor().getDefaultCPUProcessor()
+            return self.processor().getDefaultCPUProcessor()
         except Exception as exc:
             raise ColourError(f"OCIO cannot build the transform {self.describe()} from config "
                               f"{self.config_label}: {first_line(exc)}") from exc

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
+from host_configs import write_blender_like_config, write_nuke_like_config
 from vrmbg.core.colour import ColourTransform
 
 # (height, width): widths that do not divide a block of rows evenly, and a frame so wide that
@@ -28,10 +29,32 @@ def transform():
     colour.close()
 
 
+@pytest.fixture(scope="module", params=["standard", "interchange"])
+def host_transform(request, tmp_path_factory):
+    """A host config's transform into the built-in model space (v1 nuke-like, v2 with roles)."""
+    folder = str(tmp_path_factory.mktemp(request.param))
+    if request.param == "standard":
+        colour = ColourTransform(ocio=write_nuke_like_config(folder), input_space="linear",
+                                 threads=2)
+    else:
+        colour = ColourTransform(ocio=write_blender_like_config(folder),
+                                 input_space="Linear Rec.709", threads=2)
+    assert colour.route == request.param
+    yield colour
+    colour.close()
+
+
 def reference(colour: ColourTransform, rgb: np.ndarray) -> np.ndarray:
-    """`rgb` through a processor built here from the same config and spaces, row by row."""
-    cpu = colour.config.getProcessor(colour.input_space,
-                                     colour.model_space).getDefaultCPUProcessor()
+    """`rgb` through a processor built here from the same config and spaces, row by row.
+
+    A transform into the built-in config (a host's config) uses its own OCIO processor: what
+    that processor computes is checked in test_colour_host_configs.py.
+    """
+    if colour.route == "config":
+        processor = colour.config.getProcessor(colour.input_space, colour.model_space)
+    else:
+        processor = colour.processor()
+    cpu = processor.getDefaultCPUProcessor()
     out = np.array(rgb, dtype=np.float32, order="C", copy=True)
     for row in out:
         cpu.applyRGB(row)
@@ -181,3 +204,27 @@ def test_unusual_frames_convert_without_numpy_warnings(transform, fill):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # as under `python -W error` or a strict host
         transform.to_model(rgb)
+
+
+# ---------------------------------------------------------------- into the built-in config
+
+@pytest.mark.parametrize("shape", LARGE_SHAPES)
+def test_host_config_blocks_match_pyocio_for_half_and_float_input(host_transform, shape):
+    half = plate(shape, np.float16, seed=7)
+    from_half = host_transform.to_model(half)
+    assert same_bits(from_half, host_transform.to_model(half.astype(np.float32)))
+    assert same_bits(from_half, host_transform.to_model(half, threads=1))
+    assert same_bits(from_half, reference(host_transform, half))
+    assert 0.0 < np.median(from_half) < 1.0
+
+
+def test_host_config_nan_and_inf_become_black_and_count_pixels(host_transform):
+    rgb = plate((80, 1000), np.float16, seed=8)
+    rgb[0, 0, 0] = np.nan
+    rgb[40, 500] = (np.inf, -np.inf, np.nan)
+    rgb[79, 999, 2] = -np.inf
+    bad = nonfinite_pixels(rgb)
+    out = host_transform.to_model(rgb)
+    assert host_transform.last_bad_pixels == 3
+    assert np.array_equal(out[bad], np.zeros((3, 3), np.float32))
+    assert same_bits(out, reference(host_transform, rgb))
