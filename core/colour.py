@@ -71,7 +71,6 @@ V1_STANDARD_SPACES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                       ("rec709", "Camera Rec.709"))),
     ("ACES 1.x", (("ACES - ACES2065-1", "ACES2065-1"),
                   ("ACES - ACEScg", "ACEScg"),
-                  ("ACES - ACEScct", "ACEScct"),
                   ("Utility - sRGB - Texture", "sRGB Encoded Rec.709 (sRGB)"))),
 )
 # Largest difference allowed between a v1 config's standard space and the built-in one on the
@@ -248,9 +247,9 @@ def _resolve_display_view(config: "OCIO.Config", display: str, view: str) -> tup
 
 # --------------------------------------------------------------------------- between configs
 
-_CROSS_CONFIG_HINT = ("give the config aces_interchange / cie_xyz_d65_interchange roles (OCIO 2.2+), "
-                      "name its sRGB-encoded Rec.709 space with --model-colorspace, or use "
-                      f"{BUILTIN_CONFIG}")
+_CROSS_CONFIG_HINT = ("give the config aces_interchange / cie_xyz_d65_interchange roles "
+                      "(OCIO 2.2+), name its sRGB-encoded Rec.709 space with "
+                      f"--model-colorspace, or use {BUILTIN_CONFIG}")
 
 
 def has_interchange_roles(config: "OCIO.Config") -> bool:
@@ -265,7 +264,7 @@ def _has_space(config: "OCIO.Config", name: str) -> bool:
 
 
 def _test_values() -> np.ndarray:
-    """Linear RGB test values: a grey ramp to 1 and saturated colours (primaries matter)."""
+    """RGB test values in 0..1 (in gamut in any space): a grey ramp and saturated colours."""
     greys = [[v, v, v] for v in (0.0, 0.002, 0.02, 0.05, 0.18, 0.4, 0.7, 1.0)]
     colours = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.8, 0.3, 0.1], [0.1, 0.5, 0.9]]
     return np.array([greys + colours], dtype=np.float32)
@@ -298,9 +297,10 @@ def standard_bridge(config: "OCIO.Config", label: str = "") -> tuple[str, str] |
             continue
         for own, ref in present:
             try:
-                difference = _largest_difference(config, bridge, own, reference, builtin_bridge, ref)
+                difference = _largest_difference(config, own, bridge,
+                                                 reference, ref, builtin_bridge)
             except Exception as exc:  # e.g. a LUT file of the config is missing
-                raise ColourError(f"OCIO config {label}: cannot convert {bridge!r} to {own!r}: "
+                raise ColourError(f"OCIO config {label}: cannot convert {own!r} to {bridge!r}: "
                                   f"{first_line(exc)}") from exc
             if difference > _STANDARD_SPACE_TOLERANCE:
                 raise ColourError(

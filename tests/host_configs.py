@@ -3,6 +3,7 @@ exactly what the built-in config would.
 
 `write_nuke_like_config` writes an OCIO v1 config in the manner of Nuke's `nuke-default` (a
 scene-linear Rec.709 reference, 1D LUT files for sRGB and Rec.709, no interchange roles);
+`write_aces_v1_like_config` one named like Nuke's `aces_1.2`;
 `write_blender_like_config` builds an OCIO v2 config in the manner of Blender's (reference
 'Linear Rec.709', 'sRGB', 'Non-Color' and the interchange roles) with PyOpenColorIO's API.
 `model_input_differences` is what a test with a real host config calls, e.g. Blender's
@@ -21,6 +22,9 @@ from vrmbg.core.colour import BUILTIN_CONFIG, ColourTransform, builtin_config
 # (space in Blender's own config, the same space in the built-in config).
 BLENDER_STANDARD_SPACES = (("Linear Rec.709", "Linear Rec.709 (sRGB)"),
                            ("sRGB", "sRGB Encoded Rec.709 (sRGB)"))
+# (space in Nuke's aces_1.x configs, the same space in the built-in config).
+ACES_V1_STANDARD_SPACES = (("ACES - ACEScg", "ACEScg"),
+                           ("Utility - sRGB - Texture", "sRGB Encoded Rec.709 (sRGB)"))
 # (space in nuke-default, the same space in the built-in config).
 NUKE_STANDARD_SPACES = (("linear", "Linear Rec.709 (sRGB)"),
                         ("sRGB", "sRGB Encoded Rec.709 (sRGB)"))
@@ -113,6 +117,65 @@ def write_nuke_like_config(folder: str, *, srgb_decode_curve=srgb_decode) -> str
     path = os.path.join(folder, "config.ocio")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(NUKE_LIKE_CONFIG)
+    return path
+
+
+def builtin_matrix(src: str, dst: str) -> np.ndarray:
+    """The 3x3 matrix of a linear conversion in the built-in config (rows: output channels)."""
+    basis = np.eye(3, dtype=np.float32)[None].copy()
+    builtin_config()[0].getProcessor(src, dst).getDefaultCPUProcessor().applyRGB(basis)
+    return basis[0].T.astype(np.float64)
+
+
+def _yaml_matrix(matrix3: np.ndarray) -> str:
+    full = np.eye(4)
+    full[:3, :3] = matrix3
+    return "[" + ", ".join(f"{v:.12g}" for v in full.ravel()) + "]"
+
+
+ACES_V1_LIKE_CONFIG = """ocio_profile_version: 1
+search_path: luts
+strictparsing: true
+roles:
+  color_picking: Utility - sRGB - Texture
+  data: Utility - Raw
+  reference: ACES - ACES2065-1
+  scene_linear: ACES - ACEScg
+displays:
+  ACES:
+    - !<View> {{name: Raw, colorspace: Utility - Raw}}
+colorspaces:
+  - !<ColorSpace>
+    name: ACES - ACES2065-1
+    isdata: false
+  - !<ColorSpace>
+    name: ACES - ACEScg
+    isdata: false
+    to_reference: !<MatrixTransform> {{matrix: {ap1_to_ap0}}}
+  - !<ColorSpace>
+    name: Utility - sRGB - Texture
+    isdata: false
+    to_reference: !<GroupTransform>
+      children:
+        - !<FileTransform> {{src: srgb.spi1d, interpolation: linear}}
+        - !<MatrixTransform> {{matrix: {rec709_to_ap0}}}
+  - !<ColorSpace>
+    name: Utility - Raw
+    isdata: true
+"""
+
+
+def write_aces_v1_like_config(folder: str) -> str:
+    """An OCIO v1 config named like Nuke's aces_1.x (ACES2065-1 reference); returns its path."""
+    luts = os.path.join(folder, "luts")
+    os.makedirs(luts, exist_ok=True)
+    write_spi1d(os.path.join(luts, "srgb.spi1d"), srgb_decode)
+    text = ACES_V1_LIKE_CONFIG.format(
+        ap1_to_ap0=_yaml_matrix(builtin_matrix("ACEScg", "ACES2065-1")),
+        rec709_to_ap0=_yaml_matrix(builtin_matrix("Linear Rec.709 (sRGB)", "ACES2065-1")))
+    path = os.path.join(folder, "config.ocio")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
     return path
 
 

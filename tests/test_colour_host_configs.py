@@ -11,8 +11,9 @@ import numpy as np
 import PyOpenColorIO as OCIO
 import pytest
 
-from host_configs import (BLENDER_STANDARD_SPACES, NUKE_STANDARD_SPACES, full_range_plate,
-                          model_input_differences, rec709_decode, write_blender_like_config,
+from host_configs import (ACES_V1_STANDARD_SPACES, BLENDER_STANDARD_SPACES,
+                          NUKE_STANDARD_SPACES, full_range_plate, model_input_differences,
+                          rec709_decode, write_aces_v1_like_config, write_blender_like_config,
                           write_nuke_like_config)
 from vrmbg.core.colour import BUILTIN_CONFIG, DEFAULT_MODEL_SPACE, ColourTransform
 from vrmbg.core.errors import ColourError, EXIT_INPUT
@@ -61,6 +62,15 @@ def test_v1_config_other_spaces_convert_in_the_host_config_first(nuke_config):
     linear = np.power(10.0, plate.astype(np.float64)).astype(np.float32)  # its LogTransform
     np.testing.assert_allclose(ours, builtin_model_input("Linear Rec.709 (sRGB)", linear),
                                atol=1e-4)
+
+
+def test_aces_v1_config_reaches_the_model_space_through_aces2065_1(tmp_path):
+    config = write_aces_v1_like_config(str(tmp_path))
+    differences = model_input_differences(config, ACES_V1_STANDARD_SPACES)
+    assert max(differences.values()) < 1e-4, differences
+    colour = ColourTransform(ocio=config, input_space="scene_linear")
+    assert colour.input_space == "ACES - ACEScg"
+    assert colour.route == "standard" and colour.bridge == ("ACES - ACES2065-1", "ACES2065-1")
 
 
 def test_interchange_config_gives_the_built_in_model_input(blender_config):
