@@ -60,11 +60,11 @@ _MIN_PIXELS_TO_SPLIT = 256 * 256
 
 # Roles through which OCIO 2.2+ converts between two configs (scene- and display-referred).
 INTERCHANGE_ROLES = ("aces_interchange", "cie_xyz_d65_interchange")
-# OCIO v1 configs have no interchange roles. For the families listed here, the first pair names
-# a space of that config and the same space in the built-in config: plates are converted to it
-# in their own config, then from it to the model space in the built-in config. The other pairs
-# are checked on test values before a config is trusted (a config that only borrows the names
-# is refused); at least one of them must be present.
+# OCIO v1 configs have no interchange roles. Each family listed here has pairs of (a space of
+# that config, the same space in the built-in config). Plates are converted to the first pair's
+# space in their own config, then from its twin to the model space in the built-in config. The
+# other pairs are checked on test values before a config is trusted (a config that only borrows
+# the names is refused); at least one of them must be present.
 V1_STANDARD_SPACES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("nuke-default", (("linear", "Linear Rec.709 (sRGB)"),
                       ("sRGB", "sRGB Encoded Rec.709 (sRGB)"),
