@@ -44,7 +44,7 @@ from .cache import (ChainLock, default_cache_root, plate_name, plate_source, sho
 from .chain import ENGINE_FORMAT, ChainFrames, ContentMemo, PlateFingerprints
 from .interfaces import ModelColour, Plates, Stepper, plate_padding
 from .pipeline import FramePipeline, Prepared, Run
-from .tiers import ExactChain, PrerollChain, Tier
+from .tiers import ExactChain, PerFrameChain, PrerollChain, Tier
 
 ProgressCallback = Callable[[int, int, int], None]  # (frames done, frames to do, frame)
 LOCK_POLL_SECONDS = 0.1
@@ -154,7 +154,7 @@ class MatteSession:
         size = int(self.settings.get("preview_resolution") or 0)
         preroll = max(0, int(self.settings.get("preroll") or 0))
         lower = size and size != stepper.resolution
-        if not lower and not preroll:
+        if not lower and (not preroll or not getattr(stepper, "temporal", True)):
             return self._final
         return self._make_tier("preview", stepper.at_resolution(size) if lower else stepper,
                                preroll)
@@ -177,6 +177,9 @@ class MatteSession:
         }
         place = (stepper, identity, self.frames, self.shot_dir, plate_name(self.plates),
                  plate_padding(self.plates))
+        if not getattr(stepper, "temporal", True):
+            identity.update(preroll=0, temporal=False)  # no prior: pre-roll means nothing
+            return PerFrameChain(name, *place)
         if preroll:
             return PrerollChain(name, *place, preroll=preroll)
         return ExactChain(name, *place)

@@ -7,6 +7,8 @@ and how missing frames are planned:
   is always one; a preview at a lower inference size without pre-roll is one too.
 - `PrerollChain` starts each computed frame at most `preroll` frames earlier with a zero
   prior; a cached frame records the start it was computed from.
+- `PerFrameChain` is for per-frame models (no temporal prior): each frame is its own chain
+  start, so its key covers its own plate only and any frame is computed alone, in any order.
 
 Everything that differs between the two lives in these classes, so the session asks the
 same questions of either.
@@ -172,3 +174,49 @@ class PrerollChain(Tier):
 
     def plan(self, todo: Sequence[int], states: States, fingerprint: Fingerprint) -> list[Run]:
         return plan_preroll(self.frames, todo, self.preroll, self.digest, fingerprint, states)
+
+
+class PerFrameChain(Tier):
+    """Frames of a per-frame model: each frame starts its own chain of one frame.
+
+    A jump computes exactly that frame; a changed plate invalidates that frame only; frames
+    may be rendered in any order or in parallel chunks, all exact.
+    """
+
+    def stamp(self, start: int, key: str) -> dict[str, Any]:
+        """As every tier's, saying the matte comes from a per-frame model."""
+        return {**super().stamp(start, key), "model_kind": "per-frame"}
+
+    def _key(self, frame: int, fingerprint: Fingerprint) -> str:
+        return self.keys(frame, frame, fingerprint)[frame]
+
+    def valid_frames(self, targets: Sequence[int], fingerprint: Fingerprint) -> list[int]:
+        return [f for f in targets if self.is_valid(f, f, self._key(f, fingerprint))]
+
+    def expected_keys(self, targets: Sequence[int],
+                      fingerprint: Fingerprint) -> dict[int, str]:
+        return {frame: self._key(frame, fingerprint) for frame in targets}
+
+    def plan(self, todo: Sequence[int], states: States, fingerprint: Fingerprint) -> list[Run]:
+        return [Run(prior=None, frames=[frame], start=frame,
+                    keys={frame: self._key(frame, fingerprint)}) for frame in todo]
+
+    def drop_stale(self, fingerprint: Fingerprint) -> int:
+        """Remove cached frames whose plate changed (hosts read the folder as a sequence)."""
+        dropped = 0
+        for frame, entries in self.store.scan_states().items():
+            if frame not in self.frames:
+                continue
+            try:
+                key = self._key(frame, fingerprint)
+            except InputError:  # a plate is missing: leave its frame for later requests
+                continue
+            if has_state({frame: entries}, frame, frame, key):
+                continue
+            for path in [entry.path for entry in entries] + [self.store.matte_path(frame)]:
+                try:
+                    os.remove(path)
+                except FileNotFoundError:
+                    pass
+            dropped += 1
+        return dropped
