@@ -44,6 +44,17 @@ PARAMS: tuple[Param, ...] = (
     Param("part", "str", "", "Part",
           "EXR part (subimage) name or index for multi-part files; empty = the part that has the layer.",
           group="Input"),
+    # Edit
+    Param("cuts", "str", "", "Cuts",
+          "Frames where a new shot starts in an edit, e.g. '1050,1101', or an OpenTimelineIO "
+          "timeline (.otio) or CMX 3600 EDL (.edl) whose clip boundaries are the cuts (its "
+          "first frame is the plates' first frame). At a cut the model starts again from an "
+          "empty prior; a jump after a cut computes from the cut, not from the shot start.",
+          group="Edit"),
+    Param("detect_cuts", "bool", False, "Detect cuts",
+          "Find hard cuts from the pictures themselves (a jump between two frames) and start "
+          "again from an empty prior at each. For edits and movies holding several shots.",
+          group="Edit"),
     # Colour
     Param("ocio", "path", "", "OCIO config",
           "OCIO config file or built-in URI. Empty = $OCIO, else ocio://studio-config-latest.",

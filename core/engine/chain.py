@@ -18,6 +18,7 @@ start frame is part of h_start, so such frames can never pass for frames of the 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -72,11 +73,31 @@ class ChainFrames:
 
     `frames` is the plate sequence's frame list (sorted); the frame before `f` in the chain is
     the previous entry of that list, so a sequence stepped `x2` chains every second frame.
+    `cuts` are frames where an edit starts a new shot: each starts a segment whose chain
+    begins there with a zero prior, exactly like the shot's first frame.
     """
 
-    def __init__(self, frames: Sequence[int]) -> None:
+    def __init__(self, frames: Sequence[int], cuts: Sequence[int] = ()) -> None:
         self.frames = sorted(int(f) for f in frames)
         self._index = {f: i for i, f in enumerate(self.frames)}
+        self.starts = sorted({self.frames[0], *(int(c) for c in cuts if int(c) in self._index)})
+        self.cuts = self.starts[1:]
+
+    def segment_start(self, frame: int) -> int:
+        """The frame the chain through `frame` starts at: the last cut at or before it, or
+        the shot's first frame."""
+        return self.starts[bisect.bisect_right(self.starts, frame) - 1]
+
+    def segment_end(self, frame: int) -> int:
+        """The last frame of the segment holding `frame` (the frame before the next cut)."""
+        later = bisect.bisect_right(self.starts, frame)
+        if later == len(self.starts):
+            return self.frames[-1]
+        return self.frames[self._index[self.starts[later]] - 1]
+
+    def segment(self, frame: int) -> "ChainFrames":
+        """The frames of the segment holding `frame`, as a shot of their own."""
+        return ChainFrames(self.between(self.segment_start(frame), self.segment_end(frame)))
 
     @property
     def first(self) -> int:
@@ -95,10 +116,12 @@ class ChainFrames:
         return self.frames[self._index[first]:self._index[last] + 1]
 
     def start_for(self, frame: int, preroll: int) -> int:
-        """First frame of a chain reaching `frame`: the shot start, or `preroll` frames before."""
+        """First frame of a chain reaching `frame`: its segment's start, or `preroll` frames
+        before when that is later (a pre-roll never reaches back across a cut)."""
+        start = self.segment_start(frame)
         if preroll <= 0:
-            return self.first
-        return self.frames[max(0, self._index[frame] - preroll)]
+            return start
+        return max(start, self.frames[max(0, self._index[frame] - preroll)])
 
 
 def fold_keys(identity_digest: str, frames: Sequence[int],

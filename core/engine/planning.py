@@ -10,6 +10,8 @@ Two chain kinds plan differently:
   before the first missing frame and skip frames already valid after it;
 - a bounded pre-roll chain starts each frame at most `preroll` frames earlier, from a stored
   state inside that window or else from a zero prior.
+An edit's cuts split the shot into segments (`ChainFrames.segment`): each is planned as a shot
+of its own, and no run or pre-roll reaches back across a cut.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def plan_preroll(frames: ChainFrames, todo: Sequence[int], preroll: int, digest:
     runs: list[Run] = []
     for target in todo:
         last = runs[-1] if runs else None
-        if last and frames.index(target) - frames.index(last.frames[-1]) <= preroll:
+        if last and frames.index(target) - frames.index(last.frames[-1]) <= preroll \
+                and frames.segment_start(target) <= last.frames[-1]:  # never across a cut
             extend(last, frames.between(last.frames[-1], target)[1:], fingerprint)
             continue
         runs.append(_preroll_run(frames, target, preroll, digest, fingerprint, states))
@@ -98,7 +101,8 @@ def _preroll_run(frames: ChainFrames, target: int, preroll: int, digest: str,
     window = frames.between(window_start, target)[:-1]
     for frame in reversed(window):
         for entry in states.get(frame, ()):
-            if entry.start not in frames or entry.start > frame:
+            if entry.start not in frames or entry.start > frame \
+                    or entry.start < frames.segment_start(target):
                 continue
             keys = fold_keys(digest, frames.between(entry.start, frame), fingerprint)
             if keys[frame].startswith(entry.key):

@@ -37,10 +37,14 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from ..cpu import lower_thread_priority, reader_threads
+from ..edits import resolve_cuts
 from ..errors import Cancelled, InputError, UsageError
+from ..frames import format_frame_ranges
 from ..mattes import write_matte
-from .cache import (ChainLock, default_cache_root, plate_name, plate_source, shot_id,
-                    state_from_array, state_to_array, write_shot_file)
+from .cache import (ChainLock, default_cache_root, plate_name, plate_source,
+                    read_matte_stamp, shot_id, state_from_array, state_to_array,
+                    write_shot_file)
+from .cuts import DETECTOR_ID, is_cut
 from .chain import ENGINE_FORMAT, ChainFrames, ContentMemo, PlateFingerprints
 from .interfaces import ModelColour, Plates, Stepper, plate_padding
 from .pipeline import FramePipeline, Prepared, Run
@@ -62,6 +66,7 @@ SETTING_IN_IDENTITY: dict[str, str] = {
     "resolution": "resolution", "preview_resolution": "resolution",
     "device": "device", "precision": "dtype",
     "preroll": "preroll",
+    "cuts": "cuts", "detect_cuts": "cuts",
 }
 
 
@@ -98,6 +103,7 @@ class EnsureResult:
     paths: dict[int, str]
     bad_pixels: dict[int, int] = field(default_factory=dict)
     computed: list[int] = field(default_factory=list)  # frames the model stepped, in order
+    cuts: list[int] = field(default_factory=list)  # computed frames that restarted the chain
     counters: EngineCounters = field(default_factory=EngineCounters)
 
 
@@ -132,7 +138,9 @@ class MatteSession:
         self.colour = colour
         self.settings = dict(settings)
         self.content_hash = bool(self.settings.get("content_hash", False))
-        self.frames = ChainFrames(plates.frames)
+        self.detect_cuts = bool(self.settings.get("detect_cuts", False))
+        self.frames = ChainFrames(plates.frames,
+                                  resolve_cuts(str(self.settings.get("cuts") or ""), plates.frames))
         self.layer = str(getattr(plates, "layer", self.settings.get("layer", "")) or "")
         self.part = str(getattr(plates, "part", self.settings.get("part", "")) or "")
         self.cache_root = default_cache_root(cache_root or self.settings.get("cache_dir", ""))
@@ -175,6 +183,9 @@ class MatteSession:
             "plate_fingerprint": "content" if self.content_hash else "size+mtime",
             "preroll": preroll,
         }
+        if self.frames.cuts or self.detect_cuts:  # absent otherwise: older chains still match
+            identity["cuts"] = (format_frame_ranges(self.frames.cuts)
+                                + (f"|detect={DETECTOR_ID}" if self.detect_cuts else ""))
         place = (stepper, identity, self.frames, self.shot_dir, plate_name(self.plates),
                  plate_padding(self.plates))
         if not getattr(stepper, "temporal", True):
@@ -295,6 +306,17 @@ class MatteSession:
         on_disk = [f for f in self.frames.frames
                    if os.path.isfile(self._tier.store.matte_path(f))]
         return self._tier.valid_frames(on_disk, self._fingerprints())
+
+    def known_cuts(self) -> list[int]:
+        """The edit's cuts this session knows: those it was given, and those detected in
+        frames already cached (their mattes say `vrmbg:cut=1`)."""
+        found = set(self.frames.cuts)
+        if self.detect_cuts:
+            for frame in self.cached_frames():
+                stamp = read_matte_stamp(self._tier.store.matte_path(frame)) or {}
+                if stamp.get("cut") == 1:
+                    found.add(frame)
+        return sorted(found)
 
     # ------------------------------------------------------------------ answering
 
@@ -462,24 +484,36 @@ class _FrameWork:
         return state_from_array(array, self.stepper.dtype, self.stepper.device)
 
     def step(self, item: Prepared, prev: Prepared | None, prior: Any) -> tuple[Any, Any]:
-        """One model step; the next frame continues from the state as stored on disk."""
+        """One model step; the next frame continues from the state as stored on disk.
+
+        At a cut (given, or detected between the previous frame and this one) the prior is
+        dropped: the frame starts a new chain, as the first frame of a shot does.
+        """
         self.session._mark_computing(item.frame)
         counters = self.result.counters
         began = time.perf_counter()
+        given_cut = prev is None and item.frame in self.session.frames.cuts
+        if prev is not None and self.session.detect_cuts and is_cut(prev.cur, item.cur):
+            prev, prior, given_cut = None, None, True
+        if given_cut:
+            self.result.cuts.append(item.frame)
         pred = self.stepper.step(item.cur, prev.cur if prev else None, prior)
         array = state_to_array(pred)  # the exact bits a resumed run will load
         state = state_from_array(array, self.stepper.dtype, self.stepper.device)
         counters.seconds_in_model += time.perf_counter() - began
         counters.frames_computed += 1
         self.result.computed.append(item.frame)
-        return state, (state, array)
+        return state, (state, array, given_cut)
 
-    def write(self, item: Prepared, payload: tuple[Any, np.ndarray]) -> None:
+    def write(self, item: Prepared, payload: tuple[Any, np.ndarray, bool]) -> None:
         """The plate-resolution matte first, then the state that makes the frame valid."""
-        state, array = payload
+        state, array, cut = payload
         run = self.where[item.frame]
         key = run.keys[item.frame]
         alpha = self.stepper.to_plate(state, item.height, item.width)
+        stamp = self.tier.stamp(run.start, key)
+        if cut:
+            stamp["cut"] = 1
         write_matte(self.tier.store.matte_path(item.frame), alpha, like=item.info,
-                    compression="zip", attributes=self.tier.stamp(run.start, key))
+                    compression="zip", attributes=stamp)
         self.tier.store.write_state(item.frame, run.start, key, array)

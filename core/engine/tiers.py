@@ -87,28 +87,42 @@ class Tier:
 
 
 class ExactChain(Tier):
-    """A chain from the shot's first frame: every frame's key covers every earlier plate."""
+    """A chain from the shot's first frame (or from the edit's cut before a frame): every
+    frame's key covers every earlier plate of its segment."""
+
+    def _by_segment(self, targets: Sequence[int]) -> list[tuple[int, list[int]]]:
+        """The targets grouped by the segment start they chain from, in order."""
+        groups: dict[int, list[int]] = {}
+        for frame in targets:
+            groups.setdefault(self.frames.segment_start(frame), []).append(frame)
+        return sorted(groups.items())
+
+    def _keys_of(self, targets: Sequence[int], fingerprint: Fingerprint) -> dict[int, str]:
+        """Each target's key, folded from its segment's start."""
+        keys: dict[int, str] = {}
+        for start, group in self._by_segment(targets):
+            keys.update(self.keys(start, group[-1], fingerprint))
+        return keys
 
     def valid_frames(self, targets: Sequence[int], fingerprint: Fingerprint) -> list[int]:
-        if not targets:
-            return []
-        first = self.frames.first
-        keys = self.keys(first, targets[-1], fingerprint)
-        return [f for f in targets if self.is_valid(f, first, keys[f])]
+        keys = self._keys_of(targets, fingerprint)
+        return [f for f in targets
+                if self.is_valid(f, self.frames.segment_start(f), keys[f])]
 
     def expected_keys(self, targets: Sequence[int],
                       fingerprint: Fingerprint) -> dict[int, str]:
-        if not targets:
-            return {}
-        keys = self.keys(self.frames.first, targets[-1], fingerprint)
+        keys = self._keys_of(targets, fingerprint)
         return {frame: keys[frame] for frame in targets}
 
     def plan(self, todo: Sequence[int], states: States, fingerprint: Fingerprint) -> list[Run]:
-        first = self.frames.first
-        keys = self.keys(first, todo[-1], fingerprint)
-        candidates = skippable(self.frames, todo, keys, states)
-        valid = {f for f in candidates if self.is_valid(f, first, keys[f])}
-        return plan_exact(self.frames, todo, keys, states, valid)
+        runs: list[Run] = []
+        for start, group in self._by_segment(todo):
+            segment = self.frames.segment(start)
+            keys = self.keys(start, group[-1], fingerprint)
+            candidates = skippable(segment, group, keys, states)
+            valid = {f for f in candidates if self.is_valid(f, start, keys[f])}
+            runs.extend(plan_exact(segment, group, keys, states, valid))
+        return runs
 
     def drop_stale(self, fingerprint: Fingerprint) -> int:
         """Hosts read the chain's matte folder as a sequence, so a matte left over from
@@ -117,14 +131,13 @@ class ExactChain(Tier):
         stored = sorted(f for f in states if f in self.frames)
         if not stored:
             return 0
-        first = self.frames.first
         try:
-            keys = self.keys(first, stored[-1], fingerprint)
+            keys = self._keys_of(stored, fingerprint)
         except InputError:  # a plate is missing: leave its frames for later requests
             return 0
         dropped = 0
         for frame in stored:
-            if has_state(states, frame, first, keys[frame]):
+            if has_state(states, frame, self.frames.segment_start(frame), keys[frame]):
                 continue
             for path in [entry.path for entry in states[frame]] + [self.store.matte_path(frame)]:
                 try:
