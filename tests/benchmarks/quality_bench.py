@@ -6,6 +6,8 @@ Prints one JSON object:
   overall, with the default precision (bf16 on CPU) and with fp32.
 - `per_frame`: the same plates and colour path, but the temporal prior zeroed on every frame
   (each frame as the first of a chain), to show what the temporal model buys in stability.
+- `cut_detection`: precision and recall of the cut detector on generated edits (hard cuts and
+  jumps within a scene) and false cuts inside the held-out shots (`cut_detection.py`).
 - `targets`: mean IoU >= 0.85, and the temporal model more stable than per-frame inference.
 
 Usage: python tests/benchmarks/quality_bench.py [--shots 6] [--frames 16] [--size 384x216]
@@ -22,6 +24,7 @@ import time
 
 import numpy as np
 
+from cut_detection import cut_detection
 from vrmbg.core.cli.demo import render_mattes
 from vrmbg.core.demo import report, synth
 
@@ -81,6 +84,7 @@ def main() -> int:
             "iou_ge_0.85": bool(min(pipeline["auto"]["iou"], pipeline["fp32"]["iou"]) >= 0.85),
             "temporal_more_stable": bool(pipeline["fp32"]["stability"] < per_frame["stability"]),
         },
+        "cut_detection": cut_detection(args.shots, args.frames, width, height),
         "per_shot": results,
         "seconds_total": round(time.perf_counter() - started, 1),
     }
