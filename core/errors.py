@@ -7,6 +7,7 @@ artist or a farm log shows what to fix without a traceback.
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 # Exit codes (documented in the README; farm wranglers key retries on them).
 EXIT_OK = 0
@@ -21,6 +22,23 @@ EXIT_CANCELLED = 130  # SIGINT/SIGTERM: finished frames are kept, the current on
 def one_line(text: object, default: str = "") -> str:
     """Text with every line break and run of spaces folded, so a message stays one log line."""
     return " ".join(str(text).split()) or default
+
+
+def library_text(read: Callable[[], object], default: str = "") -> str:
+    """A library's message (e.g. `oiio.geterror`) as one line, whatever bytes it holds.
+
+    Damaged files can put bytes that are not UTF-8 into a library's error text, and its
+    Python binding then raises UnicodeDecodeError while handing the text over; the bytes
+    are kept instead, undecodable ones shown as U+FFFD, so the user still gets one line.
+    """
+    try:
+        text = read()
+    except UnicodeDecodeError as exc:
+        raw = exc.object if isinstance(exc.object, (bytes, bytearray)) else b""
+        text = bytes(raw).decode("utf-8", "replace")
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", "replace")
+    return one_line(text if text is not None else "", default)
 
 
 def first_line(exc: BaseException) -> str:

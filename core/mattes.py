@@ -21,7 +21,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from .atomic import atomic_write, disk_full_error
-from .errors import InputError, OutputError, UsageError, one_line
+from .errors import InputError, OutputError, UsageError, library_text, one_line
 from .plates import ImageInfo, ImageReader, Window, metadata_fps
 
 COMPRESSIONS = ("zip", "zips", "piz", "rle", "none", "dwaa", "dwab")
@@ -142,7 +142,10 @@ def _copy_metadata(spec: oiio.ImageSpec, like: ImageInfo, *, keep_colour: bool) 
     for key, value in kept_metadata(like, keep_colour=keep_colour).items():
         type_name = like.attribute_types.get(key) or _type_name(value)
         if type_name:
-            spec.attribute(key, oiio.TypeDesc(type_name), value)
+            try:
+                spec.attribute(key, oiio.TypeDesc(type_name), value)
+            except (TypeError, ValueError):  # a value OpenImageIO cannot write back: drop it
+                continue
     if "FramesPerSecond" not in like.metadata:
         fps = metadata_fps(like.metadata)
         if fps:
@@ -184,7 +187,7 @@ def _set_vrmbg_attribute(spec: oiio.ImageSpec, key: str, value: object) -> None:
 
 def _writer_error(out: oiio.ImageOutput) -> str:
     """OpenImageIO's error of a failed write, on one line."""
-    return one_line(out.geterror(), "unknown error")
+    return library_text(out.geterror, "unknown error")
 
 
 def _write_failure(what: str, reason: str, tmp: str, path: str) -> OutputError:
@@ -200,7 +203,8 @@ def _write_exr(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) ->
     """Write `pixels` to the temp file `tmp` (OutputError naming the final `path`)."""
     out = oiio.ImageOutput.create(tmp)
     if out is None:
-        raise OutputError(f"cannot create an EXR writer: {oiio.geterror()}", path=path)
+        raise OutputError(f"cannot create an EXR writer: {library_text(oiio.geterror)}",
+                          path=path)
 
     def failure(what: str) -> OutputError:
         return _write_failure(what, _writer_error(out), tmp, path)

@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import OpenImageIO as oiio
 
-from .errors import InputError, UsageError
+from .errors import InputError, UsageError, library_text
 from .frames import SequencePattern
 
 Window = tuple[int, int, int, int]  # x, y, width, height
@@ -470,27 +470,40 @@ def _metadata(spec: oiio.ImageSpec) -> tuple[dict[str, Any], dict[str, str]]:
     values: dict[str, Any] = {}
     types: dict[str, str] = {}
     for param in spec.extra_attribs:
-        value = param.value
-        if value is None or isinstance(value, (bytes, bytearray)):
+        try:
+            name, value = param.name, param.value
+        except UnicodeDecodeError:  # a damaged header: not metadata anyone can use
+            continue
+        if value is None or isinstance(value, (bytes, bytearray)) or not _clean_text(name):
+            continue
+        if isinstance(value, str) and not _clean_text(value):
             continue
         if isinstance(value, (tuple, list)):
             if len(value) > _MAX_ARRAY_METADATA:
                 continue
             value = tuple(value)
-        values[param.name] = value
-        types[param.name] = str(param.type)
+        values[name] = value
+        types[name] = str(param.type)
     return values, types
+
+
+def _clean_text(text: str) -> bool:
+    """True when `text` is valid Unicode (damaged headers yield undecodable names)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _input_error(image: oiio.ImageInput) -> str:
     """The pending error of an ImageInput (and OIIO's global one), as one line."""
-    text = image.geterror() or _global_error() or "unknown error"
-    return " ".join(text.split())
+    return library_text(image.geterror) or _global_error() or "unknown error"
 
 
 def _global_error() -> str:
     """OIIO's pending global error as one line (clears it)."""
-    return " ".join(oiio.geterror().split())
+    return library_text(oiio.geterror)
 
 
 def timecode_text(value: Sequence[int]) -> str:

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..atomic import atomic_write
-from ..errors import OutputError
+from ..errors import OutputError, library_text
 
 STATIC_EPS = 1e-3  # a pixel is static when its ground truth moves less than this
 CHECKER = 16  # checkerboard square size of the composite column, in pixels
@@ -123,7 +123,8 @@ def write_contact_sheet(path: str, plates01: Sequence[np.ndarray], mattes: Seque
     def write(tmp: str) -> None:
         buf = oiio.ImageBuf(np.ascontiguousarray(pixels))
         if not buf.write(tmp, oiio.UINT8):
-            raise OutputError(f"cannot write the contact sheet: {buf.geterror()}", path=path)
+            raise OutputError(f"cannot write the contact sheet: {library_text(buf.geterror)}",
+                              path=path)
 
     atomic_write(path, write)
     return path

@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from ..atomic import atomic_write
-from ..errors import ColourError, OutputError
+from ..errors import ColourError, OutputError, library_text
 
 WORKING_SPACE = "ACEScg"
 MODEL_SPACE = "sRGB Encoded Rec.709 (sRGB)"
@@ -495,12 +495,12 @@ def _write_image(path: str, pixels: np.ndarray, fmt: str, *, bits: int = 0,
     def write(tmp: str) -> None:
         out = oiio.ImageOutput.create(tmp)
         if out is None or not out.open(tmp, spec):
-            raise OutputError(f"cannot write image: {oiio.geterror()}", path=path)
+            raise OutputError(f"cannot write image: {library_text(oiio.geterror)}", path=path)
         # OIIO needs (H, W, C): a 2-D array is misread (garbage pixels), so add the axis.
         ok = out.write_image(np.ascontiguousarray(pixels.reshape(h, w, nch)))
         out.close()
         if not ok:
-            raise OutputError(f"cannot write image: {out.geterror()}", path=path)
+            raise OutputError(f"cannot write image: {library_text(out.geterror)}", path=path)
 
     atomic_write(path, write)
 

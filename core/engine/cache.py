@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import torch
 
 from ..atomic import TEMP_MARKER, atomic_write, atomic_write_text
-from ..errors import OutputError, UsageError
+from ..errors import OutputError, UsageError, library_text
 from ..frames import format_frame
 
 TIERS = ("final", "preview")
@@ -571,7 +571,7 @@ def read_matte_stamp(path: str) -> dict[str, Any] | None:
         return None
     image = oiio.ImageInput.open(path)
     if image is None:
-        oiio.geterror()  # clear the global error message
+        library_text(oiio.geterror)  # clear the global error message
         return None
     try:
         return {attr.name[len("vrmbg:"):]: attr.value for attr in image.spec().extra_attribs
