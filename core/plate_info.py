@@ -6,12 +6,13 @@ while `plates` and `movie` read pixels for the engine.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import OpenImageIO as oiio
 
 from .frames import find_gaps, format_frame_ranges
+from .plate_checks import primaries_name, window_warning
 from .plates import (ImageInfo, ImageReader, PlateSequence, metadata_fps, split_layers,
                      timecode_text)
 
@@ -34,18 +35,20 @@ def describe(pattern: str, *, layer: str = "", part: str = "") -> dict:
             info = movie.info(movie.first_frame)
         finally:
             movie.close()
-        return _facts(pattern, False, movie.frames, info, parts=[], layer="")
+        return _facts(pattern, False, movie.frames, info, parts=[], layer="", views=())
     sequence = PlateSequence(pattern, layer=layer, part=part)
     with ImageReader(sequence.path_for(sequence.first_frame), sequence.first_frame) as reader:
         info = reader.info(sequence.layer, sequence.part)
         parts = [_part_summary(i, name, spec)
                  for i, (name, spec) in enumerate(zip(reader.part_names(), reader.specs))]
+        views = reader.views(info.part_index) or tuple(
+            v for v in (s.get_string_attribute("view") for s in reader.specs) if v)
     return _facts(pattern, sequence.pattern.is_sequence, sequence.frames, info, parts,
-                  sequence.layer)
+                  sequence.layer, views)
 
 
 def _facts(pattern: str, is_sequence: bool, frames: list[int], info: ImageInfo,
-           parts: list[dict], layer: str) -> dict:
+           parts: list[dict], layer: str, views: Sequence[str]) -> dict:
     """The JSON-able description of a sequence from its frames and first-frame header."""
     gaps = find_gaps(frames) if is_sequence else []
     meta = info.metadata
@@ -71,11 +74,23 @@ def _facts(pattern: str, is_sequence: bool, frames: list[int], info: ImageInfo,
         "channels": list(info.channels),
         "selected_channels": list(info.selected_channels or info.channels[:3]),
         "parts": parts,
-        "colour": {k: _jsonable(meta[k]) for k in _COLOUR_KEYS if k in meta},
+        "colour": _colour_facts(meta),
+        "warnings": [w for w in [window_warning(info.data_window, info.display_window)] if w],
+        "views": list(views),
+        "luminance_chroma": meta.get("openexr:luminanceChroma", ""),
         "timecode": timecode_text(timecode) if isinstance(timecode, tuple) else None,
         "fps": metadata_fps(meta),
         "metadata": {k: _jsonable(v) for k, v in sorted(meta.items())},
     }
+
+
+def _colour_facts(meta: dict[str, Any]) -> dict[str, Any]:
+    """The colour metadata of a frame, with the name of its primaries when recognised."""
+    facts = {k: _jsonable(meta[k]) for k in _COLOUR_KEYS if k in meta}
+    primaries = primaries_name(meta.get("chromaticities"))
+    if primaries:
+        facts["primaries"] = primaries
+    return facts
 
 
 def _part_summary(index: int, name: str, spec: oiio.ImageSpec) -> dict:

@@ -41,6 +41,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from .errors import InputError, UsageError, library_text
+from .exr_yca import SUBSAMPLED_ERROR, open_yca
 from .frames import SequencePattern
 
 Window = tuple[int, int, int, int]  # x, y, width, height
@@ -229,8 +230,15 @@ class ImageReader:
 
     def info(self, layer: str, part: str) -> ImageInfo:
         """ImageInfo of the part/layer a user asked for (InputError listing the choices)."""
+        if all(spec.deep for spec in self.specs):
+            raise self._deep_error()
         index, names = self._choose(layer, part)
         return self._make_info(index, names)
+
+    def _deep_error(self) -> InputError:
+        """Deep pixels (several samples per pixel) have no single colour to give the model."""
+        return self._error("deep images are refused (vrmbg reads flat pixels only)",
+                           hint="flatten the EXR first, e.g. with a DeepToImage node")
 
     def info_for_channels(self, index: int, channels: Sequence[str]) -> ImageInfo:
         """ImageInfo selecting exactly `channels` of part `index`."""
@@ -245,7 +253,8 @@ class ImageReader:
         names = self.part_names()
         candidates = range(len(self.specs)) if not part else [self._part_index(part, names)]
         for index in candidates:
-            found = _layer_channels(self.specs[index].channelnames, layer, names[index])
+            found = _layer_channels(self.specs[index].channelnames, layer,
+                                    self._own_names(index, names[index]))
             if found:
                 return index, found
         where = f" in part {names[candidates[0]]!r}" if part else ""
@@ -253,10 +262,30 @@ class ImageReader:
         raise self._error(f"no {wanted}{where}; {self._available(candidates)}",
                           hint="choose one with --layer / --part")
 
+    def _own_names(self, index: int, part_name: str) -> tuple[str, str]:
+        """Names that mean a part's unprefixed channels: the part's name, and its view (the
+        part's `view`, or in a multi-view part the default view: the first listed)."""
+        spec = self.specs[index]
+        view = spec.get_string_attribute("view")
+        if not view:
+            views = self.views(index)
+            view = views[0] if views else ""
+        return part_name, view
+
+    def views(self, index: int = 0) -> tuple[str, ...]:
+        """The views of a multi-view EXR part (`multiView`), default view first."""
+        value = self.specs[index].getattribute("multiView")
+        if isinstance(value, str):
+            return tuple(v for v in value.split(",") if v)
+        return tuple(str(v) for v in value) if isinstance(value, (tuple, list)) else ()
+
     def _part_index(self, part: str, names: tuple[str, ...]) -> int:
-        """Index of a part given by name or number."""
+        """Index of a part given by name, view or number."""
         if part in names:
             return names.index(part)
+        views = [s.get_string_attribute("view") for s in self.specs]
+        if part in views:
+            return views.index(part)
         if part.lstrip("-").isdigit() and 0 <= int(part) < len(names):
             return int(part)
         raise self._error(f"no part {part!r} (parts: {', '.join(names)})")
@@ -275,6 +304,8 @@ class ImageReader:
     def _make_info(self, index: int, selected: tuple[str, ...]) -> ImageInfo:
         """ImageInfo of part `index` reading the channels `selected`."""
         spec = self.specs[index]
+        if spec.deep:
+            raise self._deep_error()
         metadata, types = _metadata(spec)
         pixel_type = str(spec.channelformat(spec.channelindex(selected[0])))
         bits = spec.get_int_attribute("oiio:BitsPerSample", 0) or _BITS.get(pixel_type, 0)
@@ -296,8 +327,6 @@ class ImageReader:
         caps the threads of the conversion (0 = OpenImageIO's thread count).
         """
         spec = self.specs[info.part_index]
-        if spec.deep:
-            raise self._error("deep images are not supported", hint="flatten the EXR first")
         indices = [spec.channelindex(c) for c in info.selected_channels]
         first, last = min(indices), max(indices) + 1
         read_type = _read_type(spec, indices, info.data_window == info.display_window
@@ -330,7 +359,12 @@ def _open_input(path: str, frame: int | None) -> oiio.ImageInput:
     config.attribute("oiio:UnassociatedAlpha", 1)
     image = oiio.ImageInput.open(path, config)
     if image is None:
-        raise error(f"cannot open: {_global_error() or 'unknown format'}",
+        reason = _global_error() or "unknown format"
+        if SUBSAMPLED_ERROR.lower() in reason.lower():  # luminance/chroma: OpenEXR reads it
+            image, reason = open_yca(path)
+            if image is not None:
+                return image
+        raise error(f"cannot open: {reason}",
                     hint="the file is truncated, corrupt or not an image")
     expected = EXTENSION_FORMATS.get(os.path.splitext(path)[1].lower())
     actual = image.format_name()
@@ -433,21 +467,30 @@ def _parallel_rows(rows: int, values: int, work: Callable[[int, int], None],
 
 
 def _layer_channels(present: Sequence[str], layer: str,
-                    part_name: str) -> tuple[str, ...] | None:
-    """The channel names holding R, G, B of `layer` in one part, or None."""
-    choices = []
+                    own: tuple[str, str]) -> tuple[str, ...] | None:
+    """The channel names holding R, G, B of `layer` in one part, or None.
+
+    A layer is a channel prefix (`beauty.R`; a luminance-only `beauty.Y` is grey RGB).
+    `own` = (part name, view): a layer named like the part, or like the part's view (the
+    default view of a multi-view file, whose channels carry no view prefix), means the
+    part's unprefixed channels; `diffuse.left` in the default view `left` is `diffuse.R`.
+    """
+    part_name, view = own
+    prefixes = []
     if layer:
-        choices.append(tuple(f"{layer}.{c}" for c in _RGB))
-        if part_name == layer:
-            choices.append(_RGB)
+        prefixes.append(layer + ".")
+        if layer in own:
+            prefixes.append("")
+        if view and layer.endswith("." + view):
+            prefixes.append(layer[:-len(view)])
     else:
-        choices.append(_RGB)
+        prefixes.append("")
         if part_name:
-            choices.append(tuple(f"{part_name}.{c}" for c in _RGB))
-        choices.append(("Y", "Y", "Y"))
-    for names in choices:
-        if all(n in present for n in names):
-            return names
+            prefixes.append(part_name + ".")
+    for prefix in prefixes:
+        for names in (tuple(prefix + c for c in _RGB), (prefix + "Y",) * 3):
+            if all(n in present for n in names):
+                return names
     return None
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from .errors import InputError, OutputError, UsageError
 from .cpu import process_threads
 from .frames import SequencePattern, format_frame_ranges, parse_frame_spec
+from .plate_checks import plate_warnings
 
 MOVIE_OUTPUTS = (".mov",)
 DEFAULT_FPS = 24.0
@@ -141,6 +142,7 @@ class RenderJob:
         plates = open_plate_source(self.input_path, self.settings, movie_start=self.movie_start)
         frames = self._requested_frames(plates)
         colour = colour_for(plates, self.settings)
+        self.summary.warnings += plate_warnings(plates, colour.input_space)
         self._check_output_target()
         stepper = stepper_for(self.settings, self.models)
         return plates, colour, stepper, frames

@@ -200,3 +200,58 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, codec:
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path
+
+
+def write_raw_exr(path: str | os.PathLike, planes: Mapping[str, np.ndarray], *,
+                  sampling: Mapping[str, tuple[int, int]] | None = None,
+                  size: tuple[int, int] | None = None,
+                  attributes: Iterable[tuple[str, str, bytes]] = ()) -> str:
+    """Write an uncompressed scanline EXR byte by byte (half channels, any x/y sampling).
+
+    For what OpenImageIO cannot write and the OpenEXR bindings refuse to (their writer
+    demands one shape for every channel): luminance/chroma files with `RY`/`BY` at half
+    resolution. `planes` maps channel name -> (H/ys, W/xs) samples; `size` is (width,
+    height) of the full image (default: the first full-resolution plane); `attributes`
+    adds (name, type, raw value bytes) header attributes such as chromaticities.
+    """
+    import struct
+
+    sampling = dict(sampling or {})
+    names = sorted(planes)
+    if size is None:
+        full = next(planes[n] for n in names if sampling.get(n, (1, 1)) == (1, 1))
+        size = (full.shape[1], full.shape[0])
+    width, height = size
+
+    def attribute(name: str, kind: str, value: bytes) -> bytes:
+        return name.encode() + b"\0" + kind.encode() + b"\0" + struct.pack("<i", len(value)) + value
+
+    chlist = b"".join(n.encode() + b"\0" + struct.pack("<iB3xii", 1, 0, *sampling.get(n, (1, 1)))
+                      for n in names) + b"\0"
+    box = struct.pack("<4i", 0, 0, width - 1, height - 1)
+    header = (attribute("channels", "chlist", chlist)
+              + attribute("compression", "compression", b"\0")
+              + attribute("dataWindow", "box2i", box) + attribute("displayWindow", "box2i", box)
+              + attribute("lineOrder", "lineOrder", b"\0")
+              + attribute("pixelAspectRatio", "float", struct.pack("<f", 1.0))
+              + attribute("screenWindowCenter", "v2f", struct.pack("<2f", 0.0, 0.0))
+              + attribute("screenWindowWidth", "float", struct.pack("<f", 1.0))
+              + b"".join(attribute(*a) for a in attributes) + b"\0")
+    chunks = []
+    for y in range(height):
+        line = b""
+        for name in names:
+            xs, ys = sampling.get(name, (1, 1))
+            if y % ys == 0:
+                line += np.ascontiguousarray(planes[name][y // ys], dtype="<f2").tobytes()
+        chunks.append(struct.pack("<ii", y, len(line)) + line)
+    start = 8 + len(header) + 8 * height
+    offsets, position = [], start
+    for chunk in chunks:
+        offsets.append(position)
+        position += len(chunk)
+    data = (b"\x76\x2f\x31\x01" + struct.pack("<I", 2) + header
+            + struct.pack(f"<{height}Q", *offsets) + b"".join(chunks))
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return os.fspath(path)

@@ -66,11 +66,15 @@ def format_text(facts: dict[str, Any]) -> str:
     layers = facts["parts"][0]["layers"] if len(facts["parts"]) == 1 else []
     if layers:
         rows.append(("layers", ", ".join(layers)))
+    if facts.get("views"):
+        rows.append(("views", ", ".join(facts["views"]) + " (the first is the default; "
+                     "choose another with --layer VIEW, or --part VIEW for one part per view)"))
     rows.append(("reading", _reading_text(facts)))
     rows.append(("colour", ", ".join(f"{k}={_value_text(v)}" for k, v in facts["colour"].items())
                  or "no colour metadata (say the colour space with --input-colorspace)"))
     rows.append(("timecode", facts["timecode"] or "-"))
     rows.append(("fps", f"{facts['fps']:.6g}" if facts["fps"] else "-"))
+    rows += [("warning", text) for text in facts.get("warnings", [])]
     lines = [facts["pattern"]] + [f"  {name:<11} {text}" for name, text in rows]
     extra = {k: v for k, v in facts["metadata"].items()
              if k not in facts["colour"] and not k.startswith(_INTERNAL_PREFIXES)}
@@ -116,6 +120,9 @@ def _data_text(facts: dict[str, Any]) -> str:
 def _reading_text(facts: dict[str, Any]) -> str:
     """Which part and channels a render would use."""
     part = f"part {facts['part']!r}, " if len(facts["parts"]) > 1 else ""
+    if facts.get("luminance_chroma"):
+        return (f"{part}luminance/chroma {facts['luminance_chroma']} (chroma subsampled), "
+                f"reconstructed as {', '.join(facts['selected_channels'])}")
     return f"{part}channels {', '.join(facts['selected_channels'])} as R, G, B"
 
 
