@@ -21,6 +21,9 @@ prefixed group) beside the file's other full-resolution channels.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import threading
 from typing import Any, Sequence
 
 import numpy as np
@@ -33,16 +36,31 @@ _TAPS = np.array([0.627123, -0.186077, 0.087929, -0.043159, 0.019597, -0.007540,
                  dtype=np.float32)
 REC709 = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)  # red, green, blue, white xy
 SUBSAMPLED_ERROR = "Subsampled channels are not supported"
+_STDOUT_LOCK = threading.Lock()
+_REC709_FALLBACK = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 def luminance_weights(chromaticities: Sequence[float] | None) -> np.ndarray:
-    """Weights of R, G, B in Y for primaries/white `(rx, ry, gx, gy, bx, by, wx, wy)`."""
-    rx, ry, gx, gy, bx, by, wx, wy = chromaticities or REC709
-    primaries = np.array([[rx / ry, gx / gy, bx / by], [1.0, 1.0, 1.0],
-                          [(1 - rx - ry) / ry, (1 - gx - gy) / gy, (1 - bx - by) / by]])
-    white = np.array([wx / wy, 1.0, (1 - wx - wy) / wy])
-    scale = np.linalg.solve(primaries, white)
-    return (scale / scale.sum()).astype(np.float32)
+    """Weights of R, G, B in Y for primaries/white `(rx, ry, gx, gy, bx, by, wx, wy)`.
+
+    The Y row of the RGB -> XYZ matrix normalised to sum 1 (OpenEXR's computeYw); Rec.709
+    when absent or degenerate (no white, collinear primaries).
+    """
+    values = tuple(float(v) for v in (chromaticities if chromaticities is not None
+                                      else REC709))
+    rx, ry, gx, gy, bx, by, wx, wy = values[:8] if len(values) >= 8 else REC709
+    # Columns: each primary's XYZ up to a scale; solve the scales that sum to the white.
+    primaries = np.array([[rx, gx, bx], [ry, gy, by],
+                          [1 - rx - ry, 1 - gx - gy, 1 - bx - by]], np.float64)
+    try:
+        white = np.array([wx / wy, 1.0, (1 - wx - wy) / wy])
+        scale = np.linalg.solve(primaries, white)
+    except (ZeroDivisionError, np.linalg.LinAlgError):
+        return luminance_weights(REC709) if chromaticities is not None else _REC709_FALLBACK
+    weights = scale * primaries[1]
+    if not np.all(np.isfinite(weights)) or abs(weights.sum()) < 1e-9:
+        return luminance_weights(None)
+    return (weights / weights.sum()).astype(np.float32)
 
 
 def _half(values: np.ndarray) -> np.ndarray:
@@ -141,7 +159,14 @@ class YcaInput:
 
         self.path = path
         self._error = ""
-        handle = OpenEXR.File(path, separate_channels=True)
+        expected = len(OpenEXR.File(path, header_only=True).parts)
+        # The bindings skip a part they cannot decode and print why (to sys.stdout): keep
+        # that text as the error instead of letting it into our output.
+        with _STDOUT_LOCK, contextlib.redirect_stdout(io.StringIO()) as said:
+            handle = OpenEXR.File(path, separate_channels=True)
+        if len(handle.parts) != expected or not expected:
+            reason = said.getvalue().replace("Warning: Exception raised reading pixel data", "")
+            raise ValueError("cannot decode pixels: " + (reason.strip(" -") or "no parts"))
         self._parts = [_decode_part(part) for part in handle.parts]
         self._specs = [spec for spec, _pixels in self._parts]
         self._current = 0
