@@ -80,6 +80,9 @@ def _read_records(path: str) -> list[dict[str, Any]]:
             text = handle.read()
     except OSError as exc:
         raise UsageError(f"cannot read the shot list ({exc.strerror})", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"the shot list is not UTF-8 text (byte {exc.start})",
+                         path=path) from None
     if path.lower().endswith(".csv"):
         return _csv_records(text, path)
     return _json_records(text, path)
@@ -97,7 +100,32 @@ def _json_records(text: str, path: str) -> list[dict[str, Any]]:
     for index, record in enumerate(shots, start=1):
         if not isinstance(record, dict):
             raise UsageError(f"shot #{index} is not an object of keys and values", path=path)
+        _check_json_types(record, index, path)
     return [{k: v for k, v in record.items() if v is not None} for record in shots]
+
+
+_JSON_TYPES = {"str": (str,), "path": (str,), "enum": (str,), "frames": (str, int),
+               "int": (int,), "float": (int, float), "bool": (bool,)}
+_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _check_json_types(record: Mapping[str, Any], index: int, path: str) -> None:
+    """Refuse JSON values of the wrong type (a list as a path, 1.5 threads, "yes" for a
+    flag) instead of turning them into text or numbers nobody meant."""
+    label = f"shot {record['name']!r}" if isinstance(record.get("name"), str) else f"shot #{index}"
+    kinds = {"name": "str", "input": "path", "output": "path", "frames": "frames"}
+    for key, value in record.items():
+        kind = kinds.get(key) or (schema.get(key).kind if key in setting_names() else "")
+        if value is None or not kind:
+            continue  # unset, or an unknown key (reported with the valid keys later)
+        allowed = _JSON_TYPES.get(kind, (str,))
+        wrong = isinstance(value, bool) and bool not in allowed
+        if wrong or not isinstance(value, allowed):
+            words = " or ".join(_TYPE_WORDS[t] for t in allowed)
+            raise UsageError(f"{label}: {key} must be {words}, not {json.dumps(value)[:60]}",
+                             path=path)
+        if isinstance(value, str) and "\0" in value:
+            raise UsageError(f"{label}: {key} contains a NUL character", path=path)
 
 
 def _csv_records(text: str, path: str) -> list[dict[str, Any]]:
@@ -106,6 +134,9 @@ def _csv_records(text: str, path: str) -> list[dict[str, Any]]:
     if not rows:
         return []
     header = [key.strip() for key in rows[0]]
+    repeated = sorted({key for key in header if key and header.count(key) > 1})
+    if repeated:
+        raise UsageError(f"the header names {', '.join(repeated)} more than once", path=path)
     records = []
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):

@@ -87,6 +87,13 @@ class ModelConfig:
         if self.multi_scale_input not in MULTI_SCALE_MODES:
             problems.append(f"multi_scale_input {self.multi_scale_input!r} is not one of "
                             f"{MULTI_SCALE_MODES}")
+        sizes = {"embed_dim": self.embed_dim, "window_size": self.window_size,
+                 "patch_size": self.patch_size, "dec_inter_channels": self.dec_inter_channels,
+                 "aspp_channels": self.aspp_channels, "gdt_channels": self.gdt_channels,
+                 "ipt_inter_channels": self.ipt_inter_channels}
+        problems += [f"{name} must be positive" for name, size in sizes.items() if size <= 0]
+        if any(d <= 0 for d in self.depths) or self.squeeze_blocks < 0 or self.mlp_ratio <= 0:
+            problems.append("depths, mlp_ratio must be positive and squeeze_blocks >= 0")
         if not 0 <= self.context_features <= 3:
             problems.append("context_features must be 0..3")
         if any(k <= 0 or k % 2 == 0 for k in self.aspp_kernels):
@@ -128,6 +135,7 @@ class ModelConfig:
         """Build from a dict written by to_dict(); unknown keys are kept in `extra`."""
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
+        _check_types(kwargs)
         unknown = {k: v for k, v in data.items() if k not in known and k != "architecture"}
         if unknown:
             kwargs["extra"] = {**dict(kwargs.get("extra") or {}), **unknown}
@@ -184,3 +192,45 @@ class ModelConfig:
 
 
 PRESETS = ("tiny", "full")
+
+
+def _kind(value: Any) -> str:
+    """What a config value is, in a user's words."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (list, tuple)):
+        return "a list of whole numbers"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """True when a config.json value has the type of the field's default."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, tuple):
+        return isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return isinstance(value, type(default))
+
+
+def _check_types(values: Mapping[str, Any]) -> None:
+    """ModelError naming the first field of a config.json whose value has the wrong type
+    (a float window size or text channel count would fail deep inside the network)."""
+    defaults = ModelConfig()
+    for name, value in values.items():
+        default = getattr(defaults, name)
+        if not _fits(value, default):
+            raise ModelError(f"invalid model config: {name} must be {_kind(default)}, "
+                             f"not {value!r}")

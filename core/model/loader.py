@@ -218,7 +218,12 @@ def _builtin_config(located: Located, raw_config: dict[str, Any] | None,
                     state: Mapping[str, Any]) -> tuple[ModelConfig, str]:
     """Our config.json when present, else the variant read from the tensor shapes."""
     if _is_ours(raw_config):
-        return ModelConfig.from_dict(raw_config), CONFIG_NAME  # type: ignore[arg-type]
+        folder = located.folder or located.weights[0].parent
+        try:
+            return ModelConfig.from_dict(raw_config), CONFIG_NAME  # type: ignore[arg-type]
+        except ModelError as exc:
+            raise ModelError(exc.message, path=exc.path or folder / CONFIG_NAME,
+                             hint=exc.hint) from None
     from .variants import detect_config
 
     try:
