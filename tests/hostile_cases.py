@@ -261,7 +261,7 @@ def _exr_chunk_cases(source: str, data: bytes, layout: ExrLayout,
 
 # --------------------------------------------------------------------------- DPX, PNG
 
-_DPX_FIELDS = {  # name: (offset, struct format) in the big-endian header OIIO writes
+_DPX_FIELDS = {  # name: (offset, struct format); the byte order is the file's own
     "data_offset": (4, ">I"), "file_size": (16, ">I"), "orientation": (768, ">H"),
     "elements": (770, ">H"), "width": (772, ">I"), "height": (776, ">I"),
     "descriptor": (800, ">B"), "bit_size": (803, ">B"), "packing": (804, ">H"),
@@ -271,12 +271,14 @@ _DPX_FIELDS = {  # name: (offset, struct format) in the big-endian header OIIO w
 
 def _dpx_cases(source: str, data: bytes, rng: random.Random) -> Iterator[Case]:
     """Truncations at the DPX header's sections, absurd fields, flips, wrong magic."""
-    offset = struct.unpack_from(">I", data, 4)[0]
+    order = ">" if data[:4] == b"SDPX" else "<"  # the magic says the file's byte order
+    offset = struct.unpack_from(order + "I", data, 4)[0]
     for at in sorted({4, 8, 768, 780, 800, 1408, 1664, offset - 1, offset, offset + 4,
                       (offset + len(data)) // 2, len(data) - 1}):
         yield Case(f"{source}-truncate-{at}", source, data[:at])
     yield Case(f"{source}-magic", source, _set(data, 0, b"XXXX"))
-    yield Case(f"{source}-swapped-magic", source, _set(data, 0, b"XPDS"))
+    yield Case(f"{source}-swapped-magic", source,
+               _set(data, 0, b"XPDS" if order == ">" else b"SDPX"))
     values = {"data_offset": (0, _BIG, len(data) + 10), "width": (0, _BIG, 1 << 20),
               "height": (0, _BIG), "elements": (0, 9, 0xFFFF), "bit_size": (0, 7, 64, 255),
               "packing": (2, 99), "descriptor": (0, 255), "encoding": (1, 7),
@@ -285,7 +287,8 @@ def _dpx_cases(source: str, data: bytes, rng: random.Random) -> Iterator[Case]:
     for name, choices in values.items():
         at, fmt = _DPX_FIELDS[name]
         for value in choices:
-            yield Case(f"{source}-{name}-{value}", source, _set(data, at, struct.pack(fmt, value)))
+            raw = struct.pack(order + fmt[1:], value)
+            yield Case(f"{source}-{name}-{value}", source, _set(data, at, raw))
     for index in range(12):
         at = rng.randrange(0, 2048)
         yield Case(f"{source}-flip{index}-{at}", source, _flip(data, at, rng.randrange(1, 256)))

@@ -242,3 +242,32 @@ def test_render_warns_when_chromaticities_contradict_the_colour_space(tmp_path, 
                                           "--resolution", "64", "--input-colorspace",
                                           "Linear Rec.709 (sRGB)"), capsys)
     assert code == 0 and "chromaticities" not in err
+
+
+# --- DPX packings --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bits, packing", [
+    (10, "Packed"), (10, "Filled, method A"), (10, "Filled, method B"), (12, "Packed"),
+    (12, "Filled, method A"), (16, "Packed"), (16, "Filled, method A"),
+    (16, "Filled, method B")])
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("endian", ["big", "little"])
+def test_dpx_packings_read_the_written_codes(tmp_path, bits, packing, channels, endian):
+    """Every packing OpenImageIO writes (it writes 12-bit "filled" requests as packed)."""
+    rng = np.random.default_rng(bits * 10 + channels)
+    codes = rng.integers(0, 2 ** bits, (5, 13, channels)).astype(np.uint32)
+    spec = oiio.ImageSpec(13, 5, channels, oiio.UINT16)
+    spec.attribute("oiio:BitsPerSample", bits)
+    spec.attribute("dpx:Packing", packing)
+    spec.attribute("oiio:Endian", endian)
+    path = str(tmp_path / "scan.dpx")
+    out = oiio.ImageOutput.create(path)
+    assert out.open(path, spec), out.geterror()
+    widened = (codes << (16 - bits)) | (codes >> max(2 * bits - 16, 0) if bits < 16 else 0)
+    assert out.write_image(np.ascontiguousarray(widened.astype(np.uint16))), out.geterror()
+    out.close()
+    assert open(path, "rb").read(4) == (b"SDPX" if endian == "big" else b"XPDS")
+    plate = PlateSequence(path).read(1)
+    assert plate.info.bit_depth == bits
+    assert np.array_equal(np.round(plate.rgb * (2 ** bits - 1)).astype(np.uint32),
+                          codes[..., :3])
