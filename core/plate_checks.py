@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .errors import InputError
-
 PRIMARIES = {  # red, green, blue xy (the white point is not compared)
     "Rec.709": (0.64, 0.33, 0.30, 0.60, 0.15, 0.06),
     "ACES AP1": (0.713, 0.293, 0.165, 0.830, 0.128, 0.044),
@@ -72,12 +70,12 @@ def chromaticities_warning(chromaticities: Any, colour_space: str) -> str:
 
 
 def plate_warnings(plates: Any, colour_space: str = "") -> list[str]:
-    """Warnings about the shot's first frame (none when it cannot be read: the render
-    reports that frame itself). `colour_space`: what the plate is read as."""
-    try:
-        info = plates.info(plates.first_frame)
-    except InputError:
-        return []
+    """Warnings about the shot's first frame; `colour_space`: what the plate is read as.
+
+    Reading that header is also a cheap check: a first frame that cannot be used fails
+    here (InputError) before a model is loaded.
+    """
+    info = plates.info(plates.first_frame)
     where = f"{info.path}: frame {plates.first_frame}: "
     texts = [window_warning(info.data_window, info.display_window),
              chromaticities_warning(info.metadata.get("chromaticities"), colour_space)]
