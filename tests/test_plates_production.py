@@ -14,7 +14,8 @@ from render_helpers import render_args, run_cli
 
 from vrmbg.core.errors import InputError
 from vrmbg.core.exr_yca import luminance_weights, reconstruct_chroma
-from vrmbg.core.plates import PlateSequence, describe
+from vrmbg.core.plate_info import describe
+from vrmbg.core.plates import PlateSequence
 
 XYZ = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1 / 3, 1 / 3)
 
