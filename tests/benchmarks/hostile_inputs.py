@@ -8,7 +8,11 @@ and runs both commands on each in a child process with a time limit. Prints one 
 `read` (the damage left a readable image, exit 0), `tracebacks`, `signals`, `hangs`,
 `wrong_exit_codes`, `bad_messages`, `debris`, and up to 20 `failures` with their stderr.
 
-Run: python tests/benchmarks/hostile_inputs.py [--seed 14] [--jobs 2] [--limit N] [--no-render]
+`--render-sample N` renders only a seeded spread of N cases (every kind of damage) and runs
+`info` on all: on a busy machine each render costs a torch start-up.
+
+Run: python tests/benchmarks/hostile_inputs.py [--seed 14] [--jobs 2] [--limit N]
+     [--render-sample N] [--no-render]
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="a sample of N cases (0 = all)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per command")
     parser.add_argument("--no-render", action="store_true", help="run `vrmbg info` only")
+    parser.add_argument("--render-sample", type=int, default=0,
+                        help="render only a spread of N cases (0 = render every case)")
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vrmbg hostile ä ") as root:
@@ -42,15 +48,20 @@ def main() -> None:
         cases = all_cases(os.path.join(root, "sources"), seed=args.seed)
         if args.limit:
             cases = sample(cases, args.limit, seed=args.seed)
+        rendered = {c.name for c in (sample(cases, args.render_sample, seed=args.seed)
+                                     if args.render_sample else cases)}
 
         def one(indexed):
             index, case = indexed
             return run_case(case, os.path.join(root, f"case {index}"), model,
-                            timeout=args.timeout, render=not args.no_render)
+                            timeout=args.timeout,
+                            render=not args.no_render and case.name in rendered)
 
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             outcomes = [o for group in pool.map(one, enumerate(cases)) for o in group]
-    counts = {"cases": len(cases), "runs": len(outcomes), "seed": args.seed}
+    counts = {"cases": len(cases), "runs": len(outcomes), "seed": args.seed,
+              "info_runs": sum(1 for o in outcomes if o.command == "info"),
+              "render_runs": sum(1 for o in outcomes if o.command == "render")}
     problems = [o for o in outcomes if o.problems]
     counts["ok"] = len(outcomes) - len(problems)
     counts["refused"] = sum(1 for o in outcomes if o.exit_code == 3 and not o.problems)
