@@ -44,6 +44,10 @@ PARAMS: tuple[Param, ...] = (
     Param("part", "str", "", "Part",
           "EXR part (subimage) name or index for multi-part files; empty = the part that has the layer.",
           group="Input"),
+    Param("shot_start", "str", "", "Shot start",
+          "First frame of the shot (a frame number): the temporal chain starts there. Empty = "
+          "the first plate frame on disk. Set it when frames before the shot were added to "
+          "the plate folder, to keep the mattes already rendered.", group="Input"),
     # Edit
     Param("cuts", "str", "", "Cuts",
           "Frames where a new shot starts in an edit, e.g. '1050,1101', or an OpenTimelineIO "
@@ -94,8 +98,9 @@ PARAMS: tuple[Param, ...] = (
     Param("threads", "int", 0, "CPU threads",
           "CPU threads for the model and for decoding frames (readers and the writer run "
           "beside them at the lowest priority). 0 = every core. On a farm, the cores the "
-          "task was given.",
-          group="Model", minimum=0, maximum=1024, affects_result=False),
+          "task was given. Part of the chain: torch rounds differently on other thread "
+          "counts.",
+          group="Model", minimum=0, maximum=1024),
     # Output
     Param("output_type", "enum", "alpha", "Output",
           "alpha: single-channel A matte. rgba: the plate premultiplied by the matte.",

@@ -25,6 +25,8 @@ import os
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
+from ..errors import InputError, UsageError
+
 # Bump when the meaning of cached files changes (state layout, matte attributes, key recipe):
 # older caches then simply stop matching instead of being misread.
 ENGINE_FORMAT = 1
@@ -122,6 +124,46 @@ class ChainFrames:
         if preroll <= 0:
             return start
         return max(start, self.frames[max(0, self._index[frame] - preroll)])
+
+
+def shot_frames(frames: Sequence[int], shot_start: Any = "") -> list[int]:
+    """The frames of a shot: the plate frames from `shot_start` on (empty = from the first
+    plate frame on disk).
+
+    Fixing the start keeps a chain when head frames are added to the plate folder later.
+    UsageError for a start that is not a number, InputError for one with no plate frame.
+    """
+    ordered = sorted(int(f) for f in frames)
+    text = str(shot_start if shot_start is not None else "").strip()
+    if not text:
+        return ordered
+    try:
+        start = int(text)
+    except ValueError:
+        raise UsageError(f"shot start must be a frame number, got {text!r}") from None
+    if start not in ordered:
+        first = ordered[0] if ordered else start
+        raise InputError(f"the shot start {start} has no plate frame (the plates start at "
+                         f"{first})", frame=start)
+    return [f for f in ordered if f >= start]
+
+
+def compute_identity(device: Any) -> str:
+    """What besides the settings changes a model step's bits: the CPU thread count (torch
+    splits sums differently over other thread counts) or the GPU model.
+
+    Part of a chain's identity, so a chain is only ever continued where a straight run of it
+    gives the same bits.
+    """
+    import torch
+
+    kind = getattr(device, "type", str(device))
+    if kind == "cpu":
+        return f"cpu:threads={torch.get_num_threads()}"
+    if kind == "cuda":
+        index = getattr(device, "index", None)
+        return f"cuda:{torch.cuda.get_device_name(index if index is not None else 0)}"
+    return str(kind)
 
 
 def fold_keys(identity_digest: str, frames: Sequence[int],

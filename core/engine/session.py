@@ -41,11 +41,12 @@ from ..edits import resolve_cuts
 from ..errors import Cancelled, InputError, UsageError
 from ..frames import format_frame_ranges
 from ..mattes import write_matte
-from .cache import (ChainLock, default_cache_root, plate_name, plate_source,
+from .cache import (ChainLock, default_cache_root, plate_name, plate_part, plate_source,
                     read_matte_stamp, shot_id, state_from_array, state_to_array,
                     write_shot_file)
+from .chain import (ENGINE_FORMAT, ChainFrames, ContentMemo, PlateFingerprints,
+                    compute_identity, shot_frames)
 from .cuts import DETECTOR_ID, is_cut
-from .chain import ENGINE_FORMAT, ChainFrames, ContentMemo, PlateFingerprints
 from .interfaces import ModelColour, Plates, Stepper, plate_padding
 from .pipeline import FramePipeline, Prepared, Run
 from .tiers import ExactChain, PerFrameChain, PrerollChain, Tier
@@ -64,8 +65,8 @@ SETTING_IN_IDENTITY: dict[str, str] = {
     "display": "colour", "view": "colour",
     "model": "model", "revision": "model", "trust_remote_code": "model",
     "resolution": "resolution", "preview_resolution": "resolution",
-    "device": "device", "precision": "dtype",
-    "preroll": "preroll",
+    "device": "device", "precision": "dtype", "threads": "compute",
+    "preroll": "preroll", "shot_start": "shot_start",
     "cuts": "cuts", "detect_cuts": "cuts",
 }
 
@@ -139,10 +140,10 @@ class MatteSession:
         self.settings = dict(settings)
         self.content_hash = bool(self.settings.get("content_hash", False))
         self.detect_cuts = bool(self.settings.get("detect_cuts", False))
-        self.frames = ChainFrames(plates.frames,
-                                  resolve_cuts(str(self.settings.get("cuts") or ""), plates.frames))
+        shot = shot_frames(plates.frames, self.settings.get("shot_start"))
+        self.frames = ChainFrames(shot, resolve_cuts(str(self.settings.get("cuts") or ""), shot))
         self.layer = str(getattr(plates, "layer", self.settings.get("layer", "")) or "")
-        self.part = str(getattr(plates, "part", self.settings.get("part", "")) or "")
+        self.part = plate_part(plates)  # the part read, by name, however it was asked for
         self.cache_root = default_cache_root(cache_root or self.settings.get("cache_dir", ""))
         self.shot_dir = os.path.join(self.cache_root, shot_id(plates, self.layer, self.part))
         # reader threads (decode + colour + resize) beside the model; a movie decodes in order
@@ -176,6 +177,7 @@ class MatteSession:
             "resolution": int(stepper.resolution),
             "dtype": str(stepper.dtype).replace("torch.", ""),
             "device": stepper.device.type,
+            "compute": compute_identity(stepper.device),  # CPU threads / GPU model
             "colour": str(self.colour.identity),
             "layer": self.layer,
             "part": self.part,
