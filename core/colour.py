@@ -504,6 +504,33 @@ class ColourTransform:
             bad = sum(self._worker_pool().map(lambda pair: self._convert_block(*pair), pairs))
         return out, int(bad)
 
+    @property
+    def scene_linear_space(self) -> str:
+        """The config's scene-linear colour space (its `scene_linear` role), by name."""
+        if not self.config.hasRole("scene_linear"):
+            raise ColourError(f"OCIO config {self.config.getName()!r} has no scene_linear role",
+                              hint="RGBA output is premultiplied in scene-linear")
+        return resolve_space(self.config, "scene_linear")
+
+    def to_scene_linear(self, rgb: np.ndarray) -> np.ndarray:
+        """Plate RGB (H, W, 3) in the config's scene-linear space, float32, NaN/Inf -> 0.
+
+        Premultiplying by a matte is only right on linear light: a log (ACEScct, LogC) or
+        video plate is converted first; a plate already in scene-linear is only copied.
+        Values are not clamped (scene-linear light goes above 1).
+        """
+        out = np.array(rgb, dtype=np.float32, copy=True, order="C")
+        target = self.scene_linear_space
+        if self.input_space != target:
+            try:
+                processor = self.config.getProcessor(self.input_space, target)
+            except Exception as exc:
+                raise ColourError(f"OCIO cannot convert {self.input_space} to {target}: "
+                                  f"{first_line(exc)}") from exc
+            processor.getDefaultCPUProcessor().applyRGB(out)
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        return out
+
     def close(self) -> None:
         """Stop the worker threads (also done when the object is garbage collected)."""
         with self._pool_lock:

@@ -36,11 +36,12 @@ _DROP_KEYS = {"compression", "colorinteropid", "name", "type", "version", "chunk
 
 def write_matte(path: str, alpha: np.ndarray, *, like: ImageInfo | None = None,
                 rgb: np.ndarray | None = None, compression: str = "zip",
-                attributes: Mapping[str, object] | None = None) -> None:
+                attributes: Mapping[str, object] | None = None, colorspace: str = "") -> None:
     """Write a display-window matte (H, W) as a half EXR at `path`, atomically.
 
     `like` (the plate's ImageInfo) gives the windows and metadata to keep; `rgb` (H, W, 3)
-    switches to premultiplied RGBA; `attributes` become `vrmbg:*` attributes. OutputError
+    switches to premultiplied RGBA; `attributes` become `vrmbg:*` attributes; `colorspace`
+    tags the RGB's colour space (`oiio:ColorSpace`, written as the EXR's colour tag). OutputError
     names the path when the matte cannot be written; UsageError for a bad compression.
     """
     path = os.fspath(path)
@@ -60,6 +61,8 @@ def write_matte(path: str, alpha: np.ndarray, *, like: ImageInfo | None = None,
         _copy_metadata(spec, like, keep_colour=rgb is not None)
     for key, value in (attributes or {}).items():
         _set_vrmbg_attribute(spec, key, value)
+    if colorspace:
+        spec.attribute("oiio:ColorSpace", colorspace)
     x0, y0 = data[0] - display[0], data[1] - display[1]
     window = np.ascontiguousarray(pixels[y0:y0 + data[3], x0:x0 + data[2]])
     atomic_write(path, lambda tmp: _write_exr(tmp, spec, window, path))

@@ -2,42 +2,47 @@
 
 This is what `vrmbg render` runs in-process (and what a farm task runs). The temporal cache
 does the computing; this module decides which chain answers the request (exact, or bounded
-pre-roll when asked), writes the requested frames to the output as they finish, refuses to
-clobber mattes of another chain, and reports progress and a summary.
+pre-roll when asked), plans the outputs (`output_plan`: a pure decision from the stamps on
+disk), writes the requested frames as they finish (`output_writer`), and reports progress and
+a summary.
 
-Output frames carry `vrmbg:*` attributes: `chain` (settings id), `key` (the frame's chain
-key, which covers every earlier plate frame), `exact` (0 for pre-roll approximations),
-`model` (weights fingerprint). A re-run skips frames whose output already carries the key
-the cache holds for them.
+Output frames carry `vrmbg:*` attributes: `shot`, `plate_id`, `layer`, `part`, `shot_start`
+(which shot: the content identity of the shot's first plate frame), `chain` and `identity`
+(the settings), `key` (the frame's chain key, which covers every earlier plate frame),
+`exact` (0 for pre-roll approximations), `model` (weights fingerprint). A re-run skips frames
+whose output already carries the key the chain has for them today and rewrites those whose
+key is stale (a plate frame at or before them changed).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Mapping, TextIO
+from typing import Any, Callable, Mapping, TextIO
 
-import numpy as np
-
-from .errors import InputError, OutputError, UsageError
 from .cpu import process_threads
+from .errors import InputError, OutputError, UsageError
 from .frames import SequencePattern, format_frame_ranges, parse_frame_spec
+from .output_plan import OutputPlan, ShotOutputs, conflict_message, plan_outputs
 from .plate_checks import plate_warnings
 
 MOVIE_OUTPUTS = (".mov",)
-DEFAULT_FPS = 24.0
 
 
 @dataclass
 class RenderSummary:
-    """What a render did; `to_dict()` is the `--json` summary."""
+    """What a render did; `to_dict()` is the `--json` summary (also on failure)."""
 
     frames_requested: int = 0
     frames_computed: int = 0
     frames_from_cache: int = 0
     frames_skipped_existing: int = 0
+    frames_written: str = ""  # output frames written by this render (frame spec)
+    frames_rewritten: str = ""  # of those, the ones that replaced an existing output frame
+    stale_outputs: str = ""  # output frames outside the request left from older plates
     seconds_per_computed_frame: float = 0.0
     device: str = ""
     precision: str = ""
@@ -45,6 +50,8 @@ class RenderSummary:
     model_fingerprint: str = ""
     model_source: str = ""
     chain_id: str = ""
+    shot: str = ""
+    shot_start: int | None = None
     exact: bool = True
     output: str = ""
     cache_folder: str = ""
@@ -70,23 +77,71 @@ def default_render_cache(output: str) -> str:
 
 
 def shot_label(plates: Any, layer: str = "", part: str = "") -> str:
-    """The shot's name in output stamps: the plate pattern's file name plus layer/part.
-
-    Folder-free on purpose, so a farm node that mounts the plates elsewhere still
-    recognises its own outputs.
-    """
+    """The shot's readable name in output stamps: the plate file name (canonical `#` token)
+    plus layer and part. Which shot a matte belongs to is decided by `plate_id`, not this."""
     from .engine.cache import plate_source
 
     name = os.path.basename(plate_source(plates))
     return "|".join(x for x in (name, layer, str(part or "")) if x) or name
 
 
+def output_pattern(output: str) -> SequencePattern:
+    """The output sequence pattern; it must be an EXR with a frame token."""
+    if os.path.splitext(output)[1].lower() != ".exr":
+        raise UsageError("mattes are written as EXR sequences (name.####.exr) or a .mov movie",
+                         path=output)
+    pattern = SequencePattern.parse(output)
+    if not pattern.is_sequence:
+        raise UsageError("the output needs a frame token, e.g. mattes/sh010.####.exr",
+                         path=output)
+    return pattern
+
+
+def requested_frames(spec: str, shot: list[int], on_disk: list[int], source: str,
+                     path_for: Callable[[int], str] | None) -> list[int]:
+    """The frames to render: the spec, or every frame of the shot; all must be plates.
+
+    The model is temporal: every frame from the shot start to the last one asked for must
+    exist, or the chain would silently jump over a hole.
+    """
+    wanted = parse_frame_spec(spec) if spec else list(shot)
+    first = shot[0]
+    before = [f for f in wanted if f < first]
+    if before:
+        raise InputError(f"frame {before[0]} is before the shot's first frame {first}",
+                         path=source, frame=before[0])
+    present = set(on_disk)
+    missing = [f for f in range(first, max(wanted) + 1) if f not in present]
+    if missing:
+        path = path_for(missing[0]) if path_for is not None else source
+        raise InputError("plate frame missing (a temporal matte needs every frame from the "
+                         f"shot start; missing: {format_frame_ranges(missing)})",
+                         path=path, frame=missing[0])
+    return sorted(set(wanted))
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """The shot as opened: plates, colour, stepper, the shot's frames and those asked for."""
+
+    plates: Any
+    colour: Any
+    stepper: Any
+    shot_frames: list[int]
+    frames: list[int]
+
+
 class RenderJob:
-    """Render the requested frames of one shot to an output sequence or movie."""
+    """Render the requested frames of one shot to an output sequence or movie.
+
+    Everything the job needs is given here; `run()` may be called once. `summary` holds what
+    is known so far, so a caller can report it when `run()` fails or is cancelled.
+    """
 
     def __init__(self, input_path: str, output: str, settings: Mapping[str, Any], *,
                  frames: str = "", resume: bool = True, overwrite: bool = False,
-                 movie_start: int = 1001, models: Any = None) -> None:
+                 movie_start: int = 1001, models: Any = None,
+                 log: TextIO | None = None) -> None:
         from .engine.models import ModelPool
 
         self.models = models if models is not None else ModelPool()
@@ -98,54 +153,41 @@ class RenderJob:
         self.overwrite = overwrite
         self.movie_start = movie_start
         self.movie_output = os.path.splitext(output)[1].lower() in MOVIE_OUTPUTS
-        self.out_pattern = None if self.movie_output else self._output_pattern(output)
+        self.out_pattern = None if self.movie_output else output_pattern(output)
+        self.output_type = str(self.settings.get("output_type") or "alpha")
+        self.log = log if log is not None else sys.stderr
         self.summary = RenderSummary(output=output)
+
+    def say(self, text: str) -> None:
+        """One log line for the artist or the farm log."""
+        print(f"vrmbg: {text}", file=self.log, flush=True)
+
+    def warn(self, text: str) -> None:
+        """A warning: logged now and kept in the summary."""
+        self.summary.warnings.append(text)
+        self.say(f"warning: {text}")
 
     # ------------------------------------------------------------------ set-up
 
-    @staticmethod
-    def _output_pattern(output: str) -> SequencePattern:
-        """The output sequence pattern; it must be an EXR with a frame token."""
-        if os.path.splitext(output)[1].lower() != ".exr":
-            raise UsageError("mattes are written as EXR sequences (name.####.exr) or a .mov movie",
-                             path=output)
-        pattern = SequencePattern.parse(output)
-        if not pattern.is_sequence:
-            raise UsageError("the output needs a frame token, e.g. mattes/sh010.####.exr",
-                             path=output)
-        return pattern
-
-    def _requested_frames(self, plates: Any) -> list[int]:
-        """The frames to render: the spec, or every plate frame; all must be on disk."""
-        wanted = parse_frame_spec(self.frame_spec) if self.frame_spec else list(plates.frames)
-        on_disk = set(plates.frames)
-        first = plates.first_frame
-        before = [f for f in wanted if f < first]
-        if before:
-            raise InputError(f"frame {before[0]} is before the shot's first plate frame {first}",
-                             path=self.input_path, frame=before[0])
-        # The model is temporal: every frame from the shot start to the last one asked for
-        # must exist, or the chain would silently jump over a hole.
-        needed = range(first, max(wanted) + 1)
-        missing = [f for f in needed if f not in on_disk]
-        if missing:
-            path = plates.path_for(missing[0]) if hasattr(plates, "path_for") else self.input_path
-            raise InputError("plate frame missing (a temporal matte needs every frame from the "
-                             f"shot start; missing: {format_frame_ranges(missing)})",
-                             path=path, frame=missing[0])
-        return sorted(set(wanted))
-
-    def _open(self) -> tuple[Any, Any, Any, list[int]]:
+    def _open(self) -> _Opened:
         """Plates, colour transform, frame stepper and requested frames (cheap checks first)."""
+        from .engine.chain import shot_frames
         from .engine.opening import colour_for, open_plate_source, stepper_for
 
         plates = open_plate_source(self.input_path, self.settings, movie_start=self.movie_start)
-        frames = self._requested_frames(plates)
+        try:
+            shot = shot_frames(plates.frames, self.settings.get("shot_start"))
+        except InputError as exc:
+            raise InputError(exc.message, path=self.input_path, frame=exc.frame) from None
+        frames = requested_frames(self.frame_spec, shot, list(plates.frames), self.input_path,
+                                  getattr(plates, "path_for", None))
         colour = colour_for(plates, self.settings)
         self.summary.warnings += plate_warnings(plates, colour.input_space)
+        if self.output_type == "rgba":
+            colour.scene_linear_space  # a config without scene_linear fails before the model
         self._check_output_target()
         stepper = stepper_for(self.settings, self.models)
-        return plates, colour, stepper, frames
+        return _Opened(plates, colour, stepper, shot, frames)
 
     def _check_output_target(self) -> None:
         """Refuse outputs that would replace the plates or a movie, or cannot be written.
@@ -168,142 +210,69 @@ class RenderJob:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise OutputError("cannot write the output here (permission denied)", path=folder)
 
-    def _session(self, plates: Any, colour: Any, stepper: Any, frames: list[int]) -> Any:
+    def _session(self, opened: _Opened) -> Any:
         """The chain answering this request: exact, or bounded pre-roll when asked for and the
         cache cannot continue exactly."""
         from .engine.opening import open_session
 
         cache_root = self.settings.get("cache_dir") or default_render_cache(self.output)
         settings = {**self.settings, "preview_resolution": 0}
-        exact = open_session(plates, settings, cache_root=cache_root, colour=colour,
-                             stepper=stepper)
+        exact = open_session(opened.plates, settings, cache_root=cache_root,
+                             colour=opened.colour, stepper=opened.stepper)
         if not self.resume:
-            self._restart_chain(exact.folder)
+            _restart_chain(exact.folder)
         preroll = int(self.settings.get("preroll") or 0)
-        first = frames[0]
-        if preroll <= 0 or first == plates.first_frame:
+        first = opened.frames[0]
+        if preroll <= 0 or first == opened.shot_frames[0]:
             return exact
-        index = plates.frames.index(first)
-        previous = plates.frames[index - 1]
+        previous = opened.shot_frames[opened.shot_frames.index(first) - 1]
         if previous in set(exact.cached_frames()):
-            self.summary.warnings.append(f"frame {previous} is cached: rendering exactly, "
-                                         "pre-roll not needed")
+            self.warn(f"frame {previous} is cached: rendering exactly, pre-roll not needed")
             return exact
-        approx = open_session(plates, settings, cache_root=cache_root, colour=colour,
-                              stepper=stepper, preview=True)
+        approx = open_session(opened.plates, settings, cache_root=cache_root,
+                              colour=opened.colour, stepper=opened.stepper, preview=True)
         self.summary.exact = False
-        self.summary.warnings.append(
-            f"approximate: frames start {preroll} frame(s) before {first} from an empty prior "
-            "(--preroll); the output is labelled vrmbg:exact=0")
+        self.warn(f"approximate: frames start {preroll} frame(s) before {first} from an empty "
+                  "prior (--preroll); the output is labelled vrmbg:exact=0")
         return approx
 
-    @staticmethod
-    def _restart_chain(folder: str) -> None:
-        """`--no-resume`: drop the chain's cached frames so it is computed from the shot start."""
-        from .engine.cache import remove_chain
+    def _shot_outputs(self, opened: _Opened, session: Any) -> ShotOutputs:
+        """What this render's outputs are stamped with."""
+        from .engine.cache import plate_content_id
 
-        if os.path.isdir(folder) and not remove_chain(folder):
-            raise OutputError("cannot restart the chain: another render is computing it",
-                              path=folder)
+        start = opened.shot_frames[0]
+        return ShotOutputs(
+            label=shot_label(opened.plates, session.layer, session.part),
+            plate_id=plate_content_id(opened.plates, start), layer=session.layer,
+            part=session.part, start=start, chain_id=session.chain_id,
+            identity=session.identity, output_type=self.output_type,
+            exact=session.tier == "final")
 
     # ------------------------------------------------------------------ outputs
 
-    def _out_path(self, frame: int) -> str:
-        return self.out_pattern.path_for(frame)
+    def _plan(self, opened: _Opened, session: Any, shot: ShotOutputs) -> OutputPlan:
+        """Read the stamps of the output frames on disk and plan the outputs; refuse
+        conflicts (OutputError naming the frames and what they hold)."""
+        from .engine.cache import plate_content_id, read_matte_stamp
 
-    def _plan_outputs(self, session: Any, frames: list[int]) -> list[int]:
-        """Frames whose output must be (re)written; skips finished ones, refuses conflicts.
-
-        An existing output frame is skipped when it is this shot's, of this chain, of the same
-        output type, and carries the key the chain has for that frame today. It is rewritten
-        when only its key is stale (plates of the shot were updated). Anything else (not a
-        vrmbg matte, another shot, other settings) is kept unless --overwrite is given.
-        """
-        from .engine.cache import read_matte_stamp
-
-        self._cached = set(session.cached_frames())
-        expected = session.expected_keys(frames)
-        todo: list[int] = []
-        for frame in frames:
-            path = self._out_path(frame)
-            if not os.path.exists(path):
-                todo.append(frame)
-                continue
-            stamp = read_matte_stamp(path) or {}
-            same_shot = stamp.get("shot") == self._shot
-            ours = same_shot and stamp.get("chain") == session.chain_id
-            if same_shot and stamp.get("exact") == 0 and self.summary.exact:
-                todo.append(frame)  # this shot's approximate (pre-roll) matte: upgrade it
-                continue
-            if ours and self.resume and stamp.get("output_type") == self._output_type \
-                    and stamp.get("key") == expected.get(frame):
-                self.summary.frames_skipped_existing += 1
-                continue
-            if not ours and not self.overwrite:
-                what = ("another shot's matte" if stamp.get("shot") not in (None, self._shot)
-                        else "a matte rendered with other settings" if stamp.get("chain")
-                        else "a file that is not a vrmbg matte")
-                raise OutputError(f"the output holds {what}; pass --overwrite to replace it",
-                                  path=path, frame=frame)
-            todo.append(frame)
-        return todo
-
-    def _write_output(self, session: Any, plates: Any, frame: int,
-                      cache_path: str = "") -> None:
-        """Copy one finished frame from the cache to the output, with its stamp."""
-        from .engine.cache import read_matte_stamp
-        from .mattes import read_matte, write_matte
-
-        cache_path = cache_path or session.matte_path(frame)
-        alpha = read_matte(cache_path)
-        stamp = read_matte_stamp(cache_path) or {}
-        rgb = None
-        if self.settings.get("output_type") == "rgba":
-            plate = plates.read(frame)
-            # NaN/Inf in a plate would survive premultiplication (NaN x 0 is NaN).
-            rgb, info = np.nan_to_num(plate.rgb, nan=0.0, posinf=0.0, neginf=0.0), plate.info
-        else:
-            info = plates.info(frame)
-        attributes = {"key": stamp.get("key", ""), "start": stamp.get("start", 0),
-                      "chain": session.chain_id, "tier": stamp.get("tier", ""),
-                      "shot": self._shot, "output_type": self._output_type,
-                      "exact": int(stamp.get("tier") == "final"),
-                      "model": self.summary.model_fingerprint,
-                      "plate": os.path.basename(getattr(plates, "path_for", lambda f: "")(frame)
-                                                or self.input_path)}
-        write_matte(self._out_path(frame), alpha, like=info, rgb=rgb,
-                    compression=self.settings.get("compression", "zip"), attributes=attributes)
-
-    def _write_movie(self, session: Any, plates: Any, colour: Any, frames: list[int]) -> None:
-        """Encode the finished frames as one ProRes movie (matte, or composite for rgba)."""
-        from .mattes import read_matte
-        from .movie import write_movie
-
-        composite = self.settings.get("output_type") == "rgba"
-
-        def images():
-            for frame in frames:
-                alpha = read_matte(session.matte_path(frame))
-                if composite:
-                    rgb = colour.to_model(plates.read(frame).rgb)
-                    yield rgb * alpha[..., None]
-                else:
-                    yield alpha
-
-        write_movie(self.output, images(), fps=self._fps(plates),
-                    kind="composite" if composite else "matte")
-
-    def _fps(self, plates: Any) -> float:
-        """The plate's frame rate (movie rate or EXR/DPX metadata), else 24."""
-        rate = getattr(plates, "fps", None)
-        if rate:
-            return rate
-        from .plates import metadata_fps
-
-        try:
-            return metadata_fps(plates.info(plates.first_frame).metadata) or DEFAULT_FPS
-        except InputError:
-            return DEFAULT_FPS
+        assert self.out_pattern is not None
+        existing = {f: read_matte_stamp(self.out_pattern.path_for(f))
+                    for f in self.out_pattern.discover()}
+        in_shot = set(opened.shot_frames)
+        checked = set(opened.frames) | ({f for f in existing if f in in_shot}
+                                        if shot.exact else set())
+        expected = session.expected_keys(sorted(checked))
+        starts = {s.get("shot_start") for s in existing.values() if s}
+        plate_ids = {start: plate_content_id(opened.plates, start)
+                     for start in starts if isinstance(start, int) and start in in_shot}
+        plate_ids[shot.start] = shot.plate_id
+        plan = plan_outputs(opened.frames, existing, expected, shot, plate_ids,
+                            resume=self.resume, overwrite=self.overwrite)
+        if plan.conflicts:
+            first = min(c.frame for c in plan.conflicts)
+            raise OutputError(conflict_message(plan.conflicts, shot),
+                              path=self.out_pattern.path_for(first))
+        return plan
 
     # ------------------------------------------------------------------ running
 
@@ -320,66 +289,120 @@ class RenderJob:
             def stop() -> bool:
                 return flag.is_set() or bool(cancel is not None and cancel())
 
-            plates, colour, stepper, frames = self._open()
+            opened = self._open()
             if stop():
                 flag.raise_if_set()
-            self._describe_run(plates, stepper, frames)
-            session = self._session(plates, colour, stepper, frames)
+            self._describe_run(opened)
+            session = self._session(opened)
+            shot = self._shot_outputs(opened, session)
             self.summary.chain_id = session.chain_id
             self.summary.cache_folder = session.folder
-            todo = frames if self.movie_output else self._plan_outputs(session, frames)
-            for warning in self.summary.warnings:
-                print(f"vrmbg: {warning}", file=sys.stderr)
-            self._render(session, plates, colour, frames, todo, stop, flag,
-                         progress_mode, progress_stream)
+            self.summary.shot = shot.label
+            self._header(opened, session)
+            if self.movie_output:
+                todo, plan = list(opened.frames), None
+            else:
+                plan = self._plan(opened, session, shot)
+                todo = list(plan.todo)
+                self.summary.frames_skipped_existing = len(plan.skipped)
+                self.summary.stale_outputs = format_frame_ranges(plan.stale)
+                for line in plan.warnings(shot):
+                    self.warn(line)
+            self._render(opened, session, shot, todo, plan, stop, flag, progress_mode,
+                         progress_stream)
         return self.summary.to_dict()
 
-    def _describe_run(self, plates: Any, stepper: Any, frames: list[int]) -> None:
+    def _describe_run(self, opened: _Opened) -> None:
         """Fill the facts of the summary known before rendering."""
-        loaded = stepper.loaded
+        loaded = opened.stepper.loaded
         self.summary.device = loaded.device.type
         self.summary.precision = str(loaded.dtype).replace("torch.", "")
         self.summary.cpu_threads = process_threads()
         self.summary.model_fingerprint = loaded.fingerprint
         self.summary.model_source = loaded.source
-        self.summary.frames = format_frame_ranges(frames)
-        self.summary.frames_requested = len(frames)
-        self._shot = shot_label(plates, self.settings.get("layer", ""),
-                                self.settings.get("part", ""))
-        self._output_type = self.settings.get("output_type", "alpha")
+        self.summary.frames = format_frame_ranges(opened.frames)
+        self.summary.frames_requested = len(opened.frames)
+        self.summary.shot_start = opened.shot_frames[0]
 
-    def _render(self, session: Any, plates: Any, colour: Any, frames: list[int],
-                todo: list[int], stop: Any, flag: Any, progress_mode: str,
+    def _header(self, opened: _Opened, session: Any) -> None:
+        """What this render is about to do, for the farm log (one line per fact)."""
+        from .engine.cache import plate_source
+
+        stepper, colour = opened.stepper, opened.colour
+        size = opened.plates.info(opened.frames[0])
+        lines = [
+            f"plates {plate_source(opened.plates)} (shot {opened.shot_frames[0]}-"
+            f"{opened.shot_frames[-1]}), frames {self.summary.frames} -> {self.output}",
+            f"colour {colour.describe()} (config {colour.config.getName() or '-'})",
+            f"model {stepper.loaded.source} (fingerprint {stepper.loaded.fingerprint[:16]}), "
+            f"{stepper.resolution}x{stepper.resolution} from {size.width}x{size.height}",
+            f"device {self.summary.device}, precision {self.summary.precision}, "
+            f"{self.summary.cpu_threads} CPU thread(s)",
+            f"chain {session.chain_id} ({'exact' if session.tier == 'final' else 'approximate'}"
+            f"), cache {session.folder}",
+        ]
+        for line in lines:
+            self.say(line)
+
+    def _lead_in(self, opened: _Opened, session: Any, to_compute: list[int]) -> None:
+        """Say when frames before the first requested one are computed first."""
+        if not to_compute or session.tier != "final":
+            return
+        shot = opened.shot_frames
+        first = to_compute[0]
+        cached = {f for f in session.cached_frames() if f < first}
+        before = [f for f in shot if f < first]
+        resume_at = max(cached, default=None)
+        lead = [f for f in before if resume_at is None or f > resume_at]
+        if lead:
+            self.say(f"computing {format_frame_ranges(lead)} first: temporal lead-in "
+                     f"(frame {first} continues from them)")
+
+    def _render(self, opened: _Opened, session: Any, shot: ShotOutputs, todo: list[int],
+                plan: OutputPlan | None, stop: Any, flag: Any, progress_mode: str,
                 progress_stream: TextIO | None) -> None:
         """Write cached frames' outputs, compute the rest in order, then the movie if any."""
+        from .output_writer import MatteWriter, write_movie_output
         from .progress import Progress
 
-        cached = [f for f in todo if f in self._cached] if not self.movie_output else []
-        to_compute = [f for f in todo if f not in set(cached)]
+        writer = None
+        if not self.movie_output:
+            assert self.out_pattern is not None
+            writer = MatteWriter(self.out_pattern, opened.plates, opened.colour,
+                                 {**shot.stamp(), "model": self.summary.model_fingerprint},
+                                 output_type=self.output_type,
+                                 compression=str(self.settings.get("compression") or "zip"))
+        valid = set(session.cached_frames()) if writer is not None else set()
+        cached = [f for f in todo if f in valid]
+        to_compute = [f for f in todo if f not in valid]
         wanted = set(to_compute)
-        written: set[int] = set()
+        written: list[int] = []
+        self._lead_in(opened, session, to_compute)
         with Progress(len(todo), label=os.path.basename(self.output), mode=progress_mode,
                       stream=progress_stream) as bar:
             for frame in cached:  # finished in the cache: only the output is missing
                 if stop():
                     flag.raise_if_set()
-                self._write_output(session, plates, frame)
-                written.add(frame)
+                writer.write(frame, session.matte_path(frame))
+                written.append(frame)
                 bar.update(len(written), f"frame {frame} (from cache)")
 
             # Output frames are written by their own thread so the model never waits for
             # an EXR encode; every submitted write is finished (or has failed) before leaving.
-            writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vrmbg-output")
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vrmbg-output")
             pending: list[Future] = []
+            last = [time.perf_counter()]
 
             def finished(done: int, total: int, frame: int) -> None:
                 # Lead-in frames before the first one asked for count in the progress too,
                 # so a farm never sees a task stalled at 0%.
                 bar.total = len(cached) + total
-                if frame in wanted and not self.movie_output:
-                    pending.append(writer.submit(self._write_output, session, plates, frame))
-                    written.add(frame)
-                bar.update(len(cached) + done, f"frame {frame}")
+                if frame in wanted and writer is not None:
+                    pending.append(pool.submit(writer.write, frame, session.matte_path(frame)))
+                    written.append(frame)
+                now = time.perf_counter()
+                took, last[0] = now - last[0], now
+                bar.update(len(cached) + done, f"frame {frame} ({took:.2f} s)")
 
             bad_pixels: dict[int, int] = {}
             try:
@@ -388,28 +411,47 @@ class RenderJob:
                 answers = result.paths if result else {}
                 bad_pixels = result.bad_pixels if result else {}
             finally:
-                writer.shutdown(wait=True)
+                pool.shutdown(wait=True)
                 for job in pending:
                     job.result()  # a failed output write is reported over a cancel
+                self._count(session, cached, written, plan)
             for frame in to_compute:  # answered from the cache (another process, final tier)
-                if frame not in written and not self.movie_output:
-                    self._write_output(session, plates, frame, answers.get(frame, ""))
-                    written.add(frame)
+                if frame not in written and writer is not None:
+                    writer.write(frame, answers.get(frame) or session.matte_path(frame))
+                    written.append(frame)
             if self.movie_output:
                 bar.total += 1
-                self._write_movie(session, plates, colour, todo)
+                write_movie_output(self.output, todo, session.matte_path, opened.plates,
+                                   opened.colour, composite=self.output_type == "rgba")
             if bar.done < bar.total:
-                bar.update(bar.total, f"{len(frames)} frame(s) done")
+                bar.update(bar.total, f"{len(opened.frames)} frame(s) done")
+        self._count(session, cached, written, plan)
         self._warn_bad_pixels(bad_pixels)
+
+    def _count(self, session: Any, cached: list[int], written: list[int],
+               plan: OutputPlan | None) -> None:
+        """Counters and written frames into the summary (also after a failure)."""
         counters = session.counters
         self.summary.frames_computed = counters.frames_computed
         self.summary.frames_from_cache = len(cached) + counters.frames_from_cache
         self.summary.seconds_per_computed_frame = round(counters.seconds_per_computed_frame, 4)
+        self.summary.frames_written = format_frame_ranges(written)
+        if plan is not None:
+            replaced = set(plan.replaced)
+            self.summary.frames_rewritten = format_frame_ranges(
+                f for f in written if f in replaced)
 
     def _warn_bad_pixels(self, bad_pixels: Mapping[int, int]) -> None:
         """Say which frames had NaN/Inf pixels (set to 0 before the model saw them)."""
         for frame, count in sorted(bad_pixels.items()):
             if count:
-                warning = f"frame {frame}: {count} NaN/Inf pixel(s) set to 0 before inference"
-                self.summary.warnings.append(warning)
-                print(f"vrmbg: warning: {warning}", file=sys.stderr)
+                self.warn(f"frame {frame}: {count} NaN/Inf pixel(s) set to 0 before inference")
+
+
+def _restart_chain(folder: str) -> None:
+    """`--no-resume`: drop the chain's cached frames so it is computed from the shot start."""
+    from .engine.cache import remove_chain
+
+    if os.path.isdir(folder) and not remove_chain(folder):
+        raise OutputError("cannot restart the chain: another render is computing it",
+                          path=folder)

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from ..errors import UsageError
+from ..errors import VrmbgError, UsageError
 from .options import add_schema_arguments, schema_values
 
 DESCRIPTION = """\
@@ -78,13 +78,20 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     _threads, warning = set_process_threads(int(settings.get("threads") or 0))
-    job = RenderJob(args.input, args.output, settings, frames=args.frames,
-                    resume=args.resume, overwrite=args.overwrite,
-                    movie_start=args.movie_start)
-    if warning:
-        job.summary.warnings.append(warning)
-    progress_stream = sys.stderr if args.json else sys.stdout
-    summary = job.run(progress_mode=args.progress, progress_stream=progress_stream)
+    job = None
+    try:
+        job = RenderJob(args.input, args.output, settings, frames=args.frames,
+                        resume=args.resume, overwrite=args.overwrite,
+                        movie_start=args.movie_start)
+        if warning:
+            job.warn(warning)
+        progress_stream = sys.stderr if args.json else sys.stdout
+        summary = job.run(progress_mode=args.progress, progress_stream=progress_stream)
+    except VrmbgError as exc:
+        if args.json:  # wrappers parse every outcome: the summary so far, with the error
+            print(json.dumps(_failed_summary(job, args.output, exc, started), sort_keys=True),
+                  flush=True)
+        raise
     summary["seconds_total"] = round(time.perf_counter() - started, 3)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
@@ -93,3 +100,14 @@ def run(args: argparse.Namespace) -> int:
               f"({summary['frames_computed']} computed, {summary['frames_from_cache']} from cache, "
               f"{summary['frames_skipped_existing']} already there)", file=sys.stderr)
     return 0
+
+
+def _failed_summary(job, output: str, exc: VrmbgError, started: float) -> dict:
+    """The `--json` summary of a render that failed or was cancelled: what it did so far,
+    `error` (the one-line message) and `exit_code`."""
+    from ..render_job import RenderSummary
+
+    summary = (job.summary if job is not None else RenderSummary(output=output)).to_dict()
+    summary.update(error=str(exc), exit_code=exc.exit_code,
+                   seconds_total=round(time.perf_counter() - started, 3))
+    return summary

@@ -1,0 +1,98 @@
+"""Writing a render's outputs: one stamped EXR per finished frame, or one ProRes movie.
+
+The matte itself comes from the cache (the chain computed it); this module adds what the
+output needs: the shot's and chain's `vrmbg:*` stamp, the plate's windows and metadata, and
+for `--output-type rgba` the plate's RGB premultiplied in scene-linear light, tagged with that
+colour space.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from .frames import SequencePattern
+
+DEFAULT_FPS = 24.0
+
+
+class MatteWriter:
+    """Writes output frames of one render: every setting is given at construction, and
+    `write` may be called for any frame, in any order, from one thread at a time."""
+
+    def __init__(self, pattern: SequencePattern, plates: Any, colour: Any,
+                 stamp: Mapping[str, Any], *, output_type: str = "alpha",
+                 compression: str = "zip") -> None:
+        self.pattern = pattern
+        self.plates = plates
+        self.colour = colour
+        self.stamp = dict(stamp)
+        self.rgba = output_type == "rgba"
+        self.compression = compression
+        # RGBA is premultiplied in the config's scene-linear space, whatever the plate's.
+        self.colorspace = colour.scene_linear_space if self.rgba else ""
+
+    def path(self, frame: int) -> str:
+        """The output file of `frame`."""
+        return self.pattern.path_for(frame)
+
+    def write(self, frame: int, cache_path: str) -> None:
+        """Copy the finished matte of `frame` from the cache to the output, stamped."""
+        from .engine.cache import read_matte_stamp
+        from .mattes import read_matte, write_matte
+
+        alpha = read_matte(cache_path)
+        cached = read_matte_stamp(cache_path) or {}
+        rgb = None
+        if self.rgba:
+            plate = self.plates.read(frame)
+            rgb, info = self.colour.to_scene_linear(plate.rgb), plate.info
+        else:
+            info = self.plates.info(frame)
+        path_for: Callable[[int], str] | None = getattr(self.plates, "path_for", None)
+        attributes = {**self.stamp, "key": cached.get("key", ""),
+                      "start": cached.get("start", 0), "tier": cached.get("tier", ""),
+                      "exact": int(cached.get("tier") == "final"),
+                      "plate": os.path.basename(path_for(frame) if path_for else
+                                                str(getattr(self.plates, "path", "")))}
+        if self.colorspace:
+            attributes["colorspace"] = self.colorspace
+        write_matte(self.path(frame), alpha, like=info, rgb=rgb, compression=self.compression,
+                    attributes=attributes, colorspace=self.colorspace)
+
+
+def plate_fps(plates: Any) -> float:
+    """The plate's frame rate (movie rate or EXR/DPX metadata), else 24."""
+    from .errors import InputError
+
+    rate = getattr(plates, "fps", None)
+    if rate:
+        return rate
+    from .plates import metadata_fps
+
+    try:
+        return metadata_fps(plates.info(plates.first_frame).metadata) or DEFAULT_FPS
+    except InputError:
+        return DEFAULT_FPS
+
+
+def write_movie_output(path: str, frames: Iterable[int], matte_path: Callable[[int], str],
+                       plates: Any, colour: Any, *, composite: bool) -> None:
+    """Encode the finished frames as one ProRes movie (matte, or composite for rgba) at the
+    plate's frame rate."""
+    from .mattes import read_matte
+    from .movie import write_movie
+
+    def images():
+        for frame in frames:
+            alpha = read_matte(matte_path(frame))
+            if composite:
+                rgb = colour.to_model(plates.read(frame).rgb)
+                yield rgb * alpha[..., None]
+            else:
+                yield alpha
+
+    write_movie(path, images(), fps=plate_fps(plates),
+                kind="composite" if composite else "matte")

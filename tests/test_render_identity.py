@@ -1,0 +1,245 @@
+"""`vrmbg render` as a pipeline TD meets it: which plates a folder of mattes belongs to, what
+a re-render after a plate fix rewrites, head frames added to a shot, and chains that may
+not be continued on another thread count.
+
+Every check reads the outputs back from disk (stamps with OpenImageIO, mattes with the public
+reader) and compares them with a straight render where exactness is claimed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from plate_factory import Part, ramp_rgb, write_exr, write_parts
+from render_helpers import (FIRST, SIZE, assert_same_mattes, frame_file, frames_on_disk,
+                            make_other_plates, make_plates, one_error_line, render_args,
+                            run_cli, run_json, run_process)
+from vrmbg.core.engine.cache import read_matte_stamp
+from vrmbg.core.errors import EXIT_OK, EXIT_OUTPUT
+
+FRAMES = list(range(FIRST, FIRST + 8))  # 1001-1008
+
+
+def _sha(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def _state(pattern: str, frames) -> dict:
+    """(mtime, content hash) of each output frame, to tell which ones were rewritten."""
+    return {f: (os.stat(frame_file(pattern, f)).st_mtime_ns, _sha(frame_file(pattern, f)))
+            for f in frames}
+
+
+def _replace_plate(pattern: str, frame: int) -> None:
+    """A fixed plate frame: other pictures under the same name (and a new mtime)."""
+    pixels = np.ascontiguousarray(ramp_rgb(SIZE[1], SIZE[0], frame)[:, ::-1] * 0.5)
+    write_exr(frame_file(pattern, frame), pixels)
+    stat = os.stat(frame_file(pattern, frame))
+    os.utime(frame_file(pattern, frame), ns=(stat.st_atime_ns, stat.st_mtime_ns + 10 ** 9))
+
+
+# --------------------------------------------------------------------------- shot identity
+
+def test_another_plate_version_with_the_same_names_is_never_overwritten(tmp_path, model,
+                                                                        capsys):
+    v001 = make_plates(str(tmp_path / "v001"), FRAMES, name="sh010_plate.####.exr")
+    v002 = make_other_plates(str(tmp_path / "v002"), FRAMES, name="sh010_plate.####.exr")
+    output = str(tmp_path / "out" / "sh010_plate.####.exr")
+    run_json(render_args(v001, output, model), capsys)
+    before = _state(output, FRAMES)
+
+    code, out, err = run_cli(render_args(v002, output, model, "--json"), capsys)
+    assert code == EXIT_OUTPUT, err
+    assert "another plate" in one_error_line(err)
+    assert _state(output, FRAMES) == before
+    failed = json.loads(out)  # --json reports failures too, with the error
+    assert failed["exit_code"] == EXIT_OUTPUT and "another plate" in failed["error"]
+
+    # the same plates copied to another mount (same bytes and times) are still this shot
+    mounted = tmp_path / "mnt" / "show"
+    shutil.copytree(tmp_path / "v001", mounted)
+    again = run_json(render_args(str(mounted / "sh010_plate.####.exr"), output, model),
+                     capsys)
+    assert again["frames_skipped_existing"] == len(FRAMES)
+    assert _state(output, FRAMES) == before
+
+
+def test_hash_spellings_matching_the_same_files_are_one_shot(tmp_path, model, capsys):
+    make_plates(str(tmp_path / "plates"), FRAMES[:4])
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    first = run_json(render_args(str(tmp_path / "plates" / "sh010.####.exr"), output, model),
+                     capsys)
+    for spelling in ("sh010.###.exr", "sh010.#.exr", "sh010.%d.exr"):
+        again = run_json(render_args(str(tmp_path / "plates" / spelling), output, model),
+                         capsys)
+        assert again["frames_skipped_existing"] == 4, spelling
+        assert again["frames_computed"] == 0, spelling
+        assert again["chain_id"] == first["chain_id"], spelling
+
+
+def test_naming_the_part_vrmbg_picked_is_the_same_shot(tmp_path, model, capsys):
+    pattern = str(tmp_path / "plates" / "sh040.####.exr")
+    os.makedirs(tmp_path / "plates")
+    height, width = SIZE[1], SIZE[0]
+    for frame in FRAMES[:3]:
+        write_parts(frame_file(pattern, frame), [
+            Part(("Z",), ramp_rgb(height, width, frame, channels=1), name="depth"),
+            Part(("R", "G", "B"), ramp_rgb(height, width, frame), name="beauty")])
+    output = str(tmp_path / "out" / "sh040.####.exr")
+    first = run_json(render_args(pattern, output, model), capsys)
+    assert first["frames_computed"] == 3
+    for part in ("beauty", "1"):
+        again = run_json(render_args(pattern, output, model, "--part", part), capsys)
+        assert again["frames_skipped_existing"] == 3, part
+        assert again["chain_id"] == first["chain_id"], part
+
+
+# --------------------------------------------------------------------------- plate fixes
+
+def test_a_fixed_plate_rewrites_exactly_that_frame_and_later_ones(tmp_path, model, capsys):
+    """The render's promise: a frame written by an earlier chain is rewritten when a plate at
+    or before it changed, and no other frame is touched."""
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES)
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    cache = str(tmp_path / "cache")
+    run_json(render_args(pattern, output, model, cache=cache), capsys)
+    before = _state(output, FRAMES)
+
+    _replace_plate(pattern, 1005)
+    summary = run_json(render_args(pattern, output, model, cache=cache), capsys)
+    assert summary["frames_rewritten"] == "1005-1008"
+    assert summary["frames_written"] == "1005-1008"
+    assert summary["frames_skipped_existing"] == 4
+    assert summary["frames_computed"] == 4
+    after = _state(output, FRAMES)
+    assert [f for f in FRAMES if after[f] != before[f]] == [1005, 1006, 1007, 1008]
+    # what was rewritten is what a straight render of today's plates gives
+    straight = str(tmp_path / "straight" / "sh010.####.exr")
+    run_json(render_args(pattern, straight, model, cache=str(tmp_path / "cache2")), capsys)
+    assert_same_mattes(straight, output, FRAMES)
+
+
+def test_rerendering_part_of_a_shot_after_a_fix_names_the_stale_outputs(tmp_path, model,
+                                                                       capsys):
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES)
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    run_json(render_args(pattern, output, model), capsys)
+    _replace_plate(pattern, 1003)
+    code, out, err = run_cli(render_args(pattern, output, model, "--frames", "1001-1005",
+                                         "--json"), capsys)
+    assert code == EXIT_OK, err
+    summary = json.loads(out)
+    assert summary["frames_rewritten"] == "1003-1005"
+    assert summary["stale_outputs"] == "1006-1008"
+    assert "1006-1008 are stale" in err
+
+
+# --------------------------------------------------------------------------- shot start
+
+def test_head_frames_added_say_so_and_shot_start_keeps_the_chain(tmp_path, model, capsys):
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES)
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    cache = str(tmp_path / "cache")
+    first = run_json(render_args(pattern, output, model, "--frames", "1001-1004", cache=cache),
+                     capsys)
+    make_plates(str(tmp_path / "plates"), [999, 1000])  # head frames copied in later
+
+    code, _, err = run_cli(render_args(pattern, output, model, "--frames", "1001-1004",
+                                       cache=cache), capsys)
+    assert code == EXIT_OUTPUT, err
+    line = one_error_line(err)
+    assert "first frame changed" in line and "--shot-start 1001" in line
+
+    kept = run_json(render_args(pattern, output, model, "--frames", "1001-1006",
+                                "--shot-start", "1001", cache=cache), capsys)
+    assert kept["chain_id"] == first["chain_id"]
+    assert kept["frames_skipped_existing"] == 4 and kept["frames_computed"] == 2
+    assert {read_matte_stamp(frame_file(output, f))["shot_start"] for f in FRAMES[:6]} == {1001}
+    straight = str(tmp_path / "straight" / "sh010.####.exr")
+    run_json(render_args(pattern, straight, model, "--shot-start", "1001",
+                         cache=str(tmp_path / "c2")), capsys)
+    assert_same_mattes(straight, output, FRAMES[:6])
+
+
+def test_frames_of_a_moved_shot_start_beside_old_ones_are_announced(tmp_path, model, capsys):
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES)
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    run_json(render_args(pattern, output, model, "--frames", "1001-1004"), capsys)
+    make_plates(str(tmp_path / "plates"), [999, 1000])
+    code, out, err = run_cli(render_args(pattern, output, model, "--frames", "1005-1006",
+                                         "--json"), capsys)
+    assert code == EXIT_OK, err
+    warnings = json.loads(out)["warnings"]
+    assert any("1001-1004" in w and "mixes chains" in w for w in warnings), warnings
+    assert frames_on_disk(str(tmp_path / "out")) == FRAMES[:6]
+
+
+# --------------------------------------------------------------------------- thread counts
+
+def test_chains_of_other_thread_counts_are_never_mixed(tmp_path, model):
+    from vrmbg.core.cpu import usable_cores
+
+    if usable_cores() < 2:
+        pytest.skip("needs two cores")
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES[:4])
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    cache = str(tmp_path / "cache")
+    one = run_process(render_args(pattern, output, model, "--frames", "1001-1002",
+                                  "--threads", "1", "--json", cache=cache))
+    assert one.returncode == EXIT_OK, one.stderr
+    two = run_process(render_args(pattern, output, model, "--frames", "1001-1002",
+                                  "--threads", "2", cache=cache))
+    assert two.returncode == EXIT_OUTPUT, two.stderr
+    assert "cpu:threads=1 -> cpu:threads=2" in one_error_line(two.stderr)
+    # the next chunk on two threads does not continue the one-thread chain: it starts over
+    chunk = run_process(render_args(pattern, str(tmp_path / "out2" / "sh010.####.exr"), model,
+                                    "--frames", "1003-1004", "--threads", "2", "--json",
+                                    cache=cache))
+    assert chunk.returncode == EXIT_OK, chunk.stderr
+    summary = json.loads(chunk.stdout)
+    assert summary["chain_id"] != json.loads(one.stdout)["chain_id"]
+    assert summary["frames_computed"] == 4
+
+
+# --------------------------------------------------------------------------- RGBA of log plates
+
+def test_rgba_of_a_log_plate_is_premultiplied_in_scene_linear_and_tagged(tmp_path, model,
+                                                                        capsys):
+    import OpenImageIO as oiio
+    import PyOpenColorIO as OCIO
+
+    from plate_factory import write_dpx_sequence
+    from render_helpers import exr_pixels, exr_spec, read_frames
+
+    os.makedirs(tmp_path / "scans")
+    pattern = write_dpx_sequence(str(tmp_path / "scans"), FRAMES[:2], name="sh050.####.dpx",
+                                 size=SIZE)
+    cache = str(tmp_path / "cache")
+    alpha_out = str(tmp_path / "alpha" / "sh050.####.exr")
+    rgba_out = str(tmp_path / "rgba" / "sh050.####.exr")
+    log = ("--input-colorspace", "ACEScct")
+    run_json(render_args(pattern, alpha_out, model, *log, cache=cache), capsys)
+    run_json(render_args(pattern, rgba_out, model, *log, "--output-type", "rgba", cache=cache),
+             capsys)
+    config = OCIO.Config.CreateFromFile("ocio://studio-config-latest")
+    to_linear = config.getProcessor("ACEScct", "ACEScg").getDefaultCPUProcessor()
+    alphas = read_frames(alpha_out, FRAMES[:2])
+    for frame in FRAMES[:2]:
+        image = oiio.ImageInput.open(pattern.replace("####", str(frame)))
+        plate = np.ascontiguousarray(image.read_image(oiio.FLOAT)[..., :3], dtype=np.float32)
+        image.close()
+        to_linear.applyRGB(plate)
+        channels, pixels = exr_pixels(frame_file(rgba_out, frame))
+        assert channels == ("R", "G", "B", "A")
+        np.testing.assert_allclose(pixels[..., :3], plate * alphas[frame][..., None],
+                                   rtol=2 ** -10, atol=1e-5)
+        spec = exr_spec(frame_file(rgba_out, frame))
+        assert spec.getattribute("vrmbg:colorspace") == "ACEScg"
+        assert spec.getattribute("oiio:ColorSpace") in ("ACEScg", "lin_ap1_scene")
