@@ -170,9 +170,12 @@ class Progress:
     def _print_plain(self, message: str) -> None:
         """One update as Deadline and OpenJD lines, flushed at once."""
         self._percent = max(self._percent, self.percent)
+        status = self._status(message)
+        if self._rate_start is not None and self._rate_start[1] < self.done < self.total:
+            status = f"{status}, {self._speed_text(self._clock())}"  # speed and ETA
         self.lines.write(f"Progress: {self._percent}%\n"
                          f"openjd_progress: {self._percent}\n"
-                         f"openjd_status: {self._status(message)}\n")
+                         f"openjd_status: {status}\n")
         self.lines.flush()
 
     # -- terminal bar -----------------------------------------------------------------

@@ -358,6 +358,15 @@ class RenderJob:
             self.say(f"computing {format_frame_ranges(lead)} first: temporal lead-in "
                      f"(frame {first} continues from them)")
 
+    def _say_if_locked(self, session: Any, to_compute: list[int]) -> None:
+        """Say so when another render holds this chain's lock (this one waits for it and
+        takes whatever frames the other one finishes)."""
+        from .engine.cache import is_locked
+
+        if to_compute and is_locked(session.folder):
+            self.say(f"waiting for another render's lock on chain {session.chain_id} "
+                     f"({session.folder}); its finished frames are used as they appear")
+
     def _render(self, opened: _Opened, session: Any, shot: ShotOutputs, todo: list[int],
                 plan: OutputPlan | None, stop: Any, flag: Any, progress_mode: str,
                 progress_stream: TextIO | None) -> None:
@@ -404,6 +413,7 @@ class RenderJob:
                 took, last[0] = now - last[0], now
                 bar.update(len(cached) + done, f"frame {frame} ({took:.2f} s)")
 
+            self._say_if_locked(session, to_compute)
             bad_pixels: dict[int, int] = {}
             try:
                 result = (session.ensure_frames(to_compute, progress=finished, cancel=stop)

@@ -295,3 +295,15 @@ def test_second_sigint_aborts_at_once():
     out, _ = _finish(process)
     assert process.returncode == 3
     assert out.strip().splitlines()[-1] == "aborted"
+
+
+def test_plain_lines_give_the_farm_log_speed_and_eta():
+    clock, out = FakeClock(), io.StringIO()
+    progress = Progress(4, label="sh010", stream=out, mode="plain", clock=clock)
+    for frame in range(1001, 1005):
+        progress.advance(message=f"frame {frame}")
+        clock.now += 5.0  # 5 s per frame
+    statuses = [line for line in out.getvalue().splitlines() if line.startswith("openjd_status")]
+    assert statuses[0] == "openjd_status: sh010 frame 1001"  # no speed known yet
+    assert statuses[1].endswith("ETA 0:10") and statuses[2].endswith("ETA 0:05"), statuses
+    assert statuses[-1] == "openjd_status: sh010 frame 1004"

@@ -243,3 +243,46 @@ def test_rgba_of_a_log_plate_is_premultiplied_in_scene_linear_and_tagged(tmp_pat
         spec = exr_spec(frame_file(rgba_out, frame))
         assert spec.getattribute("vrmbg:colorspace") == "ACEScg"
         assert spec.getattribute("oiio:ColorSpace") in ("ACEScg", "lin_ap1_scene")
+
+
+# --------------------------------------------------------------------------- what the log says
+
+def test_the_log_says_the_header_the_lead_in_and_a_wait_for_another_render(tmp_path, model,
+                                                                         capsys):
+    import subprocess
+    import sys
+
+    from render_helpers import clean_env
+    from vrmbg.core.engine.cache import ChainLock
+
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES[:5])
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    cache = str(tmp_path / "cache")
+    code, out, err = run_cli(render_args(pattern, output, model, "--frames", "1004",
+                                         "--json", cache=cache), capsys)
+    assert code == EXIT_OK, err
+    summary = json.loads(out)
+    for fact in ("plates ", "colour ACEScg -> sRGB Encoded Rec.709 (sRGB)", "fingerprint",
+                 "device cpu, precision bfloat16", "CPU thread(s)",
+                 f"chain {summary['chain_id']} (exact)", f"cache {summary['cache_folder']}"):
+        assert fact in err, fact
+    assert "computing 1001-1003 first: temporal lead-in" in err
+
+    lock = ChainLock(os.path.join(summary["cache_folder"], "chain.lock"))
+    assert lock.try_acquire()
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "vrmbg.core",
+                                  *render_args(pattern, output, model, "--frames", "1005",
+                                               cache=cache)],
+                                 stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                                 env=clean_env())
+        seen = []
+        for line in child.stderr:
+            seen.append(line)
+            if "waiting for another render's lock" in line:
+                break
+        assert any("waiting for another render's lock" in line for line in seen), seen
+    finally:
+        lock.release()
+    child.communicate(timeout=120)
+    assert child.returncode == EXIT_OK
