@@ -24,6 +24,7 @@ from .atomic import atomic_write, disk_full_error
 from .errors import InputError, OutputError, UsageError, library_text, one_line
 from .plates import ImageInfo, ImageReader, Window, metadata_fps
 
+FPS_ATTRIBUTE = "framesPerSecond"  # OpenEXR's standard frame-rate attribute (rational)
 COMPRESSIONS = ("zip", "zips", "piz", "rle", "none", "dwaa", "dwab")
 
 _DROP_PREFIXES = ("oiio:", "openexr:", "dpx:", "tiff:", "png:", "jpeg:", "exif:", "iptc:",
@@ -149,12 +150,11 @@ def _copy_metadata(spec: oiio.ImageSpec, like: ImageInfo, *, keep_colour: bool) 
                 spec.attribute(key, oiio.TypeDesc(type_name), value)
             except (TypeError, ValueError):  # a value OpenImageIO cannot write back: drop it
                 continue
-    if "FramesPerSecond" not in like.metadata:
+    if FPS_ATTRIBUTE not in like.metadata:  # the standard EXR name, whatever the plate had
         fps = metadata_fps(like.metadata)
         if fps:
             rate = Fraction(fps).limit_denominator(1001)
-            spec.attribute("FramesPerSecond", oiio.TypeRational,
-                           (rate.numerator, rate.denominator))
+            spec.attribute(FPS_ATTRIBUTE, oiio.TypeRational, (rate.numerator, rate.denominator))
 
 
 def _type_name(value: Any) -> str:

@@ -254,18 +254,18 @@ class MovieSequence:
     def _metadata(self, index: int) -> tuple[dict[str, Any], dict[str, str]]:
         """Frame rate, this frame's timecode and codec facts, typed as OIIO attributes.
 
-        Keys follow the EXR/OIIO names (`FramesPerSecond`, `smpte:TimeCode`) so mattes written
+        Keys follow the standard EXR names (`framesPerSecond`, `smpte:TimeCode`) so mattes written
         from a movie frame carry them like mattes of EXR plates do.
         """
         stream = self._stream
         rate = fps_fraction(self.fps)
         meta: dict[str, Any] = {
-            "FramesPerSecond": (rate.numerator, rate.denominator),
+            "framesPerSecond": (rate.numerator, rate.denominator),
             "movie:codec": stream.codec_context.name,
             "movie:pix_fmt": self._sample.format.name,
             "movie:frame_index": index,
         }
-        types = {"FramesPerSecond": "rational", "movie:codec": "string",
+        types = {"framesPerSecond": "rational", "movie:codec": "string",
                  "movie:pix_fmt": "string", "movie:frame_index": "int"}
         start_tc = stream.metadata.get("timecode") or self._container.metadata.get("timecode")
         if start_tc:
@@ -423,7 +423,7 @@ def _codes16(frame: np.ndarray, kind: str) -> np.ndarray:
 
 
 def _encode(tmp: str, frames: Iterable[np.ndarray], rate: Fraction, kind: str,
-            timecode: str) -> int:
+            timecode: str, comment: str = "") -> int:
     """Encode `frames` into a new ProRes .mov at `tmp`; returns the number of frames."""
     import av
     from av.video.reformatter import ColorRange, Colorspace
@@ -435,6 +435,8 @@ def _encode(tmp: str, frames: Iterable[np.ndarray], rate: Fraction, kind: str,
         stream.options = {"profile": profile, "vendor": "apl0"}
         if timecode:
             stream.metadata["timecode"] = timecode
+        if comment:
+            container.metadata["comment"] = comment
         for frame in frames:
             codes = _codes16(frame, kind)
             if count == 0:
@@ -457,7 +459,7 @@ def _encode(tmp: str, frames: Iterable[np.ndarray], rate: Fraction, kind: str,
 
 
 def write_movie(path: str, frames: Iterable[np.ndarray], *, fps: float | int | str | Fraction,
-                kind: str, timecode: str = "") -> None:
+                kind: str, timecode: str = "", comment: str = "") -> None:
     """Write frames as a ProRes .mov, atomically (no partial file on any error).
 
     kind="matte": each frame is an (H, W) alpha in 0..1, written as ProRes 4444 with the matte
@@ -465,7 +467,8 @@ def write_movie(path: str, frames: Iterable[np.ndarray], *, fps: float | int | s
     kind="composite": each frame is (H, W, 3) premultiplied RGB code values in 0..1, or
     (H, W, 4) straight RGBA which is premultiplied here; written as ProRes 422 HQ (no alpha).
     Values are tagged Rec.709 (limited range); NaN/Inf become 0 and values are clamped.
-    `timecode` ("HH:MM:SS:FF") is the start timecode written into the movie, if given.
+    `timecode` ("HH:MM:SS:FF") is the start timecode written into the movie, if given;
+    `comment` goes into the movie's comment metadata.
     """
     if kind not in _KINDS:
         raise UsageError(f"unknown movie kind {kind!r}; use 'matte' or 'composite'")
@@ -478,7 +481,7 @@ def write_movie(path: str, frames: Iterable[np.ndarray], *, fps: float | int | s
         import av
 
         try:
-            count = _encode(tmp, frames, rate, kind, timecode)
+            count = _encode(tmp, frames, rate, kind, timecode, comment)
         except (av.FFmpegError, ValueError) as exc:
             raise OutputError(f"cannot encode the movie ({_ffmpeg_message(exc)})",
                               path=path) from None

@@ -78,10 +78,17 @@ def plate_fps(plates: Any) -> float:
         return DEFAULT_FPS
 
 
-def write_movie_output(path: str, frames: Iterable[int], matte_path: Callable[[int], str],
-                       plates: Any, colour: Any, *, composite: bool) -> None:
+MOVIE_STAMP_PREFIX = "vrmbg "  # the movie comment of a vrmbg matte movie: prefix + JSON
+
+
+def write_movie_output(path: str, frames: list[int], matte_path: Callable[[int], str],
+                       plates: Any, colour: Any, *, composite: bool,
+                       stamp: Mapping[str, Any]) -> None:
     """Encode the finished frames as one ProRes movie (matte, or composite for rgba) at the
-    plate's frame rate."""
+    plate's frame rate, starting at the first frame's timecode, stamped with `stamp` (so a
+    re-run of the same render recognises the movie as its own)."""
+    import json
+
     from .mattes import read_matte
     from .movie import write_movie
 
@@ -94,5 +101,46 @@ def write_movie_output(path: str, frames: Iterable[int], matte_path: Callable[[i
             else:
                 yield alpha
 
+    comment = MOVIE_STAMP_PREFIX + json.dumps({**stamp, "frames": _spec(frames)},
+                                              sort_keys=True)
     write_movie(path, images(), fps=plate_fps(plates),
-                kind="composite" if composite else "matte")
+                kind="composite" if composite else "matte",
+                timecode=plate_timecode(plates, frames[0]), comment=comment)
+
+
+def plate_timecode(plates: Any, frame: int) -> str:
+    """The plate's SMPTE timecode at `frame` ("HH:MM:SS:FF"), or "" when it has none."""
+    from .errors import InputError
+    from .plates import timecode_text
+
+    try:
+        packed = plates.info(frame).metadata.get("smpte:TimeCode")
+    except InputError:
+        return ""
+    return timecode_text(packed) if isinstance(packed, tuple) and packed else ""
+
+
+def movie_stamp(path: str) -> dict[str, Any] | None:
+    """The stamp of a matte movie vrmbg wrote, or None for any other file."""
+    import json
+
+    try:
+        import av
+
+        with av.open(path, "r") as container:
+            comment = str(container.metadata.get("comment") or "")
+    except Exception:  # not a movie PyAV can open: not ours
+        return None
+    if not comment.startswith(MOVIE_STAMP_PREFIX):
+        return None
+    try:
+        value = json.loads(comment[len(MOVIE_STAMP_PREFIX):])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _spec(frames: list[int]) -> str:
+    from .frames import format_frame_ranges
+
+    return format_frame_ranges(frames)

@@ -565,12 +565,12 @@ def timecode_text(value: Sequence[int]) -> str:
 
 
 def metadata_fps(metadata: dict[str, Any]) -> float | None:
-    """Frames per second from EXR `FramesPerSecond` or DPX `dpx:FrameRate`, if present."""
-    rate = metadata.get("FramesPerSecond")
-    if isinstance(rate, tuple) and len(rate) == 2 and rate[1]:
-        return rate[0] / rate[1]
-    for key in ("FramesPerSecond", "dpx:FrameRate"):
+    """Frames per second from EXR's standard `framesPerSecond`, OIIO's `FramesPerSecond`
+    or DPX `dpx:FrameRate`, if present."""
+    for key in ("framesPerSecond", "FramesPerSecond", "dpx:FrameRate"):
         value = metadata.get(key)
+        if isinstance(value, tuple) and len(value) == 2 and value[1]:
+            return value[0] / value[1]
         if isinstance(value, (int, float)) and value > 0:
             return float(value)
     return None

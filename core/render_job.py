@@ -185,12 +185,13 @@ class RenderJob:
         self.summary.warnings += plate_warnings(plates, colour.input_space)
         if self.output_type == "rgba":
             colour.scene_linear_space  # a config without scene_linear fails before the model
-        self._check_output_target()
+        self._check_output_target(plates, shot[0])
         stepper = stepper_for(self.settings, self.models)
         return _Opened(plates, colour, stepper, shot, frames)
 
-    def _check_output_target(self) -> None:
-        """Refuse outputs that would replace the plates or a movie, or cannot be written.
+    def _check_output_target(self, plates: Any, start: int) -> None:
+        """Refuse outputs that would replace the plates or another movie, or cannot be
+        written. A matte movie this shot's render wrote is rewritten (a farm retry succeeds).
 
         Nothing is created here: the output folder is made when the first matte is written,
         so a render that fails early leaves nothing behind.
@@ -198,9 +199,10 @@ class RenderJob:
         if os.path.abspath(self.output) == os.path.abspath(self.input_path):
             raise UsageError("the output would replace the plates; choose another -o",
                              path=self.output)
-        if self.movie_output and os.path.exists(self.output) and not self.overwrite:
-            raise OutputError("the movie exists; pass --overwrite to replace it",
-                              path=self.output)
+        if self.movie_output and os.path.exists(self.output) and not self.overwrite \
+                and not self._our_movie(plates, start):
+            raise OutputError("the movie exists and is not a matte movie of these plates; "
+                              "pass --overwrite to replace it", path=self.output)
         folder = os.path.dirname(os.path.abspath(self.output))
         while not os.path.isdir(folder):
             parent = os.path.dirname(folder)
@@ -209,6 +211,15 @@ class RenderJob:
             folder = parent
         if not os.access(folder, os.W_OK | os.X_OK):
             raise OutputError("cannot write the output here (permission denied)", path=folder)
+
+    def _our_movie(self, plates: Any, start: int) -> bool:
+        """True when the output movie was written by vrmbg from these plates' shot."""
+        from .engine.cache import plate_content_id, plate_part
+        from .output_writer import movie_stamp
+
+        stamp = movie_stamp(self.output)
+        return bool(stamp) and stamp.get("plate_id") == plate_content_id(plates, start) \
+            and stamp.get("shot_start") == start and stamp.get("part", "") == plate_part(plates)
 
     def _session(self, opened: _Opened) -> Any:
         """The chain answering this request: exact, or bounded pre-roll when asked for and the
@@ -432,7 +443,8 @@ class RenderJob:
             if self.movie_output:
                 bar.total += 1
                 write_movie_output(self.output, todo, session.matte_path, opened.plates,
-                                   opened.colour, composite=self.output_type == "rgba")
+                                   opened.colour, composite=self.output_type == "rgba",
+                                   stamp=shot.stamp())
             if bar.done < bar.total:
                 bar.update(bar.total, f"{len(opened.frames)} frame(s) done")
         self._count(session, cached, written, plan)

@@ -106,3 +106,10 @@ def test_movie_input(tmp_path, capsys):
     assert facts["fps"] == 24.0 and facts["timecode"] == "01:00:00:00"
     code, _, err = run_info(capsys, path, "--layer", "beauty")
     assert code == 2 and "layers" in err
+
+
+def test_the_standard_exr_frame_rate_is_read(tmp_path, capsys):
+    pattern = write_exr_sequence(tmp_path, [1001], attributes={
+        "framesPerSecond": ("rational", (25, 1))})
+    code, out, _ = run_info(capsys, pattern, "--json")
+    assert code == 0 and json.loads(out)["fps"] == 25

@@ -134,7 +134,7 @@ def test_dpx_plate_timecode_and_rate_reach_the_matte(tmp_path):
     write_matte(str(path), half_alpha(6, 8), like=info)
     spec = header(path)
     assert spec.getattribute("smpte:TimeCode") == TIMECODE_01
-    assert spec.getattribute("FramesPerSecond") == (25, 1)
+    assert spec.getattribute("framesPerSecond") == (25, 1)
     assert not [p.name for p in spec.extra_attribs if p.name.startswith("dpx:")]
 
 

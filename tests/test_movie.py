@@ -69,7 +69,7 @@ def test_frames_are_numbered_from_1001_and_hold_the_plate(prores):
     assert (info.width, info.height) == (W, H)
     assert info.display_window == info.data_window == (0, 0, W, H)
     assert info.channels == ("R", "G", "B")
-    assert info.metadata["FramesPerSecond"] == (24, 1)
+    assert info.metadata["framesPerSecond"] == (24, 1)
 
 
 def test_custom_start_and_out_of_range_frames(prores):
@@ -150,7 +150,7 @@ def test_timecode_follows_the_frame_onto_mattes(prores, tmp_path):
     spec = oiio.ImageInput.open(out).spec()
     values = {p.name: p for p in spec.extra_attribs}
     assert spec.metadata_val(values["smpte:TimeCode"], True) == "01:00:00:02"
-    assert tuple(values["FramesPerSecond"].value) == (24, 1)
+    assert tuple(values["framesPerSecond"].value) == (24, 1)
 
 
 def test_open_plates_picks_movies_and_image_sequences(prores, tmp_path):

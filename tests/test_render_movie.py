@@ -142,3 +142,30 @@ def test_movie_output_does_not_replace_a_foreign_file_without_overwrite(tmp_path
     assert run_json(args + ["--overwrite"], capsys)["frames_requested"] == 2
     with av.open(edit) as container:
         assert container.streams.video[0].codec_context.format.name.startswith("yuva")
+
+
+def test_matte_movie_keeps_the_plate_rate_and_timecode_and_a_rerun_succeeds(tmp_path, model,
+                                                                         capsys):
+    """A 25 fps plate (the standard EXR `framesPerSecond`) with timecode: the matte movie of
+    a partial range plays at 25 fps from that range's own timecode, and the same render run
+    again (a farm retry) rewrites it instead of failing."""
+    from plate_factory import TIMECODE_01
+
+    plates = str(tmp_path / "plates" / "sh060.####.exr")
+    (tmp_path / "plates").mkdir()
+    for index, frame in enumerate(range(1001, 1007)):
+        packed = TIMECODE_01[0] + index  # 01:00:00:00 + index frames (BCD, index < 10)
+        write_exr(frame_file(plates, frame), source_rgb(index),
+                  attributes={"framesPerSecond": ("rational", (25, 1)),
+                              "smpte:TimeCode": ("timecode", (packed, 0))})
+    movie = str(tmp_path / "out" / "sh060_matte.mov")
+    args = render_args(plates, movie, model, "--frames", "1003-1005",
+                       cache=str(tmp_path / "c"))
+    run_json(args, capsys)
+    again = run_json(args, capsys)
+    assert again["frames_requested"] == 3 and again["frames_computed"] == 0
+    with av.open(movie) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == 25
+        assert stream.metadata.get("timecode") == "01:00:00:02"
+        assert len(list(container.decode(video=0))) == 3
