@@ -23,6 +23,9 @@ SHOTLIST is JSON (or CSV with the same keys as a header row):
               "input_colorspace": "ACEScg"}]}
 Relative paths resolve against the shot list's folder. Render options given here apply
 to every shot; a shot's own keys (any render setting, e.g. "input_colorspace") win.
+Before the job is written every shot is checked (plates on disk for its frames, colour
+spaces known to the OCIO config, model folder present); --no-check skips that when this
+machine cannot see the plates.
 
 Examples:
   vrmbg job openjd shots.json -o job.yaml --model /show/models/vrmbg3 --device cuda
@@ -97,6 +100,10 @@ def _add_common_arguments(parser: argparse.ArgumentParser, example: str) -> None
     parser.add_argument("--name", default="", help="job name (default: vrmbg_<shot list name>)")
     parser.add_argument("--vrmbg", default="vrmbg", metavar="PATH",
                         help="the vrmbg command on the farm workers (default: vrmbg)")
+    parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                        help="before writing, check that every shot's plates exist for its "
+                             "frames, its colour spaces resolve and its model is there "
+                             "(default; --no-check for plates this machine cannot see)")
     add_schema_arguments(parser)
 
 
@@ -106,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("choose a farm engine: vrmbg job openjd ... or vrmbg job opencue ...")
     shots = load_shotlist(args.shotlist)
     job = job_settings(vars(args))
+    if args.check:
+        from ..farm.checks import check_shots
+
+        check_shots(shots, job)
     name = args.name or default_job_name(args.shotlist)
     if args.engine == "openjd":
         text = _openjd_text(shots, job, name, args)
