@@ -272,3 +272,24 @@ def test_openjd_run_end_to_end_with_the_real_vrmbg(tmp_path):
             assert np.isfinite(alpha).all(), frame
             assert 0.0 <= float(alpha.min()) and float(alpha.max()) <= 1.0, frame
         assert_same_mattes(straight, job_output, frames)
+
+
+def test_plates_outputs_and_cache_are_path_job_parameters(tmp_path):
+    """The farm's path mapping applies to PATH parameters: a task renders whatever path the
+    job is submitted with, and the defaults are the shot list's paths."""
+    fake, log = make_fake_vrmbg(tmp_path)
+    job = write_template(tmp_path, "--cache-dir", str(tmp_path / "shared cache"))
+    template = yaml.safe_load(job.read_text())
+    params = {p["name"]: p for p in template["parameterDefinitions"]}
+    assert params["sh010Plates"]["type"] == "PATH"
+    assert params["sh010Plates"]["default"] == os.path.join("plates", "sh010.####.exr")
+    assert params["sh020Output"]["default"] == os.path.join("mattes", "sh020.####.exr")
+    assert params["CacheDir"]["default"] == "shared cache"
+    mapped = tmp_path / "mapped ü" / "sh010.####.exr"
+    (tmp_path / "mapped ü").mkdir()
+    result = openjd("run", job, "-p", f"VrmbgExecutable={fake}", "-p", f"sh010Output={mapped}",
+                    "--step", "Shots", "-tp", "Shot=sh010", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (call,) = read_calls(log)
+    assert call[1:4] == [str(tmp_path / "plates" / "sh010.####.exr"), "-o", str(mapped)]
+    assert flag(call, "cache-dir") == str(tmp_path / "shared cache")

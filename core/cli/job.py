@@ -37,7 +37,9 @@ Examples:
 OPENJD_DESCRIPTION = """\
 Write an Open Job Description template (jobtemplate-2023-09): one step "Shots" with one
 task per shot (task parameter Shot = the shot name). Job parameters:
-VrmbgExecutable (default: --vrmbg, "vrmbg") and Model (default: --model).
+VrmbgExecutable (default: --vrmbg, "vrmbg"), Model (default: --model), and PATH
+parameters <shot>Plates, <shot>Output and CacheDir (with --cache-dir), so the farm's
+path mapping applies; their defaults are relative to the template's folder.
 Tasks run a bash script (Linux/macOS workers); cancelling sends SIGTERM, the current frame
 finishes and is kept.
 
@@ -141,8 +143,9 @@ def _openjd_text(shots: list, job: dict, name: str, args: argparse.Namespace) ->
 
     if args.chunk < 0:
         raise UsageError(f"--chunk must be 0 or more, got {args.chunk}")
+    folder = os.getcwd() if args.output == "-" else os.path.dirname(os.path.abspath(args.output))
     template = openjd.build_template(shots, job, name=name, executable=args.vrmbg,
-                                     chunk=args.chunk)
+                                     chunk=args.chunk, template_dir=folder)
     return openjd.template_text(template)
 
 
