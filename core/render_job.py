@@ -98,11 +98,12 @@ def output_pattern(output: str) -> SequencePattern:
 
 
 def requested_frames(spec: str, shot: list[int], on_disk: list[int], source: str,
-                     path_for: Callable[[int], str] | None) -> list[int]:
+                     path_for: Callable[[int], str] | None, preroll: int = 0) -> list[int]:
     """The frames to render: the spec, or every frame of the shot; all must be plates.
 
-    The model is temporal: every frame from the shot start to the last one asked for must
-    exist, or the chain would silently jump over a hole.
+    The model is temporal: every frame from the shot start (or, with a pre-roll, from that
+    many frames before the first one asked for) to the last one asked for must exist, or the
+    chain would silently jump over a hole.
     """
     wanted = parse_frame_spec(spec) if spec else list(shot)
     first = shot[0]
@@ -111,7 +112,8 @@ def requested_frames(spec: str, shot: list[int], on_disk: list[int], source: str
         raise InputError(f"frame {before[0]} is before the shot's first frame {first}",
                          path=source, frame=before[0])
     present = set(on_disk)
-    missing = [f for f in range(first, max(wanted) + 1) if f not in present]
+    reads_from = max(first, min(wanted) - preroll) if preroll > 0 else first
+    missing = [f for f in range(reads_from, max(wanted) + 1) if f not in present]
     if missing:
         path = path_for(missing[0]) if path_for is not None else source
         raise InputError("plate frame missing (a temporal matte needs every frame from the "
@@ -180,7 +182,8 @@ class RenderJob:
         except InputError as exc:
             raise InputError(exc.message, path=self.input_path, frame=exc.frame) from None
         frames = requested_frames(self.frame_spec, shot, list(plates.frames), self.input_path,
-                                  getattr(plates, "path_for", None))
+                                  getattr(plates, "path_for", None),
+                                  int(self.settings.get("preroll") or 0))
         colour = colour_for(plates, self.settings)
         self.summary.warnings += plate_warnings(plates, colour.input_space)
         if self.output_type == "rgba":
@@ -234,9 +237,15 @@ class RenderJob:
             _restart_chain(exact.folder)
         preroll = int(self.settings.get("preroll") or 0)
         first = opened.frames[0]
-        if preroll <= 0 or first == opened.shot_frames[0]:
+        index = opened.shot_frames.index(first)
+        if preroll <= 0:
             return exact
-        previous = opened.shot_frames[opened.shot_frames.index(first) - 1]
+        if index - preroll <= 0:  # a pre-roll from the shot start is the exact chain
+            if index:
+                self.warn(f"the pre-roll reaches the shot start {opened.shot_frames[0]}: "
+                          "rendering exactly")
+            return exact
+        previous = opened.shot_frames[index - 1]
         if previous in set(exact.cached_frames()):
             self.warn(f"frame {previous} is cached: rendering exactly, pre-roll not needed")
             return exact

@@ -286,3 +286,29 @@ def test_the_log_says_the_header_the_lead_in_and_a_wait_for_another_render(tmp_p
         lock.release()
     child.communicate(timeout=120)
     assert child.returncode == EXIT_OK
+
+
+# --------------------------------------------------------------------------- pre-roll
+
+def test_a_preroll_reaching_the_shot_start_is_exact(tmp_path, model, capsys):
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES)
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    summary = run_json(render_args(pattern, output, model, "--frames", "1003-1005",
+                                   "--preroll", "4"), capsys)
+    assert summary["exact"] is True and summary["frames_computed"] == 5
+    assert {read_matte_stamp(frame_file(output, f))["exact"] for f in (1003, 1004, 1005)} == {1}
+    straight = str(tmp_path / "straight" / "sh010.####.exr")
+    run_json(render_args(pattern, straight, model, cache=str(tmp_path / "c2")), capsys)
+    assert_same_mattes(straight, output, [1003, 1004, 1005])
+
+
+def test_a_preroll_needs_only_the_plate_frames_it_reads(tmp_path, model, capsys):
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES)
+    os.remove(frame_file(pattern, 1002))  # a hole long before the chunk
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    code, _, err = run_cli(render_args(pattern, output, model, "--frames", "1007-1008"),
+                           capsys)
+    assert code != EXIT_OK and "1002" in one_error_line(err)
+    summary = run_json(render_args(pattern, output, model, "--frames", "1007-1008",
+                                   "--preroll", "2"), capsys)
+    assert summary["exact"] is False and summary["frames_computed"] == 4  # 1005-1008
