@@ -24,13 +24,16 @@ class MatteWriter:
 
     def __init__(self, pattern: SequencePattern, plates: Any, colour: Any,
                  stamp: Mapping[str, Any], *, output_type: str = "alpha",
-                 compression: str = "zip") -> None:
+                 compression: str = "zip", previous: Mapping[int, int] | None = None) -> None:
+        """`previous`: frame -> the frame it continues from, for frames after a gap in the
+        plates (chained over missing frames); written as `vrmbg:previous`."""
         self.pattern = pattern
         self.plates = plates
         self.colour = colour
         self.stamp = dict(stamp)
         self.rgba = output_type == "rgba"
         self.compression = compression
+        self.previous = dict(previous or {})
         # RGBA is premultiplied in the config's scene-linear space, whatever the plate's.
         self.colorspace = colour.scene_linear_space if self.rgba else ""
 
@@ -59,6 +62,8 @@ class MatteWriter:
                                                 str(getattr(self.plates, "path", "")))}
         if self.colorspace:
             attributes["colorspace"] = self.colorspace
+        if frame in self.previous:
+            attributes["previous"] = self.previous[frame]
         write_matte(self.path(frame), alpha, like=info, rgb=rgb, compression=self.compression,
                     attributes=attributes, colorspace=self.colorspace)
 

@@ -98,12 +98,14 @@ def output_pattern(output: str) -> SequencePattern:
 
 
 def requested_frames(spec: str, shot: list[int], on_disk: list[int], source: str,
-                     path_for: Callable[[int], str] | None, preroll: int = 0) -> list[int]:
+                     path_for: Callable[[int], str] | None, preroll: int = 0,
+                     over_gaps: bool = False) -> list[int]:
     """The frames to render: the spec, or every frame of the shot; all must be plates.
 
     The model is temporal: every frame from the shot start (or, with a pre-roll, from that
     many frames before the first one asked for) to the last one asked for must exist, or the
-    chain would silently jump over a hole.
+    chain would silently jump over a hole; `over_gaps` is the explicit choice to chain over
+    the frames present (then only the frames asked for must exist).
     """
     wanted = parse_frame_spec(spec) if spec else list(shot)
     first = shot[0]
@@ -113,12 +115,20 @@ def requested_frames(spec: str, shot: list[int], on_disk: list[int], source: str
                          path=source, frame=before[0])
     present = set(on_disk)
     reads_from = max(first, min(wanted) - preroll) if preroll > 0 else first
-    missing = [f for f in range(reads_from, max(wanted) + 1) if f not in present]
+    needed = wanted if over_gaps else range(reads_from, max(wanted) + 1)
+    missing = [f for f in needed if f not in present]
+    if missing and over_gaps:
+        path = path_for(missing[0]) if path_for is not None else source
+        raise InputError(f"no plate frame {format_frame_ranges(missing)} (with "
+                         "--chain-over-gaps only the frames asked for must exist)",
+                         path=path, frame=missing[0])
     if missing:
         path = path_for(missing[0]) if path_for is not None else source
         raise InputError("plate frame missing (a temporal matte needs every frame from the "
                          f"shot start; missing: {format_frame_ranges(missing)})",
-                         path=path, frame=missing[0])
+                         path=path, frame=missing[0],
+                         hint="plates on twos? --chain-over-gaps chains over the frames "
+                              "present")
     return sorted(set(wanted))
 
 
@@ -183,7 +193,8 @@ class RenderJob:
             raise InputError(exc.message, path=self.input_path, frame=exc.frame) from None
         frames = requested_frames(self.frame_spec, shot, list(plates.frames), self.input_path,
                                   getattr(plates, "path_for", None),
-                                  int(self.settings.get("preroll") or 0))
+                                  int(self.settings.get("preroll") or 0),
+                                  bool(self.settings.get("chain_over_gaps")))
         colour = colour_for(plates, self.settings)
         self.summary.warnings += plate_warnings(plates, colour.input_space)
         if self.output_type == "rgba":
@@ -400,7 +411,13 @@ class RenderJob:
             writer = MatteWriter(self.out_pattern, opened.plates, opened.colour,
                                  {**shot.stamp(), "model": self.summary.model_fingerprint},
                                  output_type=self.output_type,
-                                 compression=str(self.settings.get("compression") or "zip"))
+                                 compression=str(self.settings.get("compression") or "zip"),
+                                 previous=_after_gaps(opened.shot_frames))
+            gaps = _after_gaps([f for f in opened.shot_frames if f <= opened.frames[-1]])
+            if gaps:
+                self.warn("chaining over missing plate frames: " + ", ".join(
+                    f"{frame} continues from {before}" for frame, before in
+                    sorted(gaps.items())[:5]) + ("..." if len(gaps) > 5 else ""))
         valid = set(session.cached_frames()) if writer is not None else set()
         cached = [f for f in todo if f in valid]
         to_compute = [f for f in todo if f not in valid]
@@ -477,6 +494,11 @@ class RenderJob:
         for frame, count in sorted(bad_pixels.items()):
             if count:
                 self.warn(f"frame {frame}: {count} NaN/Inf pixel(s) set to 0 before inference")
+
+
+def _after_gaps(frames: list[int]) -> dict[int, int]:
+    """frame -> the frame it continues from, for each shot frame right after a gap."""
+    return {b: a for a, b in zip(frames, frames[1:]) if b - a > 1}
 
 
 def _restart_chain(folder: str) -> None:

@@ -48,6 +48,11 @@ PARAMS: tuple[Param, ...] = (
           "First frame of the shot (a frame number): the temporal chain starts there. Empty = "
           "the first plate frame on disk. Set it when frames before the shot were added to "
           "the plate folder, to keep the mattes already rendered.", group="Input"),
+    Param("chain_over_gaps", "bool", False, "Chain over missing frames",
+          "Plates on twos or with dropped frames: continue the temporal chain from the "
+          "previous frame on disk across the missing ones (each matte after a gap names the "
+          "frame it continues from, vrmbg:previous). Off = a missing frame is an error.",
+          group="Input"),
     # Edit
     Param("cuts", "str", "", "Cuts",
           "Frames where a new shot starts in an edit, e.g. '1050,1101', or an OpenTimelineIO "

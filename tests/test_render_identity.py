@@ -312,3 +312,29 @@ def test_a_preroll_needs_only_the_plate_frames_it_reads(tmp_path, model, capsys)
     summary = run_json(render_args(pattern, output, model, "--frames", "1007-1008",
                                    "--preroll", "2"), capsys)
     assert summary["exact"] is False and summary["frames_computed"] == 4  # 1005-1008
+
+
+# --------------------------------------------------------------------------- plates on twos
+
+def test_plates_on_twos_chain_over_the_frames_present_when_asked(tmp_path, model, capsys):
+    twos = make_plates(str(tmp_path / "twos"), range(1001, 1012, 2))  # 1001, 1003 ... 1011
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    code, _, err = run_cli(render_args(twos, output, model), capsys)
+    assert code != EXIT_OK and "--chain-over-gaps" in one_error_line(err)
+
+    summary = run_json(render_args(twos, output, model, "--chain-over-gaps"), capsys)
+    assert summary["frames_computed"] == 6
+    assert any("chaining over missing plate frames" in w for w in summary["warnings"])
+    assert "previous" not in read_matte_stamp(frame_file(output, 1001))
+    assert read_matte_stamp(frame_file(output, 1003))["previous"] == 1001
+    # the same pictures numbered one after the other give the same mattes
+    (tmp_path / "ones").mkdir()
+    ones = str(tmp_path / "ones" / "sh010.####.exr")
+    for index, frame in enumerate(range(1001, 1012, 2)):
+        shutil.copy(frame_file(twos, frame), frame_file(ones, 1001 + index))
+    straight = str(tmp_path / "straight" / "sh010.####.exr")
+    run_json(render_args(ones, straight, model), capsys)
+    from render_helpers import read_frames
+    got, want = read_frames(output, range(1001, 1012, 2)), read_frames(straight, range(1001, 1007))
+    for index, frame in enumerate(range(1001, 1012, 2)):
+        assert got[frame].tobytes() == want[1001 + index].tobytes(), frame

@@ -41,7 +41,8 @@ def check_shot(shot: Shot, settings: Mapping[str, Any]) -> None:
     try:
         frames = shot_frames(plates.frames, settings.get("shot_start"))
         requested_frames(shot.frame_spec, frames, list(plates.frames), shot.input,
-                         getattr(plates, "path_for", None), int(settings.get("preroll") or 0))
+                         getattr(plates, "path_for", None), int(settings.get("preroll") or 0),
+                         bool(settings.get("chain_over_gaps")))
         colour_for(plates, settings).close()
     finally:
         close = getattr(plates, "close", None)
