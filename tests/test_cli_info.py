@@ -113,3 +113,14 @@ def test_the_standard_exr_frame_rate_is_read(tmp_path, capsys):
         "framesPerSecond": ("rational", (25, 1))})
     code, out, _ = run_info(capsys, pattern, "--json")
     assert code == 0 and json.loads(out)["fps"] == 25
+
+
+def test_a_layered_exr_without_layer_says_what_is_there(tmp_path, capsys):
+    pixels = ramp_rgb(8, 8, channels=6)
+    path = write_parts(tmp_path / "layered.0001.exr", [Part(
+        ("diffuse.R", "diffuse.G", "diffuse.B", "spec.R", "spec.G", "spec.B"), pixels)])
+    code, out, err = run_info(capsys, path)
+    assert code == 0, err
+    assert "a render needs --layer (one of diffuse, spec)" in out
+    code, out, _ = run_info(capsys, path, "--json")
+    assert code == 0 and json.loads(out)["needs_layer"] == ["diffuse", "spec"]

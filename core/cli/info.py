@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from ..errors import InputError
 from ..plate_info import describe
 from .options import add_schema_arguments
 
@@ -42,9 +43,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the description of INPUT; errors propagate as VrmbgError (exit 2/3)."""
-    facts = describe(args.input, layer=args.layer or "", part=args.part or "")
+    try:
+        facts = describe(args.input, layer=args.layer or "", part=args.part or "")
+    except InputError:
+        if args.layer or args.part:
+            raise
+        facts = describe_layered(args.input)  # no plain R, G, B: say what is there
     print(json.dumps(facts, indent=2) if args.json else format_text(facts))
     return 0
+
+
+def describe_layered(pattern: str) -> dict[str, Any]:
+    """The description of a plate with no plain R, G, B (layers only), read through its
+    first RGB layer, with `needs_layer` saying which layers a render may choose from.
+
+    Re-raises the original InputError when no part holds a layer with R, G, B either.
+    """
+    from ..plates import ImageReader, PlateSequence, split_layers
+
+    sequence = PlateSequence(pattern)
+    with ImageReader(sequence.path_for(sequence.first_frame), sequence.first_frame) as reader:
+        layers = [layer for spec in reader.specs for layer in split_layers(spec.channelnames)[0]]
+    for layer in dict.fromkeys(layers):
+        try:
+            facts = describe(pattern, layer=layer)
+        except InputError:
+            continue
+        facts["needs_layer"] = list(dict.fromkeys(layers))
+        return facts
+    return describe(pattern)  # raises the error about plain R, G, B
 
 
 def format_text(facts: dict[str, Any]) -> str:
@@ -119,6 +146,9 @@ def _data_text(facts: dict[str, Any]) -> str:
 
 def _reading_text(facts: dict[str, Any]) -> str:
     """Which part and channels a render would use."""
+    if facts.get("needs_layer"):
+        return ("no plain R, G, B: a render needs --layer (one of "
+                f"{', '.join(facts['needs_layer'])}); shown: {facts['layer']}")
     part = f"part {facts['part']!r}, " if len(facts["parts"]) > 1 else ""
     if facts.get("luminance_chroma"):
         return (f"{part}luminance/chroma {facts['luminance_chroma']} (chroma subsampled), "
