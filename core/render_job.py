@@ -402,6 +402,7 @@ class RenderJob:
                 plan: OutputPlan | None, stop: Any, flag: Any, progress_mode: str,
                 progress_stream: TextIO | None) -> None:
         """Write cached frames' outputs, compute the rest in order, then the movie if any."""
+        from .engine.cache import touch_chain
         from .output_writer import MatteWriter, write_movie_output
         from .progress import Progress
 
@@ -432,6 +433,8 @@ class RenderJob:
                 writer.write(frame, session.matte_path(frame))
                 written.append(frame)
                 bar.update(len(written), f"frame {frame} (from cache)")
+            if cached:
+                touch_chain(session.folder)  # reading the cache is use (`cache prune`)
 
             # Output frames are written by their own thread so the model never waits for
             # an EXR encode; every submitted write is finished (or has failed) before leaving.

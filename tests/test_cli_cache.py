@@ -161,3 +161,53 @@ def test_a_real_render_chain_is_listed_with_its_frames_and_settings(tmp_path, ca
     assert chain["frames"] == "1001-1003" and chain["tier"] == "final"
     assert chain["settings"]["resolution"] == session.identity["resolution"]
     assert chain["plate"] == pattern and not chain["locked"]
+
+
+def _with_plate(folder: str, plate: str) -> None:
+    """Record `plate` as the chain's plates in its chain.json (as the engine does)."""
+    path = os.path.join(folder, "chain.json")
+    with open(path) as handle:
+        data = json.load(handle)
+    data["plate"] = plate
+    with open(path, "w") as handle:
+        json.dump(data, handle)
+
+
+def test_shots_are_found_by_their_plates_in_any_spelling(tmp_path, capsys):
+    folder = fake_chain(tmp_path, "sh010-aaaa0000", "1111111111111111")
+    _with_plate(folder, str(tmp_path / "plates" / "sh010.####.exr"))
+    fake_chain(tmp_path, "sh020-bbbb0000", "2222222222222222")
+    for name in ("sh010.####.exr", "sh010.%04d.exr", str(tmp_path / "plates" / "sh010.$F4.exr")):
+        code, out, err = run_cli(capsys, "info", name, "--cache-dir", str(tmp_path), "--json")
+        assert code == 0, err
+        assert [c["chain_id"] for c in json.loads(out)["chains"]] == ["1111111111111111"], name
+    code, _, err = run_cli(capsys, "info", str(tmp_path / "other" / "sh010.####.exr"),
+                           "--cache-dir", str(tmp_path))
+    assert code == 2
+    code, out, _ = run_cli(capsys, "clear", "--shot", "sh010.####.exr", "--cache-dir",
+                           str(tmp_path), "--json")
+    assert json.loads(out)["removed"] == ["1111111111111111"]
+
+
+def test_cache_dir_may_be_the_render_output_pattern(tmp_path, capsys):
+    inner = tmp_path / "mattes" / ".vrmbg-cache"
+    fake_chain(inner, "sh010-aaaa0000", "1111111111111111")
+    code, out, err = run_cli(capsys, "ls", "--cache-dir",
+                             str(tmp_path / "mattes" / "sh010.####.exr"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["cache_dir"] == str(inner)
+    assert [c["chain_id"] for c in json.loads(out)["chains"]] == ["1111111111111111"]
+
+
+def test_rendering_from_the_cache_counts_as_use_for_prune(tmp_path, model, capsys):
+    from render_helpers import frame_file, make_plates, render_args, run_json
+
+    pattern = make_plates(str(tmp_path / "plates"), range(1001, 1004))
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    first = run_json(render_args(pattern, output, model), capsys)
+    chain_file = os.path.join(first["cache_folder"], "chain.json")
+    os.utime(chain_file, (DAY, DAY))
+    os.remove(frame_file(output, 1002))
+    again = run_json(render_args(pattern, output, model), capsys)
+    assert again["frames_from_cache"] == 1 and again["frames_computed"] == 0
+    assert os.stat(chain_file).st_mtime > DAY

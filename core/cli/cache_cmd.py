@@ -17,6 +17,7 @@ from typing import Any
 
 from ..engine import cache as store
 from ..errors import UsageError
+from ..frames import SequencePattern
 from .options import add_schema_arguments
 
 DESCRIPTION = """\
@@ -35,6 +36,8 @@ Examples:
   vrmbg cache info 5c48d6cab6dba4a5           settings, frames and size of one chain
   vrmbg cache info sh010                      every chain of a shot
   vrmbg cache clear --shot sh010              delete a shot's chains (not ones rendering)
+  vrmbg cache info plates/sh010.####.exr      the chains of these plates
+  vrmbg cache ls --cache-dir mattes/sh010.####.exr   the cache of that render's output
   vrmbg cache clear --tier preview --all      delete every preview chain
   vrmbg cache prune --max-size 200G           delete least recently used chains down to 200 GiB
 """
@@ -78,7 +81,8 @@ def register(subparsers: Any) -> None:
     info.set_defaults(func=run_info)
 
     clear = _action(actions, "clear", "delete chains (never one a running render holds)")
-    clear.add_argument("--shot", default="", help="only chains of this shot (name or id)")
+    clear.add_argument("--shot", default="", help="only chains of this shot (name, id, or "
+                       "its plates: sh010.####.exr, plates/sh010.%%04d.exr, a movie)")
     clear.add_argument("--chain", default="", help="only this chain id (or its start)")
     clear.add_argument("--tier", choices=store.TIERS, default="", help="only this tier")
     clear.add_argument("--all", action="store_true", help="select every chain (required "
@@ -110,23 +114,49 @@ def _root(args: argparse.Namespace) -> str:
     """The cache root from --cache-dir / $VRMBG_CACHE / the user cache folder.
 
     A root that does not exist is reported on stderr: a typo in a nightly prune job must
-    not pass silently. A render's output folder stands for the `.vrmbg-cache` inside it
-    (said on stderr, so --json output stays clean).
+    not pass silently. A render's output folder, or its output pattern
+    (mattes/sh010.####.exr), stands for the `.vrmbg-cache` inside that folder (said on
+    stderr, so --json output stays clean).
     """
-    root = store.default_cache_root(getattr(args, "cache_dir", "") or "")
+    explicit = _output_folder(getattr(args, "cache_dir", "") or "")
+    root = store.default_cache_root(explicit)
     if not os.path.exists(root):
         print(f"vrmbg: warning: no cache folder at {root}", file=sys.stderr)
         return root
-    inner = store.render_cache_inside(root) if getattr(args, "cache_dir", "") else None
+    inner = store.render_cache_inside(root) if explicit else None
     if inner:
         print(f"vrmbg: using the render cache {inner}", file=sys.stderr)
         return inner
     return root
 
 
+def _output_folder(text: str) -> str:
+    """The folder of an output pattern or movie given as --cache-dir; other text as is."""
+    if not text or os.path.isdir(text):
+        return text
+    if SequencePattern.parse(text).is_sequence or \
+            os.path.splitext(text)[1].lower() in (".exr", ".mov"):
+        return os.path.dirname(os.path.abspath(text))
+    return text
+
+
 def _matches_shot(info: store.ChainInfo, shot: str) -> bool:
-    """A shot given by its folder id or by its name (the id without the hash)."""
-    return info.shot == shot or info.shot.rsplit("-", 1)[0] == shot
+    """A shot given by its folder id, its name (the id without the hash), or its plates as
+    the user knows them: the pattern in any spelling (sh010.####.exr, sh010.%04d.exr, with
+    or without its folder) or the movie's file name."""
+    if info.shot == shot or info.shot.rsplit("-", 1)[0] == shot:
+        return True
+    plate = str(info.description.get("plate") or "")
+    if not plate:
+        return False
+    have, given = SequencePattern.parse(plate), SequencePattern.parse(shot)
+    if have.is_sequence and given.is_sequence:
+        same_name = (have.prefix, have.tail) == (given.prefix, given.tail)
+        return same_name and (not given.folder or os.path.realpath(given.folder)
+                              == os.path.realpath(have.folder))
+    if os.sep in shot or "/" in shot:
+        return os.path.realpath(shot) == os.path.realpath(plate)
+    return os.path.basename(plate) == shot
 
 
 def _select(chains: list[store.ChainInfo], *, shot: str = "", chain: str = "",

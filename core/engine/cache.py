@@ -395,10 +395,7 @@ class ChainStore:
 
     def touch(self) -> None:
         """Mark the chain as just used (its chain.json mtime orders `cache prune`)."""
-        try:
-            os.utime(os.path.join(self.folder, CHAIN_FILE))
-        except OSError:
-            pass
+        touch_chain(self.folder)
 
     def sweep_temp_files(self) -> int:
         """Remove temp files left by killed processes; call only with the lock held."""
@@ -412,6 +409,15 @@ class ChainStore:
                 if TEMP_MARKER in name:
                     removed += _remove(os.path.join(folder, name))
         return removed
+
+
+def touch_chain(folder: str) -> None:
+    """Mark a chain folder as just used: `cache prune` removes least recently used chains
+    first, and reading finished frames counts as use."""
+    try:
+        os.utime(os.path.join(folder, CHAIN_FILE))
+    except OSError:
+        pass
 
 
 def _remove(path: str) -> int:
