@@ -16,6 +16,7 @@ import numpy as np
 from .frames import SequencePattern
 
 DEFAULT_FPS = 24.0
+CACHE_COMPRESSION = "zip"  # how the cache writes its mattes (engine.session)
 
 
 class MatteWriter:
@@ -34,6 +35,9 @@ class MatteWriter:
         self.rgba = output_type == "rgba"
         self.compression = compression
         self.previous = dict(previous or {})
+        # An alpha output compressed as the cache's mattes holds the same pixels: the cache
+        # then keeps a hard link to it instead of a second copy.
+        self.share_with_cache = not self.rgba and compression == CACHE_COMPRESSION
         # RGBA is premultiplied in the config's scene-linear space, whatever the plate's.
         self.colorspace = colour.scene_linear_space if self.rgba else ""
 
@@ -66,6 +70,36 @@ class MatteWriter:
             attributes["previous"] = self.previous[frame]
         write_matte(self.path(frame), alpha, like=info, rgb=rgb, compression=self.compression,
                     attributes=attributes, colorspace=self.colorspace)
+        if self.share_with_cache:
+            share_file(self.path(frame), cache_path)
+
+
+def share_file(source: str, target: str) -> bool:
+    """Replace `target` by a hard link to `source`, atomically (one copy of the bytes on
+    disk); `target` is kept as it is where links cannot be made (another file system, SMB).
+
+    Only for files with the same pixels whose `source` stamp also makes `target` valid: an
+    output matte carries the cache matte's key, start and tier. vrmbg replaces files and
+    never edits them in place, so the two names never come to differ in content.
+    """
+    from .atomic import temp_path_for
+
+    try:
+        if os.path.samefile(source, target):
+            return True
+    except OSError:
+        return False
+    tmp = temp_path_for(target)
+    try:
+        os.link(source, tmp)
+        os.replace(tmp, target)
+        return True
+    except OSError:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        return False
 
 
 def plate_fps(plates: Any) -> float:

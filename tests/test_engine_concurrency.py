@@ -46,6 +46,16 @@ print(json.dumps(session.counters.to_dict()), flush=True)
 """ % {"res": RESOLUTION}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The render processes run on one thread, and a chain is only valid on the thread count
+    it was computed with: the checks in this process open the same chain on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def shot(tmp_path_factory):
     root = tmp_path_factory.mktemp("concurrency")

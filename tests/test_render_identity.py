@@ -338,3 +338,21 @@ def test_plates_on_twos_chain_over_the_frames_present_when_asked(tmp_path, model
     got, want = read_frames(output, range(1001, 1012, 2)), read_frames(straight, range(1001, 1007))
     for index, frame in enumerate(range(1001, 1012, 2)):
         assert got[frame].tobytes() == want[1001 + index].tobytes(), frame
+
+
+# --------------------------------------------------------------------------- one copy on disk
+
+def test_an_alpha_output_and_its_cache_matte_are_one_file_on_disk(tmp_path, model, capsys):
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES[:3])
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    summary = run_json(render_args(pattern, output, model), capsys)
+    cached = os.path.join(summary["cache_folder"], "matte", "sh010.1002.exr")
+    assert os.path.samefile(frame_file(output, 1002), cached)
+    os.remove(frame_file(output, 1002))  # the cache keeps its frame
+    again = run_json(render_args(pattern, output, model), capsys)
+    assert again["frames_from_cache"] == 1 and again["frames_computed"] == 0
+    piz = str(tmp_path / "piz" / "sh010.####.exr")
+    run_json(render_args(pattern, piz, model, "--compression", "piz",
+                         "--cache-dir", os.path.dirname(os.path.dirname(
+                             os.path.dirname(summary["cache_folder"])))), capsys)
+    assert not os.path.samefile(frame_file(piz, 1002), cached)  # other bytes: its own file

@@ -132,7 +132,7 @@ def _root(args: argparse.Namespace) -> str:
 
 def _output_folder(text: str) -> str:
     """The folder of an output pattern or movie given as --cache-dir; other text as is."""
-    if not text or os.path.isdir(text):
+    if not text or os.path.exists(text):
         return text
     if SequencePattern.parse(text).is_sequence or \
             os.path.splitext(text)[1].lower() in (".exr", ".mov"):
