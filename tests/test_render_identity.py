@@ -197,7 +197,8 @@ def test_chains_of_other_thread_counts_are_never_mixed(tmp_path, model):
     two = run_process(render_args(pattern, output, model, "--frames", "1001-1002",
                                   "--threads", "2", cache=cache))
     assert two.returncode == EXIT_OUTPUT, two.stderr
-    assert "cpu:threads=1 -> cpu:threads=2" in one_error_line(two.stderr)
+    line = one_error_line(two.stderr)
+    assert "compute: cpu:threads=1:" in line and "-> cpu:threads=2:" in line, line
     # the next chunk on two threads does not continue the one-thread chain: it starts over
     chunk = run_process(render_args(pattern, str(tmp_path / "out2" / "sh010.####.exr"), model,
                                     "--frames", "1003-1004", "--threads", "2", "--json",

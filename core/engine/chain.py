@@ -149,8 +149,9 @@ def shot_frames(frames: Sequence[int], shot_start: Any = "") -> list[int]:
 
 
 def compute_identity(device: Any) -> str:
-    """What besides the settings changes a model step's bits: the CPU thread count (torch
-    splits sums differently over other thread counts) or the GPU model.
+    """What besides the settings changes a model step's bits: on a CPU the thread count
+    (torch splits sums differently over other thread counts) and the vector instruction set
+    its kernels use (AVX2, AVX512...); on CUDA the GPU model.
 
     Part of a chain's identity, so a chain is only ever continued where a straight run of it
     gives the same bits.
@@ -159,7 +160,8 @@ def compute_identity(device: Any) -> str:
 
     kind = getattr(device, "type", str(device))
     if kind == "cpu":
-        return f"cpu:threads={torch.get_num_threads()}"
+        capability = torch.backends.cpu.get_cpu_capability()
+        return f"cpu:threads={torch.get_num_threads()}:{capability}"
     if kind == "cuda":
         index = getattr(device, "index", None)
         return f"cuda:{torch.cuda.get_device_name(index if index is not None else 0)}"
