@@ -52,7 +52,7 @@ PARAMS: tuple[Param, ...] = (
           "Plates on twos or with dropped frames: continue the temporal chain from the "
           "previous frame on disk across the missing ones (each matte after a gap names the "
           "frame it continues from, vrmbg:previous). Off = a missing frame is an error.",
-          group="Input"),
+          group="Input", affects_result=False),  # permits a chain; the frames decide it
     # Edit
     Param("cuts", "str", "", "Cuts",
           "Frames where a new shot starts in an edit, e.g. '1050,1101', or an OpenTimelineIO "
