@@ -196,7 +196,8 @@ class RenderJob:
                                   int(self.settings.get("preroll") or 0),
                                   bool(self.settings.get("chain_over_gaps")))
         colour = colour_for(plates, self.settings)
-        self.summary.warnings += plate_warnings(plates, colour.input_space)
+        for warning in plate_warnings(plates, colour.input_space):
+            self.warn(warning)
         if self.output_type == "rgba":
             colour.scene_linear_space  # a config without scene_linear fails before the model
         self._check_output_target(plates, shot[0])
