@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "cache_cmd",
     "model_cmd",
     "job",
+    "worker",
+    "install",
 )
 
 DESCRIPTION = """\
