@@ -44,6 +44,24 @@ def test_every_core_subpackage_is_in_the_wheel(wheel):
         assert f"vrmbg/core/{rel}" in names, f"core/{rel} missing: list it in pyproject.toml"
 
 
+def test_host_glue_ships_in_the_wheel_and_the_installers_run_from_it(wheel, tmp_path):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for host in ("nuke", "blender_addon"):
+        for path in (ROOT / host).rglob("*"):
+            rel = path.relative_to(ROOT).as_posix()
+            if path.is_file() and "__pycache__" not in rel:
+                assert f"vrmbg/{rel}" in names, f"{rel} missing from the wheel"
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    # -S: no site-packages, so only the unpacked wheel (not this checkout) provides vrmbg
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from vrmbg.core.install import "
+            "build_nuke_folder; print(build_nuke_folder(sys.argv[2], python='/engine/py'))")
+    done = subprocess.run([sys.executable, "-S", "-c", code, str(site), str(tmp_path / "nk")],
+                          capture_output=True, text=True, check=True)
+    plugin = pathlib.Path(done.stdout.strip()) / "vrmbg_nuke" / "plugin"
+    assert (plugin / "client.py").is_file() and (plugin / "engine.json").is_file()
+
+
 def test_plugin_layer_is_stdlib_only_with_relative_imports():
     stdlib = set(sys.stdlib_module_names)
     for path in (ROOT / "plugin").rglob("*.py"):
