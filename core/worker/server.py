@@ -146,6 +146,8 @@ class Worker:
 
     def op_hello(self, request: Request) -> None:
         """Answer `ready`: what this engine is, so a host can refuse a mismatch."""
+        if request.get("client"):
+            jobs.log(f"hello from {request.get('client')}")
         self.events.send("ready", request.id, protocol=PROTOCOL_VERSION,
                          engine_version=__version__, devices=available_devices(),
                          schema=schema_list(), pid=os.getpid())
