@@ -179,6 +179,7 @@ class EngineClient:
         self._resent: set = set()
         self._log: "collections.deque[str]" = collections.deque(maxlen=LOG_LINES_KEPT)
         self._record = ""
+        self._exits_handled: set = set()  # generations whose exit was dealt with
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -199,6 +200,7 @@ class EngineClient:
             with self._lock:
                 self._in_a_row = 0
                 self._go_ready(resend=False)
+            self._check_still_alive()
             return dict(ready)
 
     @property
@@ -415,9 +417,11 @@ class EngineClient:
         while not req.done():
             if proc.poll() is not None:
                 time.sleep(0.1)  # let the log reader catch the last lines
-                raise EngineUnavailable(
+                died = EngineUnavailable(
                     f"the engine worker exited with code {proc.returncode} during {phase}: "
                     f"{' | '.join(self.log_tail(5)) or 'no log'}")
+                died.died = True  # a crash (worth a restart), not a refusal
+                raise died
             if time.monotonic() > deadline:
                 self._kill(proc)
                 raise EngineUnavailable(f"the engine worker did not answer {req.op} within "
@@ -544,8 +548,10 @@ class EngineClient:
     def _on_exit(self, proc: subprocess.Popen, generation: int) -> None:
         """A worker ended: report it and, unless we are closing, start another."""
         with self._lock:
-            if generation != self._generation:
-                return
+            if generation != self._generation or generation in self._exits_handled \
+                    or self._state in ("starting", "restarting"):
+                return  # a (re)start in progress sees the death itself and handles it
+            self._exits_handled.add(generation)
             if self._closing:
                 self._state = "stopped"
             else:
@@ -555,39 +561,63 @@ class EngineClient:
             return
         time.sleep(0.05)  # the log reader's last lines
         tail = self.log_tail(10)
-        with self._lock:
-            work = bool(self._pending) or bool(self._sessions)
-            give_up = self._in_a_row >= self.max_restarts
         message = (f"the engine worker (pid {proc.pid}) exited with code {proc.returncode}"
                    + (f": {tail[-1]}" if tail else ""))
-        self._emit({"id": None, "event": "worker_died", "code": proc.returncode,
-                    "message": message, "log": tail, "restarting": work and not give_up})
         worker_registry.forget_worker(self._record)
-        if give_up:
-            self._fail_all(f"{message} (it died {self._in_a_row + 1} times in a row; "
-                           "not restarted)")
-            return
+        with self._lock:
+            work = bool(self._pending) or bool(self._sessions)
         if not work:
+            self._emit(self._died_event(proc.returncode, message, tail, False))
             with self._lock:
                 self._state = "stopped"
             return
-        self._restart()
+        self._restart(self._died_event(proc.returncode, message, tail, True))
 
-    def _restart(self) -> None:
-        """Start a new worker, re-open the sessions, re-send the unanswered requests."""
-        with self._lock:
-            self._in_a_row += 1
-            self.restarts += 1
-        try:
-            ready = self._spawn()
-            self._reopen_sessions()
-        except EngineUnavailable as exc:
-            self._fail_all(exc.message)
-            return
+    def _died_event(self, code: Any, message: str, tail: List[str],
+                    restarting: bool) -> Dict[str, Any]:
+        return {"id": None, "event": "worker_died", "code": code, "message": message,
+                "log": tail, "restarting": restarting}
+
+    def _restart(self, died: Dict[str, Any]) -> None:
+        """Start a new worker, re-open the sessions, re-send the unanswered requests; give
+        up after `max_restarts` deaths in a row."""
+        while True:
+            with self._lock:
+                give_up = self._in_a_row >= self.max_restarts
+            if give_up:
+                died["restarting"] = False
+                self._emit(died)
+                self._fail_all(f"{died['message']} (it died {self._in_a_row + 1} times in a "
+                               "row; not restarted)")
+                return
+            self._emit(died)
+            with self._lock:
+                self._in_a_row += 1
+                self.restarts += 1
+            try:
+                ready = self._spawn()
+                self._reopen_sessions()
+                break
+            except EngineUnavailable as exc:
+                proc = self._proc
+                if not getattr(exc, "died", False) or proc is None:  # refused: no retry
+                    self._fail_all(exc.message)
+                    return
+                worker_registry.forget_worker(self._record)
+                died = self._died_event(proc.returncode, exc.message, self.log_tail(10), True)
         with self._lock:
             self._go_ready(resend=True)
         self._emit({"id": None, "event": "worker_restarted", "pid": ready.get("pid"),
                     "sessions": list(self._sessions)})
+        self._check_still_alive()
+
+    def _check_still_alive(self) -> None:
+        """A worker that died while a (re)start was still under way was not handled by its
+        reader thread: handle it now."""
+        with self._lock:
+            proc, generation = self._proc, self._generation
+        if proc is not None and proc.poll() is not None:
+            self._on_exit(proc, generation)
 
     def _reopen_sessions(self) -> None:
         """Open every session the old worker had, under the same ids (and settings)."""

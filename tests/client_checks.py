@@ -67,7 +67,10 @@ def check_start_is_lazy_and_ready_describes_the_engine(ctx: Dict[str, Any]) -> D
         assert client.running and client.pid == ready["pid"]
         assert client.start()["pid"] == ready["pid"], "a second start spawned another worker"
         assert any(p["name"] == "model" for p in ready["schema"])
-        assert any("ready" in line for line in client.log_tail())
+        deadline = time.monotonic() + 10  # the log arrives on its own pipe and thread
+        while not any("ready" in line for line in client.log_tail()):
+            assert time.monotonic() < deadline, client.log_tail()
+            time.sleep(0.05)
         return {"pid": ready["pid"]}
     finally:
         client.shutdown()
