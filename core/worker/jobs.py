@@ -178,8 +178,8 @@ def _ensure_locked(ctx: WorkerContext, ws: WorkerSession, targets: list[int], jo
         if ws.matte is None:  # models were released: open again (reloads the model)
             ws.matte = open_engine_session(ctx, ws, job.request_id)
         matte = ws.matte
-        counters = matte.counters
-        computed0, cached0 = counters.frames_computed, counters.frames_from_cache
+        before = matte.counters  # a snapshot
+        computed0, cached0 = before.frames_computed, before.frames_from_cache
         announcer = FrameAnnouncer(ctx, ws, job, targets)
         job.frame = targets[0]
         cancelled = False
@@ -196,6 +196,7 @@ def _ensure_locked(ctx: WorkerContext, ws: WorkerSession, targets: list[int], jo
         return "error", fields
     finally:
         job.frame = None
+    counters = matte.counters
     return "done", dict(frames=format_frame_ranges(targets),
                         computed=counters.frames_computed - computed0,
                         from_cache=counters.frames_from_cache - cached0,
