@@ -66,11 +66,16 @@ def check_start_is_lazy_and_ready_describes_the_engine(ctx: Dict[str, Any]) -> D
         assert ready["event"] == "ready" and ready["protocol"] == 1
         assert client.running and client.pid == ready["pid"]
         assert client.start()["pid"] == ready["pid"], "a second start spawned another worker"
+        record = os.path.join(worker_registry.registry_dir(),
+                              f"host-{os.getpid()}-worker-{ready['pid']}.json")
+        assert os.path.isfile(record), "the worker is not recorded for stale-worker clean-up"
         assert any(p["name"] == "model" for p in ready["schema"])
         deadline = time.monotonic() + 10  # the log arrives on its own pipe and thread
         while not any("ready" in line for line in client.log_tail()):
             assert time.monotonic() < deadline, client.log_tail()
             time.sleep(0.05)
+        client.shutdown()
+        assert not os.path.exists(record) and not _process_exists(ready["pid"])
         return {"pid": ready["pid"]}
     finally:
         client.shutdown()
