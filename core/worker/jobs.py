@@ -125,8 +125,12 @@ class FrameAnnouncer:
         the earlier ones were valid in the cache, `frame` has just been written."""
         matte = self.ws.matte
         while self.pending and self.pending[0] <= frame:
-            target = self.pending.pop(0)
-            self.announce(target, matte.matte_path(target))
+            target = self.pending[0]
+            path = matte.matte_path(target)
+            if target != frame and not os.path.isfile(path):
+                break  # not computed in order after all: the end of the pass says it
+            self.pending.pop(0)
+            self.announce(target, path)
 
     def rest(self, answers: dict[int, str]) -> None:
         """Announce what is left, from the engine's answers."""
