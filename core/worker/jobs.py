@@ -116,9 +116,9 @@ class FrameAnnouncer:
         matte = self.ws.matte
         own = os.path.abspath(path) == os.path.abspath(matte.matte_path(frame))
         tier = matte.tier if own else "final"
+        self.ws.cached.add(frame)  # before the event: a status sent after it counts the frame
         self.ctx.events.send("frame", self.job.request_id, session=self.ws.id, frame=frame,
                              path=os.path.abspath(path), exact=tier == "final", tier=tier)
-        self.ws.cached.add(frame)
 
     def up_to(self, frame: int) -> None:
         """Announce every pending target up to `frame` while a final chain computes forward:
