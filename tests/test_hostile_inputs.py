@@ -12,8 +12,8 @@ from hostile_cases import Case, all_cases, parse_exr, run_case, sample, write_so
 from vrmbg.core.errors import InputError, library_text
 from vrmbg.core.plates import PlateSequence
 
-INFO_CASES = 32   # `vrmbg info` on each (a quarter of a second each)
-RENDER_CASES = 12  # `vrmbg render` too on these (a few seconds each: torch starts)
+INFO_CASES = 28   # `vrmbg info` on each (a quarter of a second each)
+RENDER_CASES = 8  # `vrmbg render` too on these (a few seconds each: torch starts)
 
 
 def test_library_text_survives_bytes_that_are_not_utf8():
