@@ -1,0 +1,51 @@
+"""VRMBG Matte for Nuke: a temporally stable alpha from BRIA VRMBG-3.0 under any plate.
+
+    import vrmbg_nuke
+    vrmbg_nuke.register()       # init.py: callbacks for loading, edits and renders
+    vrmbg_nuke.add_menu()       # menu.py: Nodes toolbar > VRMBG > VRMBG Matte
+    vrmbg_nuke.create_node()    # a VRMBG node under the selected node
+
+The engine runs in its own Python (the `vrmbg worker` process); this package is host glue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nuke
+
+from . import callbacks, graph, knobs
+from .controller import controller_for, new_id
+
+NODE_NAME = "VRMBG"
+MENU_PATH = "VRMBG/VRMBG Matte"
+MENU_COMMAND = "import vrmbg_nuke\nvrmbg_nuke.create_node()"
+
+
+def register() -> None:
+    """Register the node's callbacks (safe to call more than once)."""
+    callbacks.register()
+
+
+def add_menu() -> None:
+    """Add Nodes toolbar > VRMBG > VRMBG Matte."""
+    nuke.menu("Nodes").addMenu("VRMBG").addCommand("VRMBG Matte", MENU_COMMAND)
+
+
+def create_node() -> Any:
+    """A new VRMBG node, connected under the selected node like any node the user creates."""
+    group = nuke.createNode("Group", inpanel=False)
+    group.begin()
+    try:
+        for child in group.nodes():  # start from an empty group whatever Nuke put in it
+            nuke.delete(child)
+    finally:
+        group.end()
+    group.setName(NODE_NAME)
+    knobs.add_knobs(group)
+    group[knobs.ID_KNOB].setValue(new_id())
+    graph.build(group)
+    register()
+    callbacks.bind(group)
+    controller_for(group)
+    return group

@@ -1,0 +1,114 @@
+"""The nodes inside a VRMBG Group and how they are wired.
+
+    Plate (Input) ──────────────┬──> Copy (B) ──> Premult ──> Output
+                                │       ^ (A: the matte's alpha)
+    InputWrite (Write, off) <───┘       │
+    MatteRead (Read, the engine cache) ─> Gate (Switch: black unless the matte is valid)
+
+InputWrite renders the plate to a scene-linear EXR sequence in the cache when the input is
+not a Read on a file sequence; it stays disabled except while the node itself runs it, so a
+farm render of the script never executes it on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import nuke
+
+from . import frames, knobs
+
+PLATE = "Plate"
+INPUT_WRITE = "InputWrite"
+MATTE_READ = "MatteRead"
+GATE = "Gate"
+COPY = "MatteCopy"
+PREMULT = "MattePremult"
+OUTPUT = "Output1"
+
+
+def build(group: Any) -> None:
+    """Create and wire the internal nodes of an empty VRMBG Group."""
+    group.begin()
+    try:
+        plate = nuke.nodes.Input(name=PLATE)
+        write = nuke.nodes.Write(name=INPUT_WRITE)
+        write.setInput(0, plate)
+        write["file_type"].setValue("exr")
+        write["datatype"].setValue("32 bit float")
+        write["channels"].setValue("rgb")
+        write["raw"].setValue(True)  # the working space as it is: scene-linear
+        write["create_directories"].setValue(True)
+        write["disable"].setValue(True)
+        matte = nuke.nodes.Read(name=MATTE_READ)
+        matte["raw"].setValue(True)  # mattes are data: never colour converted
+        matte["on_error"].setValue("black")
+        gate = nuke.nodes.Switch(name=GATE)
+        gate.setInput(0, matte)
+        gate["which"].setExpression(frames.gate_expression([]))
+        copy = nuke.nodes.Copy(name=COPY)
+        copy.setInput(0, plate)
+        copy.setInput(1, gate)
+        copy["from0"].setValue("rgba.alpha")
+        copy["to0"].setValue("rgba.alpha")
+        premult = nuke.nodes.Premult(name=PREMULT)
+        premult.setInput(0, copy)
+        output = nuke.nodes.Output(name=OUTPUT)
+        output.setInput(0, premult)
+    finally:
+        group.end()
+
+
+def inner(group: Any, name: str) -> Any:
+    """An internal node by name; RuntimeError when the Group was edited and lacks it."""
+    node = group.node(name)
+    if node is None:
+        raise RuntimeError(f"{group.name()}: its internal node {name} is missing "
+                           "(recreate the VRMBG node)")
+    return node
+
+
+def apply_output(group: Any) -> None:
+    """Wire Copy/Premult for the chosen output: alpha, rgba premultiplied, or a named layer."""
+    layer = group[knobs.MATTE_LAYER].value().strip()
+    output_type = group["output_type"].value() if group.knob("output_type") else "alpha"
+    copy = inner(group, COPY)
+    premult = inner(group, PREMULT)
+    if layer:
+        nuke.tcl("add_layer", "{%s %s.alpha}" % (layer, layer))
+        copy["to0"].setValue(f"{layer}.alpha")
+        premult["disable"].setValue(True)
+    else:
+        copy["to0"].setValue("rgba.alpha")
+        premult["disable"].setValue(output_type != "rgba")
+
+
+def show_mattes(group: Any, pattern: str, first: int, last: int, valid: Any,
+                interactive: bool) -> None:
+    """Point MatteRead at the engine's matte sequence and let only valid frames through."""
+    matte = inner(group, MATTE_READ)
+    if pattern and matte["file"].value() != pattern:
+        matte["file"].setValue(pattern)
+    for name, value in (("first", first), ("origfirst", first), ("last", last),
+                        ("origlast", last)):
+        if matte[name].value() != value:
+            matte[name].setValue(value)
+    # in the GUI a missing frame is black (and the status says so); a render must fail instead
+    matte["on_error"].setValue("black" if interactive else "error")
+    inner(group, GATE)["which"].setExpression(frames.gate_expression(valid))
+    matte["reload"].execute()
+
+
+def hide_mattes(group: Any) -> None:
+    """Show black everywhere (settings or input changed: nothing cached is known valid)."""
+    inner(group, GATE)["which"].setExpression(frames.gate_expression([]))
+
+
+def input_write(group: Any) -> Any:
+    """The Write that renders the plate for the engine."""
+    return inner(group, INPUT_WRITE)
+
+
+def plate_source(group: Any) -> Optional[Any]:
+    """The node connected to the Group's input, or None."""
+    return group.input(0)
