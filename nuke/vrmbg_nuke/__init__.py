@@ -17,7 +17,7 @@ import nuke
 from . import callbacks, graph, knobs
 from .controller import controller_for, new_id
 
-NODE_NAME = "VRMBG"
+NODE_NAME = "VRMBG1"  # Nuke numbers the next ones VRMBG2, VRMBG3...
 MENU_PATH = "VRMBG/VRMBG Matte"
 MENU_COMMAND = "import vrmbg_nuke\nvrmbg_nuke.create_node()"
 
@@ -34,6 +34,7 @@ def add_menu() -> None:
 
 def create_node() -> Any:
     """A new VRMBG node, connected under the selected node like any node the user creates."""
+    selected = nuke.selectedNodes()
     group = nuke.createNode("Group", inpanel=False)
     group.begin()
     try:
@@ -45,6 +46,8 @@ def create_node() -> Any:
     knobs.add_knobs(group)
     group[knobs.ID_KNOB].setValue(new_id())
     graph.build(group)
+    if selected and group.input(0) is None and selected[-1] is not group:
+        group.setInput(0, selected[-1])  # an empty Group had no input to connect at creation
     register()
     callbacks.bind(group)
     controller_for(group)

@@ -46,6 +46,7 @@ GUI = True
 NUKE_VERSION_MAJOR = 14
 NUKE_VERSION_MINOR = 0
 NUKE_VERSION_STRING = "14.0v5"
+EXE_PATH = "/usr/local/Nuke14.0v5/Nuke14.0"
 
 _MAIN_THREAD = threading.main_thread()
 
@@ -467,9 +468,15 @@ _CLASS_KNOBS: Dict[str, list] = {
                "fn-nuke_studio-config-v1.0.0_aces-v1.3_ocio-v2.1", "custom"]),
              ("File_Knob", "customOCIOConfigPath", ""),
              ("Enumeration_Knob", "workingSpaceLUT", ["linear"]),
+             ("Enumeration_Knob", "floatLut", ["linear"]),
+             ("Enumeration_Knob", "logLut", ["Cineon"]),
+             ("Enumeration_Knob", "int8Lut", ["sRGB"]),
+             ("Enumeration_Knob", "int16Lut", ["sRGB"]),
              ("File_Knob", "project_directory", "")],
 }
-_FREE_ENUMS = {("Read", "colorspace"), ("Write", "colorspace"), ("Root", "workingSpaceLUT")}
+_FREE_ENUMS = {("Read", "colorspace"), ("Write", "colorspace"), ("Root", "workingSpaceLUT"),
+               ("Root", "floatLut"), ("Root", "logLut"), ("Root", "int8Lut"),
+               ("Root", "int16Lut")}
 
 
 def _make_knob(node_class: str, spec: tuple) -> Knob:
