@@ -205,11 +205,11 @@ class Interactive(NodeCase):
         self.wait_for(lambda: self.client.ops("ensure"))
         (_, session, frame, frames, supersede), = self.client.ops("ensure")
         self.assertEqual((frame, frames, supersede), (None, f"{FIRST}-{LAST}", False))
-        task = self.nuke.ProgressTask.instances[-1]
+        task = self.nuke.ProgressTask._instances[-1]
         self.client.emit({"event": "progress", "session": session, "frame": 1001, "done": 1,
                           "total": 10, "seconds_per_frame": 2.5, "eta_seconds": 22.5,
                           "stage": "computing"})
-        self.assertEqual(task.progress[-1], 10)
+        self.assertEqual(task._progress[-1], 10)
         task._cancel()
         self.wait_for(lambda: self.client.ops("cancel"))
         self.wait_for(lambda: "stopped" in node["status"].value())

@@ -597,14 +597,14 @@ class Node:
     def connectInput(self, i: int, node: Optional[Node]) -> bool:
         return self.setInput(i, node)
 
-    def dependencies(self, mask: int = INPUTS) -> List[Node]:
+    def dependencies(self, mask: int) -> List[Node]:
         self._alive()
         return [self.input(i) for i in range(self.inputs()) if self.input(i) is not None]  # type: ignore[misc]
 
-    def dependent(self, mask: int = INPUTS, forceEvaluate: bool = True) -> List[Node]:
+    def dependent(self, mask: int, forceEvaluate: bool = True) -> List[Node]:
         self._alive()
         siblings = self._parent.nodes() if self._parent is not None else []
-        return [n for n in siblings if self in n.dependencies()]
+        return [n for n in siblings if self in n.dependencies(mask)]
 
     def parent(self) -> Group:
         return self._parent  # type: ignore[return-value]
@@ -739,23 +739,23 @@ nodes = Nodes()
 class ProgressTask:
     """A progress bar that the user can cancel; it disappears when the object is deleted."""
 
-    instances: List[ProgressTask] = []
+    _instances: List[ProgressTask] = []  # every task made, for tests
 
     def __init__(self, *args, **kwargs) -> None:
-        self.title = str(args[0]) if args else ""
-        self.messages: List[str] = []
-        self.progress: List[int] = []
+        self._title = str(args[0]) if args else ""
+        self._messages: List[str] = []
+        self._progress: List[int] = []
         self._cancelled = False
-        ProgressTask.instances.append(self)
+        ProgressTask._instances.append(self)
 
     def isCancelled(self, *args, **kwargs) -> Any:
         return self._cancelled
 
     def setMessage(self, *args, **kwargs) -> Any:
-        self.messages.append(str(args[0]))
+        self._messages.append(str(args[0]))
 
     def setProgress(self, *args, **kwargs) -> Any:
-        self.progress.append(int(args[0]))
+        self._progress.append(int(args[0]))
 
     def _cancel(self) -> None:
         self._cancelled = True
@@ -1073,7 +1073,7 @@ def allNodes(*args, **kwargs) -> List[Node]:
     return found
 
 
-def selectedNodes(*args) -> List[Node]:
+def selectedNodes(filter: Optional[str] = None) -> List[Node]:
     return [n for n in _STATE.groups[-1].nodes() if n.isSelected()]
 
 
@@ -1436,7 +1436,7 @@ def _reset() -> None:
     """A fresh session: no nodes, callbacks, menus or queued calls; GUI mode, frame 1."""
     global _STATE
     _STATE = _State()
-    ProgressTask.instances.clear()
+    ProgressTask._instances.clear()
     _set_gui(True)
 
 
