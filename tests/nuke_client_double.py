@@ -51,6 +51,7 @@ class ClientDouble:
         self.pending: List[DoubleRequest] = []
         self.fail: str = ""  # when set, open/ensure_frame raise EngineError(fail)
         self.lock = threading.Lock()
+        self.computed: Dict[str, set] = {}  # session -> frames its ensures finished
 
     def _record(self, *call: Any) -> None:
         with self.lock:
@@ -97,6 +98,8 @@ class ClientDouble:
         wanted = ([request.fields["frame"]] if request.fields["frame"] is not None
                   else _frames(request.fields["frames"]))
         if not cancelled:
+            with self.lock:
+                self.computed.setdefault(session, set()).update(wanted)
             for frame in wanted:
                 self.emit({"event": "frame", "session": session, "frame": frame,
                            "path": f"/cache/{session}/matte.{frame:04d}.exr", "exact": True,
@@ -113,7 +116,16 @@ class ClientDouble:
         self._record("ensure_frame", session, frame)
         if self.fail:
             raise self.error_class(self.fail, 3)
+        with self.lock:
+            self.computed.setdefault(session, set()).add(frame)
         return f"/cache/{session}/matte.{frame:04d}.exr"
+
+    def cache_info(self, session: str, *, timeout: float = 30.0) -> Dict[str, Any]:
+        self._record("cache_info", session)
+        with self.lock:
+            done = sorted(self.computed.get(session, set()))
+        return {"event": "cache", "cached": ",".join(str(f) for f in done),
+                "cached_count": len(done), "matte_pattern": f"/cache/{session}/matte.####.exr"}
 
     def cancel(self, session: str = "") -> DoubleRequest:
         self._record("cancel", session)

@@ -30,6 +30,9 @@ def build_folder(parent: str) -> str:
 
 
 def _forget_node_package() -> None:
+    controller = sys.modules.get("vrmbg_nuke.controller")
+    if controller is not None:
+        controller.wait_for_background()
     for name in [n for n in sys.modules if n == "vrmbg_nuke" or n.startswith("vrmbg_nuke.")]:
         module = sys.modules.pop(name)
         shared = getattr(module, "_SHARED", None)

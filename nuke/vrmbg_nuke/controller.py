@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import uuid
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import nuke
 
 from . import frames, graph, knobs, pixels_in
+from .plugin import client as engine_client
 from .status import Status, status_text
 
 POLL_SECONDS = 0.2  # how often a running analysis looks at its progress bar's Cancel
@@ -31,14 +33,12 @@ class SetupError(Exception):
 
 def get_client() -> Any:
     """The worker client shared by every VRMBG node in this Nuke process."""
-    from .plugin import client
-    return client.shared_client()
+    return engine_client.shared_client()
 
 
 def engine_error_types() -> Tuple[type, ...]:
     """Exceptions that carry the engine's own reason (EngineError and its family)."""
-    from .plugin import client
-    return (client.EngineError,)
+    return (engine_client.EngineError,)
 
 
 def engine_message(error: BaseException) -> str:
@@ -52,6 +52,28 @@ _CONTROLLERS: Dict[str, "NodeController"] = {}
 _BY_SESSION: Dict[str, "NodeController"] = {}
 _LISTENING: List[Any] = []  # the client we listen to (one)
 _REGISTRY_LOCK = threading.Lock()
+_THREADS: List[threading.Thread] = []  # background work still running
+
+
+def in_background(work: Any, *args: Any) -> threading.Thread:
+    """Run `work(*args)` on a daemon thread (kept track of, see `wait_for_background`)."""
+    thread = threading.Thread(target=work, args=args, daemon=True)
+    with _REGISTRY_LOCK:
+        _THREADS[:] = [t for t in _THREADS if t.is_alive()] + [thread]
+    thread.start()
+    return thread
+
+
+def wait_for_background(timeout: float = 10.0) -> bool:
+    """Wait for the nodes' background work to end (before the worker is shut down)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _REGISTRY_LOCK:
+            running = [t for t in _THREADS if t.is_alive()]
+        if not running:
+            return True
+        running[0].join(max(0.0, deadline - time.monotonic()))
+    return False
 
 
 def is_vrmbg(node: Any) -> bool:
@@ -273,8 +295,7 @@ class NodeController:
         with self.lock:
             session, self.session, self.plan_key = self.session, "", ""
         if session:
-            threading.Thread(target=self._close_quietly, args=(_client(), session),
-                             daemon=True).start()
+            in_background(self._close_quietly, _client(), session)
 
     # -------------------------------------------------------------- events (reader thread)
 
@@ -339,11 +360,8 @@ class NodeController:
         if not plate.direct:  # the engine reads what the input shows now
             pixels_in.render_input(node, plate, plate.first, wanted[-1])
             self.rendered = set(range(plate.first, wanted[-1] + 1))
-        thread = threading.Thread(target=self._analyse_job,
-                                  args=(plate, settings, key, frames.range_text(wanted), title),
-                                  daemon=True)
-        thread.start()
-        return thread
+        return in_background(self._analyse_job, plate, settings, key,
+                             frames.range_text(wanted), title)
 
     def _analyse_job(self, plate: pixels_in.Plate, settings: Dict[str, Any], key: str,
                      span: str, title: str) -> None:
@@ -373,7 +391,7 @@ class NodeController:
         finally:
             self.task = None
             del task
-            self.request_refresh()
+            self._sync_cache()
 
     def analyse_frame(self, node: Any) -> Optional[threading.Thread]:
         """Compute the current frame (and the uncached frames before it)."""
@@ -394,9 +412,7 @@ class NodeController:
                 work(*args)
             except engine_error_types() as error:
                 self._fail(engine_message(error))
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
+        return in_background(run)
 
     def clear_cache(self, node: Any) -> Optional[threading.Thread]:
         """Delete this node's cached frames for its current settings."""
@@ -457,8 +473,27 @@ class NodeController:
         request.add_done_callback(self._follow_done)
 
     def _follow_done(self, answer: Dict[str, Any]) -> None:
+        """Reader thread: never wait here; the cache is read again on a thread of its own."""
         if answer.get("event") == "error":
             self.status.last_error = str(answer.get("message", "the engine failed"))
+        elif not answer.get("superseded"):
+            self.status.working = ""
+        in_background(self._sync_cache)
+
+    def _sync_cache(self) -> None:
+        """Take the engine's word for which frames are valid (frames computed on the way to a
+        requested frame are cached too), then refresh."""
+        with self.lock:
+            session, key = self.session, self.plan_key
+        if session and key == self.want_key:
+            try:
+                info = _client().cache_info(session)
+            except engine_error_types() as error:
+                self.status.last_error = engine_message(error)
+            else:
+                with self.lock:
+                    if session == self.session and key == self.want_key:
+                        self.valid = set(frames.parse_frames(str(info.get("cached", ""))))
         self.request_refresh()
 
     # -------------------------------------------------------------- renders (blocking)
