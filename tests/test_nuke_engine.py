@@ -53,8 +53,9 @@ def shot(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(shot, tmp_path_factory) -> dict:
-    """`vrmbg render`'s straight run of the shot with the node's settings: frame -> alpha."""
+def reference_run(shot, tmp_path_factory) -> tuple:
+    """`vrmbg render`'s straight run of the shot with the node's settings:
+    ({frame: alpha}, the cache folder it kept)."""
     out = tmp_path_factory.mktemp("reference")
     pattern = str(out / "matte.####.exr")
     command = [sys.executable, "-m", "vrmbg.core", "render", shot, "-o", pattern,
@@ -62,7 +63,13 @@ def reference(shot, tmp_path_factory) -> dict:
                "--input-colorspace", "ACEScg", "--cache-dir", str(out / "cache")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    return {f: read_channel(frame_file(pattern, f)) for f in range(FIRST, LAST + 1)}
+    mattes = {f: read_channel(frame_file(pattern, f)) for f in range(FIRST, LAST + 1)}
+    return mattes, str(out / "cache")
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run) -> dict:
+    return reference_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +204,21 @@ def test_a_worker_killed_mid_range_is_restarted_and_the_range_completes_exactly(
     assert client.pid != first_pid
     assert "engine stopped" in node["status"].value()
     assert_exact(nuke, node, reference, range(FIRST, LAST + 1))
+
+
+def test_a_shot_precomputed_by_vrmbg_render_is_read_from_its_cache(
+        session, shot, reference_run):
+    nuke, vrmbg_nuke = session
+    mattes, cache = reference_run
+    node = vrmbg_node(nuke, vrmbg_nuke, shot, cache, auto=False)
+    events = []
+    vrmbg_nuke.controller.get_client().add_listener(events.append)
+    node["analyse_range"].execute()
+    analysed(nuke, node, COUNT)
+    computing = [e for e in events if e.get("event") == "progress" and
+                 e.get("stage") == "computing" and e.get("frame") is not None]
+    assert computing == []  # every frame came from the render's cache
+    assert_exact(nuke, node, mattes, range(FIRST, LAST + 1))
 
 
 def test_two_nodes_share_one_worker(session, shot, reference, tmp_path):
