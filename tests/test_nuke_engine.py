@@ -77,13 +77,18 @@ def folder(tmp_path_factory) -> str:
     return build_folder(str(tmp_path_factory.mktemp("install")))
 
 
-@pytest.fixture
-def session(folder):
-    """A GUI session with the script on OCIO (Nuke's cg config) and the shot's frame range."""
-    nuke, vrmbg_nuke = start_nuke(folder, gui=True)
+def _nuke_session(folder: str, gui: bool):
+    """A session with the script on OCIO (Nuke's cg config) and the shot's frame range."""
+    nuke, vrmbg_nuke = start_nuke(folder, gui=gui)
     _script_defaults(nuke)
     yield nuke, vrmbg_nuke
     stop_nuke()
+
+
+@pytest.fixture
+def session(folder):
+    """A GUI session."""
+    yield from _nuke_session(folder, True)
 
 
 def _script_defaults(nuke) -> None:
@@ -173,12 +178,18 @@ def test_following_the_playhead_computes_forward_without_blocking(
     assert_exact(nuke, node, reference, [1009])
 
 
+def analysing(nuke, vrmbg_nuke, shot: str, cache: str):
+    """A node whose Analyse range is running and has finished its first frame."""
+    node = vrmbg_node(nuke, vrmbg_nuke, shot, cache, auto=False)
+    node["analyse_range"].execute()
+    pump(nuke, lambda: controller(node).valid, TIMEOUT)
+    return node
+
+
 def test_cancel_keeps_finished_frames_and_a_rerun_completes_exactly(
         session, shot, reference, tmp_path):
     nuke, vrmbg_nuke = session
-    node = vrmbg_node(nuke, vrmbg_nuke, shot, str(tmp_path / "cache"), auto=False)
-    node["analyse_range"].execute()
-    pump(nuke, lambda: controller(node).valid, TIMEOUT)
+    node = analysing(nuke, vrmbg_nuke, shot, str(tmp_path / "cache"))
     nuke.ProgressTask._instances[-1]._cancel()
     pump(nuke, lambda: controller(node).task is None, TIMEOUT)
     done = sorted(controller(node).valid)
@@ -194,9 +205,7 @@ def test_cancel_keeps_finished_frames_and_a_rerun_completes_exactly(
 def test_a_worker_killed_mid_range_is_restarted_and_the_range_completes_exactly(
         session, shot, reference, tmp_path):
     nuke, vrmbg_nuke = session
-    node = vrmbg_node(nuke, vrmbg_nuke, shot, str(tmp_path / "cache"), auto=False)
-    node["analyse_range"].execute()
-    pump(nuke, lambda: controller(node).valid, TIMEOUT)
+    node = analysing(nuke, vrmbg_nuke, shot, str(tmp_path / "cache"))
     client = vrmbg_nuke.controller.get_client()
     first_pid = client.pid
     os.kill(first_pid, signal.SIGKILL)
@@ -239,10 +248,7 @@ def test_two_nodes_share_one_worker(session, shot, reference, tmp_path):
 @pytest.fixture
 def farm(folder):
     """`nuke -x`: no GUI, no menus; the script's Write renders frames."""
-    nuke, vrmbg_nuke = start_nuke(folder, gui=False)
-    _script_defaults(nuke)
-    yield nuke, vrmbg_nuke
-    stop_nuke()
+    yield from _nuke_session(folder, False)
 
 
 def farm_script(nuke, vrmbg_nuke, shot, tmp_path, through_dot: bool = False, **values):

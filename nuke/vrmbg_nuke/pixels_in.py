@@ -35,7 +35,10 @@ class Plate:
 
 
 def cache_root(cache_dir: str) -> str:
-    """The cache folder the engine uses for `cache_dir` (explicit > $VRMBG_CACHE > user cache)."""
+    """The cache folder the engine uses for `cache_dir` (explicit > $VRMBG_CACHE > user cache).
+
+    The same rule as the engine's `default_cache_root`, restated because Nuke's Python cannot
+    import the engine; the rendered input only has to land beside the engine's cache."""
     if cache_dir:
         return os.path.abspath(os.path.expanduser(cache_dir))
     env = os.environ.get("VRMBG_CACHE", "")
