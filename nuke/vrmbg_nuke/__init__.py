@@ -35,7 +35,7 @@ def add_menu() -> None:
 def create_node() -> Any:
     """A new VRMBG node, connected under the selected node like any node the user creates."""
     selected = nuke.selectedNodes()
-    group = nuke.createNode("Group", inpanel=False)
+    group: Any = nuke.createNode("Group", inpanel=False)  # a Group: begin(), nodes(), end()
     group.begin()
     try:
         for child in group.nodes():  # start from an empty group whatever Nuke put in it

@@ -16,7 +16,7 @@ import json
 import threading
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple, Type
 
 import nuke
 
@@ -36,7 +36,7 @@ def get_client() -> Any:
     return engine_client.shared_client()
 
 
-def engine_error_types() -> Tuple[type, ...]:
+def engine_error_types() -> Tuple[Type[BaseException], ...]:
     """Exceptions that carry the engine's own reason (EngineError and its family)."""
     return (engine_client.EngineError,)
 

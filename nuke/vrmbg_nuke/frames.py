@@ -8,14 +8,14 @@ changed plate or setting) is never shown.
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Set, Tuple
 
 _PART = re.compile(r"^\s*(-?\d+)(?:\s*-\s*(-?\d+))?(?:\s*x\s*(\d+))?\s*$")
 
 
 def parse_frames(text: str) -> List[int]:
     """Frames of range text like '1001-1010,1012' or '1001-1020x2' (empty text: none)."""
-    frames = set()
+    frames: Set[int] = set()
     for part in (text or "").replace(" ", ",").split(","):
         if not part.strip():
             continue

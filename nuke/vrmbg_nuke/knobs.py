@@ -44,6 +44,7 @@ def _tooltip(param: schema.Param) -> str:
 
 def knob_for(param: schema.Param) -> Any:
     """A knob for one schema setting, with its default, range and tooltip."""
+    knob: Any
     if param.kind == "bool":
         knob = nuke.Boolean_Knob(param.name, param.label)
     elif param.kind == "int":

@@ -72,13 +72,13 @@ def plate_for(group: Any, settings: Dict[str, Any], node_id: str) -> Plate:
     if source is None:
         raise ValueError("connect a plate to the node's input")
     if _is_direct(source):
-        values = colour.read_colour(source)
         return Plate(nuke.filename(source) or "", int(source["first"].value()),
-                     int(source["last"].value()), True, values, source.name())
-    values = dict(colour.working_colour())
-    values.update(layer="", part="", content_hash=True)
+                     int(source["last"].value()), True, dict(colour.read_colour(source)),
+                     source.name())
+    rendered: Dict[str, Any] = dict(colour.working_colour())
+    rendered.update(layer="", part="", content_hash=True)
     pattern = _rendered_pattern(group, str(settings.get("cache_dir") or ""), node_id)
-    return Plate(pattern, int(source.firstFrame()), int(source.lastFrame()), False, values,
+    return Plate(pattern, int(source.firstFrame()), int(source.lastFrame()), False, rendered,
                  source.name())
 
 
