@@ -106,6 +106,9 @@ class KnobsAndMenu(NodeCase):
         self.nuke._user_set(node["matte_layer"], "vrmbg")
         self.assertEqual((copy["to0"].value(), premult["disable"].value()), ("vrmbg.alpha", True))
         self.assertIn("vrmbg", self.nuke.layers())
+        self.nuke._user_set(node["matte_layer"], "my matte")
+        self.assertIn("last error: matte layer 'my matte'", node["status"].value())
+        self.assertEqual(copy["to0"].value(), "vrmbg.alpha")  # left as it was
 
 
 class PixelsIn(NodeCase):

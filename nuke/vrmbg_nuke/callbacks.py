@@ -33,11 +33,24 @@ def register() -> None:
 def bind(node: Any) -> None:
     """(Re)attach a VRMBG node: unique id, output wiring, black until mattes are known valid."""
     controller = controller_for(node)
-    graph.apply_output(node)
+    _rewire(node)
     graph.hide_mattes(node)
     controller.refresh()
     if nuke.GUI and node[knobs.AUTO].value():
         nuke.executeInMainThread(_follow_by_id, (controller.node_id,))
+
+
+def _rewire(node: Any) -> None:
+    """Apply the output knobs; a bad layer name goes to the status line."""
+    controller = controller_for(node)
+    try:
+        graph.apply_output(node)
+    except ValueError as error:
+        controller.status.last_error = str(error)
+    else:
+        if controller.status.last_error.startswith("matte layer"):
+            controller.status.last_error = ""
+    controller.refresh()
 
 
 def _follow_by_id(node_id: str) -> None:
@@ -78,7 +91,7 @@ def on_knob_changed() -> None:
         return
     name = knob.name()
     if name in (knobs.MATTE_LAYER, "output_type"):
-        graph.apply_output(node)
+        _rewire(node)
         return
     controller = controller_for(node)
     if name == "inputChange" or knobs.is_schema_knob(name) or name == knobs.AUTO:

@@ -12,6 +12,7 @@ farm render of the script never executes it on its own.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 import nuke
@@ -69,13 +70,17 @@ def inner(group: Any, name: str) -> Any:
 
 
 def apply_output(group: Any) -> None:
-    """Wire Copy/Premult for the chosen output: alpha, rgba premultiplied, or a named layer."""
+    """Wire Copy/Premult for the chosen output: alpha, rgba premultiplied, or a named layer.
+
+    ValueError for a layer name Nuke cannot use (the wiring is left as it was)."""
     layer = group[knobs.MATTE_LAYER].value().strip()
+    if layer and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", layer):
+        raise ValueError(f"matte layer {layer!r}: use letters, digits and _ (e.g. vrmbg)")
     output_type = group["output_type"].value() if group.knob("output_type") else "alpha"
     copy = inner(group, COPY)
     premult = inner(group, PREMULT)
     if layer:
-        nuke.tcl("add_layer", "{%s %s.alpha}" % (layer, layer))
+        nuke.tcl("add_layer", f"{layer} {layer}.alpha")  # one argument: a Tcl list
         copy["to0"].setValue(f"{layer}.alpha")
         premult["disable"].setValue(True)
     else:

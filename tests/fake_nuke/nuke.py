@@ -1122,7 +1122,7 @@ def filename(node: Node, i: int = 0) -> Optional[str]:
 
 
 def tcl(cmd: str, *args: str) -> str:
-    """Only `add_layer {name name.red ...}` is understood here."""
+    """Only `tcl("add_layer", "name name.red ...")` is understood here."""
     if cmd == "add_layer":
         names = " ".join(args).strip("{} ").split()
         if names and names[0] not in _STATE.layers:
