@@ -35,6 +35,7 @@ def bind(node: Any) -> None:
     controller = controller_for(node)
     _rewire(node)
     graph.hide_mattes(node)
+    controller.forget_shown()
     controller.refresh()
     if nuke.GUI and node[knobs.AUTO].value():
         nuke.executeInMainThread(_follow_by_id, (controller.node_id,))

@@ -155,6 +155,7 @@ class NodeController:
         self.follow_frame: Optional[int] = None
         self._prepared: Optional[Tuple[Any, Tuple[pixels_in.Plate, Dict[str, Any], str]]] = None
         self._refresh_queued = False
+        self._shown: Optional[tuple] = None  # what the matte Read and gate show now
 
     # -------------------------------------------------------------- main thread: the node
 
@@ -218,6 +219,7 @@ class NodeController:
             self.follow_frame = None
             self.status.cached = 0
         graph.hide_mattes(node)
+        self._shown = None
 
     def refresh(self) -> None:
         """Show what is known: the matte Read, the gate over valid frames, the status line."""
@@ -228,16 +230,31 @@ class NodeController:
         node = self.node()
         if node is None:
             return
-        if opened:
-            graph.show_mattes(node, str(opened.get("matte_pattern", "")), int(opened["first"]),
-                              int(opened["last"]), valid, bool(nuke.GUI))
-        else:
-            graph.hide_mattes(node)
+        shown = ((str(opened.get("matte_pattern", "")), int(opened["first"]),
+                  int(opened["last"]), frozenset(valid), bool(nuke.GUI)) if opened else None)
+        if shown != self._shown:  # reload the matte Read only when something changed
+            if shown is not None:
+                graph.show_mattes(node, *shown)
+            else:
+                graph.hide_mattes(node)
+            self._shown = shown
+        self.update_status(node)
+
+    def update_status(self, node: Any) -> None:
+        """Rewrite the status line (only when its text changes)."""
+        with self.lock:
+            valid = set(self.valid)
         frame = nuke.frame()
         self.status.frame = frame if self.status.total else None
         self.status.frame_shown = frame in valid
         self.status.cached = len(valid)
-        node[knobs.STATUS].setValue(status_text(self.status))
+        text = status_text(self.status)
+        if node[knobs.STATUS].value() != text:
+            node[knobs.STATUS].setValue(text)
+
+    def forget_shown(self) -> None:
+        """The node's gate was reset (created, loaded, settings changed): show again on refresh."""
+        self._shown = None
 
     def request_refresh(self) -> None:
         """Refresh on the main thread soon (many requests while busy make one refresh)."""
@@ -455,11 +472,11 @@ class NodeController:
             same = frame == self.follow_frame and key == self.plan_key
             known = frame in self.valid and key == self.plan_key
         if same or not plate.first <= frame <= plate.last:
-            self.refresh()
+            self.update_status(node)  # updateUI runs often: no Read reload here
             return
         self.follow_frame = frame
         if known:
-            self.refresh()
+            self.update_status(node)
             return
         if not plate.direct:
             pixels_in.render_input(node, plate, plate.first, frame, done=self.rendered)
