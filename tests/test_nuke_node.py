@@ -97,6 +97,19 @@ class KnobsAndMenu(NodeCase):
                      "status", "auto", "frame_range", "matte_layer"):
             self.assertIsNotNone(node.knob(name), name)
 
+    def test_the_readme_names_every_knob(self):
+        from vrmbg_nuke.plugin import schema
+        readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "README.md")
+        if not os.path.isfile(readme):
+            self.skipTest("no README.md beside tests/")
+        with open(readme, encoding="utf-8") as handle:
+            text = handle.read()
+        section = text[text.index("\n## Nuke\n"):]
+        section = section[:section.index("\n## ", 5)]
+        missing = [p.name for p in schema.for_host("nuke") if f"`{p.name}`" not in section]
+        self.assertEqual(missing, [])
+
     def test_output_knobs_wire_alpha_premultiplied_or_a_layer(self):
         node = self.node()
         copy, premult = node.node("MatteCopy"), node.node("MattePremult")
