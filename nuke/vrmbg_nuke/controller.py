@@ -153,7 +153,7 @@ class NodeController:
         self.opened: Dict[str, Any] = {}
         self.task: Any = None  # the running analysis' nuke.ProgressTask
         self.follow_frame: Optional[int] = None
-        self._prepared: Optional[Tuple[Any, Tuple[pixels_in.Plate, Dict[str, Any], str]]] = None
+        self._prepared: Optional[Tuple[Any, Any]] = None  # (signature, answer or SetupError)
         self._refresh_queued = False
         self._shown: Optional[tuple] = None  # what the matte Read and gate show now
 
@@ -182,14 +182,18 @@ class NodeController:
                    if root.knob(k) is not None]
         return tuple(values)
 
-    def prepare(self, node: Any) -> Tuple[pixels_in.Plate, Dict[str, Any], str]:
+    def prepare(self, node: Any, fresh: bool = False) -> Tuple[pixels_in.Plate, Dict[str, Any], str]:
         """The plate, engine settings and their key for the node's knobs now.
 
-        A changed key drops the valid frames (nothing cached is shown until the engine says it
-        is valid for the new settings). SetupError explains what the node needs.
+        Worked out again when a knob it depends on changed, or when `fresh` (a button press:
+        a config file may have been fixed meanwhile). A changed key drops the valid frames
+        (nothing cached is shown until the engine says it is valid for the new settings).
+        SetupError explains what the node needs.
         """
         signature = self._signature(node)
-        if self._prepared is not None and self._prepared[0] == signature:
+        if not fresh and self._prepared is not None and self._prepared[0] == signature:
+            if isinstance(self._prepared[1], SetupError):
+                raise self._prepared[1]
             return self._prepared[1]
         try:
             settings = knobs.read_settings(node)
@@ -198,7 +202,9 @@ class NodeController:
             self.status.last_error = str(error).strip("'\"")
             self._adopt("", node)
             self.refresh()
-            raise SetupError(self.status.last_error) from None
+            problem = SetupError(self.status.last_error)
+            self._prepared = (signature, problem)
+            raise problem from None
         merged = dict(settings)
         for name, value in plate.settings.items():
             if name in ("layer", "part", "content_hash") or not merged.get(name):
@@ -361,7 +367,7 @@ class NodeController:
         `span` is range text; empty = the node's Analyse range knob, else the input's range.
         """
         try:
-            plate, settings, key = self.prepare(node)
+            plate, settings, key = self.prepare(node, fresh=True)
             wanted = frames.parse_frames(span or node[knobs.FRAME_RANGE].value())
         except SetupError:
             return None
@@ -434,7 +440,7 @@ class NodeController:
     def clear_cache(self, node: Any) -> Optional[threading.Thread]:
         """Delete this node's cached frames for its current settings."""
         try:
-            plate, settings, key = self.prepare(node)
+            plate, settings, key = self.prepare(node, fresh=True)
         except SetupError:
             return None
 
