@@ -1,0 +1,35 @@
+"""VRMBG Matte: temporally stable alpha mattes from VRMBG-3.0 in Blender's compositor.
+
+Registration only: the add-on's parts live in their own modules.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import analyse, engine, handlers, operators, panel, preferences, properties
+
+_CLASSES = (
+    properties.classes
+    + preferences.classes
+    + operators.classes
+    + analyse.classes
+    + panel.classes
+)
+
+
+def register() -> None:
+    """Register classes in order, then the node-tree settings and the handlers."""
+    for cls in _CLASSES:
+        bpy.utils.register_class(cls)
+    properties.register_pointers()
+    handlers.register()
+
+
+def unregister() -> None:
+    """Undo `register` in reverse order and stop the engine worker."""
+    handlers.unregister()
+    properties.unregister_pointers()
+    for cls in reversed(_CLASSES):
+        bpy.utils.unregister_class(cls)
+    engine.shutdown()

@@ -1,0 +1,140 @@
+"""Blender handlers: follow the current frame, make every rendered frame exact, survive reloads.
+
+- frame_change_post: with a matte's "Auto" on, ask for the shown frame in the background
+  (superseding older asks); the matte reloads on the main thread when the frame is ready.
+- render_pre: block until the frame being rendered has its exact matte, so `blender -b file.blend
+  -a` and farm renders never composite a missing or stale matte. When the engine fails, the
+  render stops with the reason: a background render exits with the engine's exit code, an
+  interactive one shows the reason (Blender offers no way to stop it from a handler).
+- load_post (persistent): the handlers stay installed across File > Open, and a reopened
+  .blend's mattes find their sessions again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import bpy
+from bpy.app.handlers import persistent
+
+from . import compositor, engine, frame_map, node_group
+
+_rendering = False
+
+
+@persistent
+def follow_frame(scene, *_args) -> None:
+    """Ask the engine for the matte of the frame now shown (background, superseding)."""
+    if bpy.app.background or _rendering:
+        return
+    for tree in compositor.matte_trees(scene):
+        if tree.vrmbg.auto:
+            request_frame(tree, scene.frame_current)
+
+
+def request_frame(tree: bpy.types.NodeTree, scene_frame: int) -> None:
+    """Ask for one frame of a matte without waiting; its matte reloads when it is ready."""
+    if tree.vrmbg.last < tree.vrmbg.first:
+        return
+    frame = frame_map.plate_frame(scene_frame, tree.vrmbg.first, tree.vrmbg.last)
+    name = tree.name
+    if not engine.is_open(tree):
+        engine.open_session_async(tree, then=lambda _opened: _request_again(name, scene_frame))
+        return
+    request = engine.client().ensure(engine.session_id(tree), frame=frame, supersede=True)
+    request.add_done_callback(lambda event: engine.post(lambda: _frame_ready(name, event)))
+
+
+def _request_again(name: str, scene_frame: int) -> None:
+    tree = bpy.data.node_groups.get(name)
+    if tree is not None and engine.is_open(tree):
+        request_frame(tree, scene_frame)
+
+
+def _frame_ready(name: str, event: dict) -> None:
+    tree = bpy.data.node_groups.get(name)
+    if tree is None:
+        return
+    if event.get("event") == "error":
+        engine.set_status(engine.session_id(tree), "Error: " + event.get("message", ""))
+    elif not event.get("superseded") and not event.get("cancelled"):
+        node_group.reload_matte(tree)
+
+
+@persistent
+def exact_frame(scene, *_args) -> None:
+    """Before a frame renders: the exact matte of that frame for every matte in the compositor."""
+    global _rendering
+    _rendering = True
+    for tree in compositor.matte_trees(scene):
+        try:
+            ensure_exact(tree, scene.frame_current)
+        except Exception as error:
+            stop_render(tree, scene.frame_current, error)
+
+
+def ensure_exact(tree: bpy.types.NodeTree, scene_frame: int) -> str:
+    """Block until the matte of the frame shown at `scene_frame` is exact; its path."""
+    frame = frame_map.plate_frame(scene_frame, tree.vrmbg.first, tree.vrmbg.last)
+    engine.open_session(tree)
+    path = engine.client().ensure_frame(engine.session_id(tree), frame)
+    node_group.reload_matte(tree)
+    return path
+
+
+def stop_render(tree: bpy.types.NodeTree, frame: int, error: Exception) -> None:
+    """The engine failed on a frame being rendered: never composite a wrong matte."""
+    reason = "VRMBG: cannot render frame %d of %s: %s" % (frame, tree.name,
+                                                          engine.engine_error_text(error))
+    engine.set_status(engine.session_id(tree), reason)
+    if bpy.app.background:
+        sys.stderr.write(reason + "\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        engine.shutdown()
+        os._exit(getattr(error, "code", 1) or 1)
+    print(reason, file=sys.stderr)
+
+
+@persistent
+def render_finished(*_args) -> None:
+    """A render (still or animation) ended or was cancelled: follow frames again."""
+    global _rendering
+    _rendering = False
+
+
+@persistent
+def file_loaded(*_args) -> None:
+    """A .blend was opened: forget the old file's sessions; background renders composite on CPU."""
+    engine.forget_sessions()
+    if bpy.app.background:
+        for scene in bpy.data.scenes:
+            if compositor.matte_trees(scene):
+                compositor.configure_headless(scene)
+
+
+_HANDLERS = (
+    ("frame_change_post", follow_frame),
+    ("render_pre", exact_frame),
+    ("render_complete", render_finished),
+    ("render_cancel", render_finished),
+    ("load_post", file_loaded),
+)
+
+
+def register() -> None:
+    """Install the handlers and the main-thread timer."""
+    for name, function in _HANDLERS:
+        getattr(bpy.app.handlers, name).append(function)
+    bpy.app.timers.register(engine.drain_main_thread, persistent=True)
+
+
+def unregister() -> None:
+    """Remove what `register` installed, in reverse."""
+    if bpy.app.timers.is_registered(engine.drain_main_thread):
+        bpy.app.timers.unregister(engine.drain_main_thread)
+    for name, function in reversed(_HANDLERS):
+        handlers = getattr(bpy.app.handlers, name)
+        if function in handlers:
+            handlers.remove(function)

@@ -1,0 +1,113 @@
+"""The matte node group: plate Image node, matte Image node, Set Alpha, the group's output.
+
+Scene frame N shows plate frame N and its matte, whatever the plate's first frame: both Image
+nodes get their timing from `frame_map`. The group is wired into the scene's compositor (through
+`compositor`, so both compositor APIs are handled in one place).
+"""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+
+from . import compositor, frame_map
+
+PLATE_NODE = "Plate"
+MATTE_NODE = "Matte"
+
+
+def load_plate(path: str) -> bpy.types.Image:
+    """The plate as a Blender image: a movie, or the sequence that frame file `path` is in."""
+    image = bpy.data.images.load(path, check_existing=True)
+    image.source = "MOVIE" if frame_map.is_movie(path) else "SEQUENCE"
+    return image
+
+
+def matte_image(name: str) -> bpy.types.Image:
+    """A Non-Color image for a matte sequence (its files may not exist yet)."""
+    image = bpy.data.images.new(name, 1, 1, float_buffer=True, is_data=True)
+    image.source = "SEQUENCE"
+    image.colorspace_settings.name = "Non-Color"
+    return image
+
+
+def build(name: str, plate: bpy.types.Image, first: int, last: int,
+          matte_pattern: str = "") -> bpy.types.NodeTree:
+    """A matte node group for `plate` (frames first..last), its matte read from `matte_pattern`."""
+    tree = compositor.new_tree(name)
+    nodes, links = tree.nodes, tree.links
+    plate_node = nodes.new("CompositorNodeImage")
+    plate_node.name = plate_node.label = PLATE_NODE
+    plate_node.image = plate
+    plate_node.location = (-400, 100)
+    matte_node = nodes.new("CompositorNodeImage")
+    matte_node.name = matte_node.label = MATTE_NODE
+    matte_node.image = matte_image(name + " matte")
+    matte_node.location = (-400, -200)
+    set_alpha = nodes.new("CompositorNodeSetAlpha")
+    compositor.set_alpha_replace(set_alpha)
+    output = nodes.new("NodeGroupOutput")
+    output.location = (300, 0)
+    links.new(plate_node.outputs["Image"], set_alpha.inputs["Image"])
+    links.new(matte_node.outputs["Alpha"], set_alpha.inputs["Alpha"])
+    links.new(set_alpha.outputs["Image"], output.inputs[0])
+    set_frames(tree, first, last)
+    if matte_pattern:
+        set_matte_pattern(tree, matte_pattern)
+    return tree
+
+
+def set_frames(tree: bpy.types.NodeTree, first: int, last: int) -> None:
+    """Time both Image nodes so scene frame N shows plate frame N (first..last)."""
+    plate_node = tree.nodes[PLATE_NODE]
+    movie = plate_node.image is not None and plate_node.image.source == "MOVIE"
+    plate_timing = (frame_map.movie_timing if movie else frame_map.sequence_timing)(first, last)
+    _apply_timing(plate_node, plate_timing)
+    _apply_timing(tree.nodes[MATTE_NODE], frame_map.sequence_timing(first, last))
+    tree.vrmbg.first, tree.vrmbg.last = first, last
+
+
+def _apply_timing(node: bpy.types.Node, timing: frame_map.NodeTiming) -> None:
+    node.frame_start = timing.frame_start
+    node.frame_duration = timing.frame_duration
+    node.frame_offset = timing.frame_offset
+    node.use_cyclic = False
+
+
+def set_matte_pattern(tree: bpy.types.NodeTree, pattern: str) -> None:
+    """Point the matte Image node at the engine's matte sequence (a `####` pattern)."""
+    image = tree.nodes[MATTE_NODE].image
+    path = frame_map.frame_file(pattern, tree.vrmbg.first)
+    if image.filepath != path:
+        image.filepath = path
+    tree.vrmbg.matte_pattern = pattern
+    reload_matte(tree)
+
+
+def reload_matte(tree: bpy.types.NodeTree) -> None:
+    """Read the matte frames again (a frame just finished) and redraw the compositor."""
+    image = tree.nodes[MATTE_NODE].image
+    if image is not None and os.path.isdir(os.path.dirname(bpy.path.abspath(image.filepath))):
+        image.reload()
+    tree.update_tag()
+
+
+def plate_image(tree: bpy.types.NodeTree) -> bpy.types.Image | None:
+    """The plate image of a matte group."""
+    return tree.nodes[PLATE_NODE].image
+
+
+def add_to_scene(scene: bpy.types.Scene, tree: bpy.types.NodeTree) -> bpy.types.Node:
+    """A group node for `tree` in the scene's compositor, feeding its output and its viewer."""
+    scene_tree = compositor.scene_tree(scene, create=True)
+    group = scene_tree.nodes.new("CompositorNodeGroup")
+    group.node_tree = tree
+    group.label = tree.name
+    group.location = (200, 100 - 200 * (len(compositor.matte_nodes(scene)) - 1))
+    scene_tree.links.new(group.outputs[0], compositor.scene_output(scene_tree).inputs[0])
+    scene_tree.links.new(group.outputs[0], compositor.viewer(scene_tree).inputs[0])
+    scene_tree.nodes.active = group
+    if bpy.app.background:
+        compositor.configure_headless(scene)
+    return group
