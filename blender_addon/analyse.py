@@ -26,6 +26,7 @@ class Analysis:
         self.cancelled = False
         self.error = ""
         self.result: dict | None = None
+        engine.reset_progress(self.session)
         self._opening = None if engine.is_open(tree) else engine.open_session_async(tree)
         self._ensure = None if self._opening else self._start_ensure()
 

@@ -166,7 +166,8 @@ def _on_event(event: dict) -> None:
     kind = event.get("event")
     session = event.get("session")
     if kind == "progress" and session:
-        _progress[session] = event
+        if event.get("stage") != "loading model":
+            _progress[session] = event
         set_status(session, progress_line(event))
     elif kind == "worker_died":
         for name in list(_status):
@@ -187,8 +188,13 @@ def progress_line(event: dict) -> str:
 
 
 def progress(session: str) -> dict:
-    """The latest progress event of a session (empty before any)."""
+    """The latest computing progress of a session (empty before any)."""
     return _progress.get(session, {})
+
+
+def reset_progress(session: str) -> None:
+    """Forget a session's progress (a new run starts from nothing shown)."""
+    _progress.pop(session, None)
 
 
 def set_status(session: str, line: str) -> None:

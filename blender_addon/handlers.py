@@ -26,7 +26,7 @@ _rendering = False
 @persistent
 def follow_frame(scene, *_args) -> None:
     """Ask the engine for the matte of the frame now shown (background, superseding)."""
-    if bpy.app.background or _rendering:
+    if _rendering:
         return
     for tree in compositor.matte_trees(scene):
         if tree.vrmbg.auto:

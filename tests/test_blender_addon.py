@@ -171,3 +171,55 @@ def test_reopened_blend_renders_exact_mattes_again_with_an_empty_cache(
     for frame in (1004, 1005, 1006):
         assert_alpha_is_matte(frame_path(result["animation"], frame),
                               frame_path(straight, frame))
+
+
+def test_render_stops_with_the_reason_when_the_engine_fails(blender, extension_zip,
+                                                            tmp_path):
+    plates = write_shot(str(tmp_path / "plates"), 4)
+    bad = frame_path(plates, 1003)
+    out = tmp_path / "out"
+    done, _ = run_scenario(blender, "render_failure.py", str(tmp_path / "home"),
+                           zip=extension_zip, plate_frame=frame_path(plates, 1001),
+                           blend=str(tmp_path / "shot.blend"), corrupt=bad, out=str(out),
+                           animation=[1001, 1004])
+    assert done.returncode == 3, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+    reason = [line for line in done.stderr.splitlines() if "cannot render frame 1003" in line]
+    assert reason and "sh010.1003.exr" in reason[0], done.stderr[-2000:]
+    assert sorted(os.listdir(out)) == ["anim.1001.exr", "anim.1002.exr"]
+
+
+@pytest.fixture(scope="module")
+def long_plates(tmp_path_factory) -> str:
+    """A 30-frame shot: long enough to cancel an analysis part way."""
+    return write_shot(str(tmp_path_factory.mktemp("long") / "plates"), 30, seed=5)
+
+
+def test_analyse_shows_progress_cancels_on_esc_and_resumes(blender, extension_zip,
+                                                           long_plates, tmp_path):
+    done, result = run_scenario(blender, "analyse_modal.py", str(tmp_path / "home"),
+                                zip=extension_zip, plate_frame=frame_path(long_plates, 1010),
+                                blend=str(tmp_path / "shot.blend"))
+    result = scenario_ok(done, result)
+    assert result["frames"] == [1001, 1030]
+    assert result["passed_through"] == "PASS_THROUGH"  # other events reach Blender
+    assert result["slowest_step"] < 2.0  # a timer tick never waits for the engine
+    assert 0 < result["progress_seen"] < 1
+    assert "/30" in result["status_while_running"] or "Loading" in result["status_while_running"]
+    assert result["cancel_outcome"] == "CANCELLED"
+    assert result["cancelled_summary"].startswith("Cancelled")
+    cancelled_at = result["done_after_cancel"]
+    assert cancelled_at == list(range(1001, 1001 + len(cancelled_at))) and len(cancelled_at) < 30
+    assert result["finish_outcome"] == "FINISHED" and result["finished_fraction"] == 1.0
+    assert result["done_after_finish"] == list(range(1001, 1031))
+    assert "%d computed" % (30 - len(cancelled_at)) in result["finished_summary"]
+    assert result["again"] == ["FINISHED"] and "30 from cache" in result["again_status"]
+
+
+def test_changing_frame_computes_that_frame_in_the_background(blender, extension_zip,
+                                                              plates, tmp_path):
+    done, result = run_scenario(blender, "follow_frame.py", str(tmp_path / "home"),
+                                zip=extension_zip, plate_frame=frame_path(plates, 1001),
+                                blend=str(tmp_path / "shot.blend"), frame=1004)
+    result = scenario_ok(done, result)
+    assert result["reloaded"] == ["VRMBG sh010"]
+    assert result["on_disk"] == [1001, 1002, 1003, 1004]  # computed forward, nothing beyond
