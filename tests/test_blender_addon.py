@@ -223,3 +223,37 @@ def test_changing_frame_computes_that_frame_in_the_background(blender, extension
     result = scenario_ok(done, result)
     assert result["reloaded"] == ["VRMBG sh010"]
     assert result["on_disk"] == [1001, 1002, 1003, 1004]  # computed forward, nothing beyond
+
+
+def test_settings_are_the_schemas_and_the_addon_unregisters_cleanly(blender, extension_zip,
+                                                                     plates, tmp_path):
+    from vrmbg.plugin import schema
+
+    params = schema.for_host("blender")
+    done, result = run_scenario(blender, "registration.py", str(tmp_path / "home"),
+                                zip=extension_zip, plate_frame=frame_path(plates, 1002),
+                                blend=str(tmp_path / "shot.blend"),
+                                names=[p.name for p in schema.PARAMS])
+    result = scenario_ok(done, result)
+    for where in ("matte", "operator", "defaults"):
+        assert sorted(result[where]) == sorted(p.name for p in params), where
+        for param in params:
+            prop = result[where][param.name]
+            assert (prop["name"], prop["description"]) == (param.label, param.help)
+            assert prop["default"] == param.default, (where, param.name)
+            if param.kind == "enum":
+                assert prop["choices"] == list(param.choices)
+            if param.minimum is not None:
+                assert prop["min"] == param.minimum
+    assert "preview_resolution" in result["matte"]  # a Blender-only setting is there
+    from_node = result["from_node"]
+    assert from_node["result"] == ["FINISHED"]
+    assert (from_node["resolution"], from_node["precision"]) == (64, "fp32")
+    assert os.path.realpath(from_node["plate"]) == os.path.realpath(plates)
+    assert from_node["scene_range"] == [FIRST, FIRST + FRAMES - 1]
+    assert from_node["size"] == list(SIZE)
+    assert result["installed_handlers"] == ["exact_frame", "file_loaded", "follow_frame"]
+    assert result["after_disable"] == {"operator": False, "settings": False, "handlers": [],
+                                       "worker": False}
+    assert result["after_enable"] == {"operator": True,
+                                      "handlers": ["exact_frame", "file_loaded", "follow_frame"]}
