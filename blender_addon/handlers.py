@@ -95,6 +95,14 @@ def stop_render(tree: bpy.types.NodeTree, frame: int, error: Exception) -> None:
         engine.shutdown()
         os._exit(getattr(error, "code", 1) or 1)
     print(reason, file=sys.stderr)
+    engine.post(lambda: _tell(reason))
+
+
+def _tell(reason: str) -> None:
+    def draw(menu, _context) -> None:
+        menu.layout.label(text=reason)
+
+    bpy.context.window_manager.popup_menu(draw, title="VRMBG: the render is wrong", icon="ERROR")
 
 
 @persistent

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bpy
 
+from .plugin import client
 from .properties import VRMBG_DefaultSettings, blender_params
 
 ADDON = __package__
@@ -29,12 +30,21 @@ class VRMBG_Preferences(bpy.types.AddonPreferences):
     def draw(self, context) -> None:
         layout = self.layout
         layout.prop(self, "engine_python")
+        layout.label(text="Engine: " + engine_python_found(self.engine_python))
         layout.prop(self, "cache_folder")
         box = layout.box()
         box.label(text="New mattes start with:")
         for param in blender_params():
             if param.name != "cache_dir":
                 box.prop(self.defaults, param.name)
+
+
+def engine_python_found(setting: str) -> str:
+    """The engine Python the add-on will start, or why there is none (for the preferences)."""
+    try:
+        return client.find_engine_python(bpy.path.abspath(setting) if setting else "")
+    except client.EngineError as error:
+        return error.message
 
 
 def get(context=None) -> VRMBG_Preferences:
