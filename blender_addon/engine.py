@@ -8,8 +8,10 @@ Blender data is handed to the main thread through `post` (drained by a `bpy.app.
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import json
+import os
 import queue
 import uuid
 from typing import Any, Callable
@@ -18,6 +20,7 @@ import bpy
 
 from . import node_group, preferences, properties
 from .plugin import client as engine_client
+from .plugin import host_colour
 
 _client: engine_client.EngineClient | None = None
 _client_python = ""
@@ -72,7 +75,30 @@ def engine_settings(tree: bpy.types.NodeTree) -> dict:
     """The schema settings the engine gets for a matte (cache folder resolved)."""
     settings = properties.settings_of(tree.vrmbg)
     settings["cache_dir"] = cache_folder(settings["cache_dir"])
+    settings.update(plate_colour(tree, settings))
     return settings
+
+
+def plate_colour(tree: bpy.types.NodeTree, settings: dict) -> dict:
+    """The engine's `ocio` and `input_colorspace` for a matte's plate.
+
+    An OCIO config set on the matte is taken as it is. Otherwise the engine reads the plate as
+    Blender shows it: in Blender's own config (or `$OCIO`), in the plate image's colour space
+    (or the matte's Input colour space when set). Raises ValueError for an unknown space.
+    """
+    if settings["ocio"]:
+        return {}
+    image = node_group.plate_image(tree)
+    space = settings["input_colorspace"] or (image.colorspace_settings.name if image else "")
+    return dict(_blender_colour(space, os.environ.get("OCIO", "")))
+
+
+@functools.lru_cache(maxsize=32)
+def _blender_colour(space: str, ocio_variable: str) -> tuple:
+    settings = host_colour.blender_colour_settings(
+        space, resource_local=bpy.utils.resource_path("LOCAL"),
+        environ={"OCIO": ocio_variable} if ocio_variable else {})
+    return tuple(sorted(settings.items()))
 
 
 def cache_folder(setting: str) -> str:

@@ -63,13 +63,22 @@ def plates(tmp_path_factory) -> str:
     return write_shot(str(tmp_path_factory.mktemp("shot") / "plates é 1"), FRAMES)
 
 
-@pytest.fixture(scope="session")
-def straight(plates, tmp_path_factory) -> str:
-    """The same plates through a straight `vrmbg render` with the demo model."""
-    output = str(tmp_path_factory.mktemp("straight") / "matte.####.exr")
+def render_straight(plates: str, output: str, *extra: str) -> str:
+    """`vrmbg render` of the plates with the demo model (extra flags appended); the output."""
     subprocess.run([sys.executable, "-m", "vrmbg.core", "render", plates, "-o", output,
-                    "--model", "demo"], check=True, env=engine_env(), capture_output=True)
+                    "--model", "demo", *extra], check=True, env=engine_env(),
+                   capture_output=True)
     return output
+
+
+@pytest.fixture(scope="module")
+def straight(rendered, plates, tmp_path_factory) -> str:
+    """A straight `vrmbg render` of the plates read as Blender reads them: its own config and
+    the plate image's colour space."""
+    colour = rendered["colour"]
+    return render_straight(plates, str(tmp_path_factory.mktemp("straight") / "matte.####.exr"),
+                           "--ocio", colour["ocio"], "--input-colorspace",
+                           colour["input_colorspace"])
 
 
 def engine_env(**extra: str) -> dict:
@@ -142,6 +151,18 @@ def test_added_matte_covers_the_plate_and_caches_beside_the_blend(rendered, plat
     assert rendered["model"] == "demo"
     cache = os.path.join(rendered["root"], "vrmbg-cache")
     assert os.path.realpath(rendered["matte_pattern"]).startswith(os.path.realpath(cache))
+
+
+def test_plate_is_read_in_blenders_config_and_the_images_colour_space(rendered, straight,
+                                                                       plates, tmp_path):
+    colour = rendered["colour"]
+    assert colour["input_colorspace"] == "Linear Rec.709"  # what Blender gives an EXR plate
+    assert colour["ocio"].endswith(os.path.join("datafiles", "colormanagement", "config.ocio"))
+    aces = render_straight(plates, str(tmp_path / "aces.####.exr"))  # read as ACEScg instead
+    differs = [not np.array_equal(channel(frame_path(aces, f), "A"),
+                                  channel(frame_path(straight, f), "A"))
+               for f in range(FIRST, FIRST + FRAMES)]
+    assert all(differs)  # so the matching mattes below show the colour space reached the engine
 
 
 def test_rendered_stills_have_the_engines_matte_as_alpha(rendered, straight):
