@@ -14,7 +14,7 @@ import re
 from typing import NamedTuple
 
 MOVIE_EXTENSIONS = (".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".webm")
-_FRAME_IN_NAME = re.compile(r"^(.*?)(-?\d+)(\.[^.\d][^.]*)$")
+_FRAME_IN_NAME = re.compile(r"^(.*?)(\d+)(\.[^.\d][^.]*)$")
 
 
 class NodeTiming(NamedTuple):
@@ -58,16 +58,15 @@ def sequence_pattern(path: str) -> str:
     if not match:
         return path
     stem, digits, extension = match.groups()
-    width = len(digits.lstrip("-"))
-    return os.path.join(folder, stem + "#" * width + extension)
+    return os.path.join(folder, stem + "#" * len(digits) + extension)
 
 
 def frame_file(pattern: str, frame: int) -> str:
-    """The file of `frame` in a `####` pattern (padding = the number of #)."""
+    """The file of `frame` in a `####` pattern (padding = the number of #, sign included)."""
     folder, name = os.path.split(pattern)
     match = re.search(r"#+", name)
     if not match:
         return pattern
     width = len(match.group(0))
-    number = "-%0*d" % (width, -frame) if frame < 0 else "%0*d" % (width, frame)
+    number = "%0*d" % (width, frame)
     return os.path.join(folder, name[:match.start()] + number + name[match.end():])

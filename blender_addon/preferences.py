@@ -1,8 +1,6 @@
 """Add-on preferences: where the engine's Python is, where mattes are cached, and the settings
 new mattes start from."""
 
-from __future__ import annotations
-
 import bpy
 
 from .plugin import client

@@ -1,0 +1,57 @@
+"""Scene frames to plate frames in the Blender add-on (frame_map is standard library only, so
+it is checked here without Blender; the renders in test_blender_addon.py check it in Blender)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "blender_addon", "frame_map.py")
+_SPEC = importlib.util.spec_from_file_location("vrmbg_blender_frame_map", _PATH)
+frame_map = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(frame_map)
+
+
+def shown_file_frame(scene_frame: int, timing) -> int:
+    """Blender's Image node rule for a sequence (measured: clamp then offset)."""
+    relative = min(max(scene_frame - timing.frame_start + 1, 1), timing.frame_duration)
+    return relative + timing.frame_offset
+
+
+@pytest.mark.parametrize("first,last", [(1001, 1024), (1, 10), (-5, 5), (86400, 86410)])
+def test_scene_frame_n_shows_plate_frame_n(first, last):
+    timing = frame_map.sequence_timing(first, last)
+    for frame in range(first, last + 1):
+        assert shown_file_frame(frame, timing) == frame
+    assert shown_file_frame(first - 20, timing) == first  # before the shot: its first frame
+    assert shown_file_frame(last + 20, timing) == last
+    assert frame_map.plate_frame(first - 20, first, last) == first
+    assert frame_map.plate_frame(last + 20, first, last) == last
+
+
+def test_movie_frame_one_is_the_first_engine_frame():
+    timing = frame_map.movie_timing(1001, 1048)
+    relative = 1010 - timing.frame_start + 1 + timing.frame_offset
+    assert relative == 10  # the 10th movie frame, which the engine numbers 1010
+
+
+@pytest.mark.parametrize("name,pattern", [
+    ("sh010.1003.exr", "sh010.####.exr"),
+    ("sh010_v2.0001.dpx", "sh010_v2.####.dpx"),
+    ("plate.12345.exr", "plate.#####.exr"),
+    ("sh010-1001.exr", "sh010-####.exr"),
+    ("sh010.####.exr", "sh010.####.exr"),
+    ("sh010.%04d.exr", "sh010.%04d.exr"),
+    ("still.exr", "still.exr"),
+])
+def test_any_frame_names_its_sequence(name, pattern):
+    folder = os.path.join("shows", "x y", "plates é")
+    assert frame_map.sequence_pattern(os.path.join(folder, name)) == os.path.join(folder, pattern)
+
+
+def test_frame_files_of_a_pattern():
+    assert frame_map.frame_file("/m/sh010.####.exr", 1003) == "/m/sh010.1003.exr"
+    assert frame_map.frame_file("/m/sh010.####.exr", -12) == "/m/sh010.-012.exr"  # as vrmbg writes
+    assert frame_map.is_movie("/edit/sh030.MOV") and not frame_map.is_movie("/p/sh.1001.exr")
