@@ -61,9 +61,14 @@ class Analysis:
             self._ensure = self._start_ensure()
         if self._ensure is not None and self._ensure.done():
             try:
-                self.result = self._ensure.wait(0)
+                self._ended(self._ensure.wait(0))
             except Exception as error:
                 self.error = engine.engine_error_text(error)
+
+    def _ended(self, result: dict) -> None:
+        self.result = result
+        if not result.get("cancelled"):
+            engine.mark_complete(self.session, self.total)
 
     def cancel(self) -> None:
         """Stop after the frame being computed (finished frames stay cached)."""
@@ -79,7 +84,7 @@ class Analysis:
         self.poll()
         if self._ensure is not None and not self.finished:
             try:
-                self.result = self._ensure.wait()
+                self._ended(self._ensure.wait())
             except Exception as error:
                 self.error = engine.engine_error_text(error)
 

@@ -218,6 +218,12 @@ def progress(session: str) -> dict:
     return _progress.get(session, {})
 
 
+def mark_complete(session: str, total: int) -> None:
+    """A run over the whole shot ended: show it complete (cached frames send no progress)."""
+    _progress[session] = {"event": "progress", "session": session, "done": total,
+                          "total": total, "stage": "computing"}
+
+
 def reset_progress(session: str) -> None:
     """Forget a session's progress (a new run starts from nothing shown)."""
     _progress.pop(session, None)

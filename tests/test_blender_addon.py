@@ -234,6 +234,18 @@ def test_analyse_shows_progress_cancels_on_esc_and_resumes(blender, extension_zi
     assert result["done_after_finish"] == list(range(1001, 1031))
     assert "%d computed" % (30 - len(cancelled_at)) in result["finished_summary"]
     assert result["again"] == ["FINISHED"] and "30 from cache" in result["again_status"]
+    drawn = result["panel"]
+    operators = [args[0] for name, args, _ in drawn if name == "operator"]
+    assert operators == ["vrmbg.add_matte", "vrmbg.analyse", "vrmbg.stop", "vrmbg.clear_cache",
+                         "vrmbg.release_gpu"]
+    labels = [kwargs.get("text", "") for name, _, kwargs in drawn if name == "label"]
+    assert result["again_status"] in labels  # the status line
+    assert [kwargs["factor"] for name, _, kwargs in drawn if name == "progress"] == [1.0]
+    shown = {args[0] for name, args, _ in drawn if name == "prop"}
+    from vrmbg.plugin import schema
+    assert {p.name for p in schema.for_host("blender")} | {"auto"} <= shown
+    assert result["stopped"] == result["released"] == result["cleared"] == ["FINISHED"]
+    assert result["left_after_clear"] == []
 
 
 def test_changing_frame_computes_that_frame_in_the_background(blender, extension_zip,

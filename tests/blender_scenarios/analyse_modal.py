@@ -35,6 +35,20 @@ def run_until(driver, outcome_wanted, stop=lambda: False, limit=120.0):
     return outcome
 
 
+class FakeLayout:
+    """Records what a panel draws (Blender gives panels a layout only inside its UI)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append([name, [a for a in args if isinstance(a, str)],
+                               {k: v for k, v in kwargs.items() if isinstance(v, (str, float))}])
+            return self
+        return record
+
+
 first = package.analyse.AnalysisDriver(context, tree)
 passed_through = step(first, "MOUSEMOVE")
 run_until(first, "RUNNING_MODAL", stop=lambda: first.analysis.fraction > 0)
@@ -52,10 +66,20 @@ finish_outcome = run_until(second, "FINISHED")
 finished_fraction = second.analysis.fraction
 done_after_finish = [f for f in frames if os.path.exists(package.frame_map.frame_file(pattern, f))]
 again = bpy.ops.vrmbg.analyse()
+again_status = package.engine.status_line(tree)
+panel = package.panel.VRMBG_PT_matte
+drawn = FakeLayout()
+panel.draw(type("PanelSelf", (), {"layout": drawn})(), context)
+stopped = bpy.ops.vrmbg.stop()
+released = bpy.ops.vrmbg.release_gpu()
+cleared = bpy.ops.vrmbg.clear_cache()
+left_after_clear = [f for f in frames if os.path.exists(package.frame_map.frame_file(pattern, f))]
 finish(passed_through=passed_through, progress_seen=progress_seen,
        status_while_running=status_while_running, cancel_outcome=cancel_outcome,
        cancelled_summary=cancelled_summary, done_after_cancel=done_after_cancel,
        finish_outcome=finish_outcome, finished_fraction=finished_fraction,
        finished_summary=second.analysis.summary(), done_after_finish=done_after_finish,
-       again=sorted(again), again_status=package.engine.status_line(tree),
+       again=sorted(again), again_status=again_status, panel=drawn.calls,
+       stopped=sorted(stopped), released=sorted(released), cleared=sorted(cleared),
+       left_after_clear=left_after_clear,
        frames=[tree.vrmbg.first, tree.vrmbg.last], slowest_step=slowest_step)
