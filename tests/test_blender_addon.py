@@ -19,7 +19,7 @@ import OpenImageIO as oiio
 import pytest
 
 from blender_env import BLENDERS, blender_python
-from plate_factory import frame_path, write_exr
+from plate_factory import frame_path, write_exr, write_video
 from vrmbg.core.demo.synth import generate_shot
 from vrmbg.core.install import build_blender_zip
 
@@ -290,3 +290,26 @@ def test_settings_are_the_schemas_and_the_addon_unregisters_cleanly(blender, ext
                                        "worker": False}
     assert result["after_enable"] == {"operator": True,
                                       "handlers": ["exact_frame", "file_loaded", "follow_frame"]}
+
+
+def test_movie_plate_frames_line_up_with_their_mattes(blender, extension_zip, tmp_path):
+    shot = generate_shot(7, frames=5, width=SIZE[0], height=SIZE[1], first_frame=FIRST)
+    video = [np.clip(np.clip(rgb, 0, 1) ** (1 / 2.2) * 255 + 0.5, 0, 255).astype(np.uint8)
+             for rgb in shot.rgb]
+    os.makedirs(tmp_path / "edit é")
+    movie = write_video(tmp_path / "edit é" / "sh030.mov", video, codec="prores_ks",
+                        pix_fmt="yuv422p10le", frame_format="rgb24", reformat={})
+    done, result = run_scenario(blender, "render_matte.py", str(tmp_path / "home"),
+                                zip=extension_zip, plate_frame=movie,
+                                blend=str(tmp_path / "edit.blend"), out=str(tmp_path / "out"),
+                                stills=[1003], animation=[1004, 1005])
+    result = scenario_ok(done, result)
+    assert (result["first"], result["last"]) == (1001, 1005)  # movies start at 1001
+    colour = result["colour"]
+    straight = render_straight(movie, str(tmp_path / "straight" / "m.####.exr"), "--ocio",
+                               colour["ocio"], "--input-colorspace", colour["input_colorspace"])
+    assert not np.array_equal(channel(frame_path(straight, 1003), "A"),
+                              channel(frame_path(straight, 1004), "A"))  # frames tell apart
+    assert_alpha_is_matte(result["stills"]["1003"], frame_path(straight, 1003))
+    for frame in (1004, 1005):
+        assert_alpha_is_matte(frame_path(result["animation"], frame), frame_path(straight, frame))
