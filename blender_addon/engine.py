@@ -30,14 +30,6 @@ _status: dict[str, str] = {}  # session id -> one line for the panel
 _main_thread: "queue.Queue[Callable[[], None]]" = queue.Queue()
 
 
-class RenderStopped(Exception):
-    """The engine could not give an exact matte for a frame being rendered."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def client() -> engine_client.EngineClient:
     """The engine client (started lazily; a new one when the Engine Python preference changes)."""
     global _client, _client_python
@@ -122,7 +114,10 @@ def session_id(tree: bpy.types.NodeTree) -> str:
 
 def is_open(tree: bpy.types.NodeTree) -> bool:
     """True when this matte's session is open in the running worker."""
-    return session_id(tree) in _opened
+    try:
+        return session_id(tree) in _opened
+    except ValueError:  # the plate's colour space is unknown: nothing can be open
+        return False
 
 
 def forget_sessions() -> None:
@@ -158,8 +153,8 @@ def open_session_async(tree: bpy.types.NodeTree, then: Callable[[dict], None] | 
             set_status(session, "Error: " + event.get("message", "the engine failed"))
             return
         _opened[session] = event
-        if target is not None:
-            apply_opened(target, event)
+        if target is not None and is_open(target) and session_id(target) == session:
+            apply_opened(target, event)  # not when its settings changed again meanwhile
         if then is not None:
             then(event)
 
@@ -182,7 +177,10 @@ def apply_opened(tree: bpy.types.NodeTree, opened: dict) -> None:
 def settings_changed(tree: bpy.types.NodeTree) -> None:
     """A matte's setting changed: its frames come from a new chain once the session reopens."""
     if tree.vrmbg.is_matte and tree.vrmbg.auto and not bpy.app.background and _client:
-        open_session_async(tree)
+        try:
+            open_session_async(tree)
+        except ValueError:
+            pass  # an unknown colour space: the panel's status line says so
 
 
 # --- progress and status --------------------------------------------------------------------
@@ -238,7 +236,10 @@ def status_line(tree: bpy.types.NodeTree | None) -> str:
     """What the panel says about a matte."""
     if tree is None:
         return "No VRMBG matte in this compositor"
-    return _status.get(session_id(tree), "Idle")
+    try:
+        return _status.get(session_id(tree), "Idle")
+    except ValueError as error:
+        return "Error: %s" % error
 
 
 # --- main thread ----------------------------------------------------------------------------

@@ -53,7 +53,7 @@ class VRMBG_OT_add_matte(bpy.types.Operator):
             self.report({"ERROR"}, "VRMBG: choose a plate (any frame of a sequence, or a movie) "
                                    "or make an Image node with the plate active")
             return {"CANCELLED"}
-        path = bpy.path.abspath(image.filepath)
+        path = image.filepath  # kept as Blender has it ('//' relative paths stay relative)
         tree = node_group.build("VRMBG " + _shot_name(path), image, 1, 1)
         settings = tree.vrmbg
         settings.is_matte = True

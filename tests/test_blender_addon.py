@@ -209,6 +209,22 @@ def test_render_stops_with_the_reason_when_the_engine_fails(blender, extension_z
     assert sorted(os.listdir(out)) == ["anim.1001.exr", "anim.1002.exr"]
 
 
+def test_a_changed_setting_renders_its_own_chain(rendered, blender, extension_zip, plates):
+    root = rendered["root"]
+    done, result = run_scenario(
+        blender, "reopen_render.py", os.path.join(root, "home-change"), zip=extension_zip,
+        blend=os.path.join(root, "shot é.blend"), out=os.path.join(root, "changed"),
+        animation=[1001, 1002], settings={"resolution": 64})
+    result = scenario_ok(done, result)
+    assert result["matte_pattern"] != rendered["matte_pattern"]
+    colour = rendered["colour"]
+    smaller = render_straight(plates, os.path.join(root, "straight64", "m.####.exr"),
+                              "--resolution", "64", "--ocio", colour["ocio"],
+                              "--input-colorspace", colour["input_colorspace"])
+    for frame in (1001, 1002):
+        assert_alpha_is_matte(frame_path(result["animation"], frame), frame_path(smaller, frame))
+
+
 @pytest.fixture(scope="module")
 def long_plates(tmp_path_factory) -> str:
     """A 30-frame shot: long enough to cancel an analysis part way."""

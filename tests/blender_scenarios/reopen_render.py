@@ -13,6 +13,8 @@ module = install_extension(args["zip"])
 bpy.ops.wm.open_mainfile(filepath=args["blend"])
 scene = bpy.context.scene
 tree = addon(module).compositor.active_matte(scene)
+for name, value in args.get("settings", {}).items():
+    setattr(tree.vrmbg, name, value)  # as the panel does
 render_to_exr(scene, os.path.join(args["out"], "reopened.####"))
 scene.frame_start, scene.frame_end = args["animation"]
 assert bpy.ops.render.render(animation=True) == {"FINISHED"}
