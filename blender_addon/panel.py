@@ -6,9 +6,6 @@ import bpy
 
 from . import compositor, engine, properties
 
-_GROUP_ORDER = ("Input", "Colour", "Model", "Output", "Cache")
-
-
 class VRMBG_PT_matte(bpy.types.Panel):
     """VRMBG mattes of the scene's compositor"""
 
@@ -46,11 +43,11 @@ class VRMBG_PT_matte(bpy.types.Panel):
             fraction = _fraction(tree)
             if fraction is not None and hasattr(box, "progress"):
                 box.progress(factor=fraction, text="%d%%" % round(fraction * 100))
-        for group in _GROUP_ORDER:
-            params = [p for p in properties.blender_params() if p.group == group]
-            if params:
-                column = layout.column(heading=group)
-                for param in params:
+        params = properties.blender_params()
+        for group in dict.fromkeys(p.group for p in params):  # in schema order
+            column = layout.column(heading=group)
+            for param in params:
+                if param.group == group:
                     column.prop(settings, param.name)
 
 
