@@ -85,7 +85,9 @@ PARAMS: tuple[Param, ...] = (
     # Model
     Param("model", "str", "briaai/VRMBG-3.0", "Model",
           "Weights: a Hugging Face repo id, a local folder, a .safetensors file, or 'demo' "
-          "for the bundled demo model (synthetic shots only).", group="Model"),
+          "for the bundled demo model (synthetic shots only). briaai/VRMBG-3.0 is temporal; "
+          "ZhengPeng7/BiRefNet (and _lite, _HR, -matting, _HR-matting) are public MIT "
+          "per-frame models.", group="Model"),
     Param("revision", "str", "", "Revision",
           "Hugging Face revision (branch, tag or commit) of the weights.", group="Model"),
     Param("trust_remote_code", "bool", False, "Use official model code",

@@ -23,8 +23,10 @@ Examples:
 """
 
 INFO_DESCRIPTION = """\
-Load weights and print what they are: the detected variant, parameter count, the dtype the
-tensors are stored in, the native resolution and the fingerprint the cache keys on.
+Load weights and print what they are: the model family and whether it is temporal (each
+frame also sees the previous frame and its matte, as VRMBG-3.0) or per-frame (each frame on its
+own, as BiRefNet), the detected variant, parameter count, the dtype the tensors are stored in,
+the native resolution and the fingerprint the cache keys on.
 
 SOURCE is a Hugging Face repo id, a local folder, a .safetensors file or 'demo'. Gated
 repositories need their licence accepted and `hf auth login` (or HF_TOKEN); HF_HUB_OFFLINE=1
@@ -33,6 +35,7 @@ uses the local Hugging Face cache only.
 Examples:
   vrmbg model info
   vrmbg model info briaai/VRMBG-3.0 --revision main
+  vrmbg model info ZhengPeng7/BiRefNet_HR            public MIT weights, per-frame, 2048x2048
   vrmbg model info /shows/models/vrmbg3 --json
   vrmbg model info demo
 """
@@ -132,8 +135,13 @@ def run_info(args: argparse.Namespace) -> int:
 def describe(loaded: Any) -> dict[str, Any]:
     """JSON-able description of a LoadedModel (what `vrmbg model info` prints)."""
     cfg = loaded.config
+    kind = loaded.kind
     return {
         "source": loaded.source,
+        "kind": "temporal" if loaded.temporal else "per-frame",
+        "family": kind.family if kind else "",
+        "family_variant": kind.variant if kind else "",
+        "resolution_from": kind.resolution_from if kind else "config",
         "files": list(loaded.files),
         "variant": cfg.name,
         "variant_summary": _variant_summary(cfg),
@@ -159,16 +167,26 @@ def _variant_summary(cfg: Any) -> str:
     return f"{describe_variant(cfg)}, patch order {cfg.patch_order}"
 
 
+_KIND_MEANING = {
+    "temporal": "each frame also sees the previous frame and its matte; shots run in order",
+    "per-frame": "each frame's matte depends on that frame alone",
+}
+
+
 def _format_text(report: dict[str, Any]) -> str:
     """Aligned `key: value` lines for a terminal."""
     rows = [
         ("source", report["source"]),
         ("files", ", ".join(report["files"])),
+        ("model", f"{report['family']} {report['family_variant']}".strip()
+                  + f", {report['kind']} ({_KIND_MEANING[report['kind']]})"),
         ("variant", f"{report['variant']} ({report['variant_summary']}; from "
                     f"{report['variant_from']})"),
         ("parameters", f"{report['parameters']:,}"),
         ("stored dtype", report["stored_dtype"]),
-        ("native resolution", f"{report['native_resolution']}x{report['native_resolution']}"),
+        ("native resolution", f"{report['native_resolution']}x{report['native_resolution']}"
+                              + (" (as published)" if report["resolution_from"] == "published"
+                                 else "")),
         ("fingerprint", report["fingerprint"]),
         ("loaded as", f"{report['device']} {report['dtype']}"),
     ]

@@ -30,6 +30,7 @@ from torch import nn
 from ..atomic import atomic_write, atomic_write_text
 from ..errors import ModelError, first_line
 from .config import ARCHITECTURE, CONFIG_NAME, ModelConfig
+from .families import ModelKind, identify, with_published_resolution
 from .fingerprint import combine, read_header, weights_fingerprint
 from .hub import download, hub_error
 from .remote_code import build_remote, remote_hint
@@ -52,7 +53,9 @@ class LoadedModel:
     """A module ready for inference plus what the cache needs to know about it.
 
     `fingerprint` covers the weights' tensors, the architecture config and (for remote code)
-    the model code, so it changes whenever the mattes could change.
+    the model code, so it changes whenever the mattes could change. `kind` says which
+    published model it is and whether it is temporal (fed the previous frame and its matte)
+    or per-frame (each frame's matte depends on that frame alone).
     """
 
     module: nn.Module
@@ -65,7 +68,27 @@ class LoadedModel:
     stored_dtype: str = ""               # dtype of the tensors on disk, e.g. "float32"
     remote_code: bool = False            # built from the repository's own model.py
     variant_from: str = ""               # "config.json" or "tensor shapes"
+    kind: ModelKind | None = None        # family, variant, temporal or per-frame
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def temporal(self) -> bool:
+        """True when each frame also sees the previous frame and its matte (6-channel input)."""
+        if self.kind is not None:
+            return self.kind.temporal
+        return int(getattr(self.config, "in_channels", 6)) == 6
+
+    @property
+    def family(self) -> str:
+        """The published family, e.g. "VRMBG-3.0", "BiRefNet", "demo" ("" when unknown)."""
+        return self.kind.family if self.kind is not None else ""
+
+    @property
+    def kind_label(self) -> str:
+        """One phrase for logs and matte metadata, e.g. "BiRefNet HR (per-frame)"."""
+        if self.kind is not None:
+            return self.kind.label
+        return "temporal" if self.temporal else "per-frame"
 
     @property
     def parameter_count(self) -> int:
@@ -97,9 +120,13 @@ def load_model(source: str = DEFAULT_REPO, *, device: str = "auto", precision: s
         module, config, code_digest = build_remote(located, raw_config,
                                                    read_weights(located.weights))
         variant_from = "model.py"
+        kind = _kind(located, raw_config, config)
     else:
         stored = stored_tensors(headers)
         config, variant_from = _builtin_config(located, raw_config, stored)
+        kind = _kind(located, raw_config, config)
+        if variant_from != CONFIG_NAME:
+            config = with_published_resolution(config, kind)
         module = build_builtin(config, stored, located, remote_hint(located, raw_config),
                                torch_device, dtype)
         code_digest = ""
@@ -109,7 +136,7 @@ def load_model(source: str = DEFAULT_REPO, *, device: str = "auto", precision: s
         fingerprint=model_fingerprint(located.weights, config, code_digest),
         source=located.label, files=tuple(str(p) for p in located.weights),
         stored_dtype=stored_dtype(headers), remote_code=trust_remote_code,
-        variant_from=variant_from)
+        variant_from=variant_from, kind=kind)
 
 
 def save_model(module: nn.Module, config: ModelConfig, folder: str | os.PathLike) -> str:
@@ -207,6 +234,13 @@ def _read_raw_config(located: Located) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise ModelError("model config is not a JSON object", path=path)
     return data
+
+
+def _kind(located: Located, raw_config: dict[str, Any] | None,
+          config: ModelConfig) -> ModelKind:
+    """Family, variant and kind of the located weights (see `families`)."""
+    source = located.label if located.folder != DEMO_FOLDER else "demo"
+    return identify(source, raw_config, located.folder, config, ours=_is_ours(raw_config))
 
 
 def _is_ours(raw_config: Mapping[str, Any] | None) -> bool:

@@ -138,12 +138,17 @@ def detect_config(state_dict: Mapping[str, Any], *, base: ModelConfig | None = N
     return base.replace(name=name, extra={**base.extra, "detected": describe(found)}, **found)
 
 
+def backbone_name(embed_dim: int, depths: tuple[int, ...]) -> str:
+    """The Swin size of a backbone ("Swin-T" ... "Swin-L"), or "" when it is none of them."""
+    return _SWIN_NAMES.get((int(embed_dim), tuple(int(d) for d in depths)), "")
+
+
 def describe(config: ModelConfig | Mapping[str, Any]) -> str:
     """One line naming a variant, e.g. "Swin-L, 6-ch input, 3-ch image branches, BatchNorm"."""
     get = (lambda k: getattr(config, k)) if isinstance(config, ModelConfig) else config.__getitem__
     embed, depths = get("embed_dim"), tuple(get("depths"))
-    swin = _SWIN_NAMES.get((embed, depths),
-                           f"Swin(embed {embed}, depths {'-'.join(map(str, depths))})")
+    swin = (backbone_name(embed, depths)
+            or f"Swin(embed {embed}, depths {'-'.join(map(str, depths))})")
     parts = [swin, f"{get('in_channels')}-ch input", f"{get('ipt_channels')}-ch image branches"]
     parts.append("BatchNorm" if get("batch_norm") else "no BatchNorm")
     parts.append(f"ASPP {get('aspp_channels')} k{'/'.join(map(str, get('aspp_kernels')))}")
