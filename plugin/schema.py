@@ -112,6 +112,17 @@ PARAMS: tuple[Param, ...] = (
     Param("output_type", "enum", "alpha", "Output",
           "alpha: single-channel A matte. rgba: the plate premultiplied by the matte.",
           group="Output", choices=("alpha", "rgba"), affects_result=False),
+    Param("upsample", "enum", "bilinear", "Upsampling",
+          "How the model's square prediction is brought to the plate size. bilinear: the model "
+          "card's. guided-colour: an edge-aware guided filter on the plate's colours (sharper "
+          "hair and hard edges on 2K/4K plates; costs time per frame). guided: the same on "
+          "luminance only.", group="Output", choices=("bilinear", "guided", "guided-colour")),
+    Param("upsample_radius", "int", 2, "Upsampling radius",
+          "Window radius of the guided upsampling, in pixels of the model's prediction "
+          "(1024 across for VRMBG-3.0).", group="Output", minimum=1, maximum=64),
+    Param("upsample_eps", "float", 0.001, "Upsampling smoothness",
+          "How much image contrast the guided upsampling needs before it follows an edge; "
+          "larger is closer to bilinear.", group="Output", minimum=1e-6, maximum=1.0),
     Param("compression", "enum", "zip", "EXR compression",
           "Compression of written mattes (lossless choices keep mattes exact).", group="Output",
           choices=("zip", "zips", "piz", "rle", "none", "dwaa", "dwab"), affects_result=False),

@@ -57,6 +57,29 @@ def test_sad_is_the_sum_of_absolute_differences_in_thousands():
     assert report.sad(np.ones((100, 100), np.float32), np.zeros((100, 100))) == pytest.approx(10.0)
 
 
+# ------------------------------------------------------------------------------ MSE, gradient
+def test_mse_is_the_mean_squared_difference():
+    assert report.mse(ALPHA, TRUTH) == pytest.approx(4 / 16)  # 4 of 16 px off by 1
+    assert report.mse(ALPHA * 0.5, np.zeros((4, 4))) == pytest.approx(6 * 0.25 / 16)
+
+
+def test_gradient_of_a_unit_ramp_is_one_and_equal_mattes_score_zero():
+    ramp = np.tile(np.arange(40, dtype=np.float64) / 100.0, (30, 1))  # slope 0.01 per pixel
+    error = report.gradient_error(ramp, np.zeros_like(ramp))
+    # |grad| = 0.01 exactly on the 30 columns 5 px or more from the sides (filter radius 5);
+    # the repeated border pixels flatten the ramp on the others
+    assert 30 * 30 * 0.01 ** 2 * 0.999 < error < 30 * 40 * 0.01 ** 2
+    assert report.gradient_error(ramp, ramp) == 0.0
+
+
+def test_gradient_error_grows_when_an_edge_is_blurred():
+    step = np.zeros((32, 64))
+    step[:, 32:] = 1.0
+    soft = np.clip((np.arange(64) - 28) / 8.0, 0, 1) * np.ones((32, 1))
+    softer = np.clip((np.arange(64) - 24) / 16.0, 0, 1) * np.ones((32, 1))
+    assert 0 < report.gradient_error(soft, step) < report.gradient_error(softer, step)
+
+
 def test_sad_of_half_floats_is_summed_in_double():
     alpha = np.full((64, 64), 0.1, np.float16)  # 0.1 in half is 0.0999755859375
     expected = 64 * 64 * float(np.float16(0.1)) / 1000

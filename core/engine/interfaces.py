@@ -66,8 +66,9 @@ class Stepper(Protocol):
              prev_pred: "torch.Tensor | None") -> "torch.Tensor":
         """The R x R prediction of this frame (the next frame's state)."""
 
-    def to_plate(self, pred: "torch.Tensor", height: int, width: int) -> "np.ndarray":
-        """A prediction resized back to the plate."""
+    def to_plate(self, pred: "torch.Tensor", height: int, width: int,
+                 guide: "np.ndarray | None" = None) -> "np.ndarray":
+        """A prediction resized back to the plate (edge-aware when given the plate as guide)."""
 
 
 def plate_padding(plates: Any) -> int:

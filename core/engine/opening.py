@@ -58,8 +58,10 @@ def colour_for(plates: Any, settings: Mapping[str, Any]) -> "ColourTransform":
 def stepper_for(settings: Mapping[str, Any], models: ModelPool) -> "FrameStepper":
     """The frame stepper at the settings' inference size, on a model from the pool."""
     from .step import FrameStepper
+    from .upsample import Upsampling
 
-    return FrameStepper(models.get(settings), int(settings.get("resolution") or 0))
+    return FrameStepper(models.get(settings), int(settings.get("resolution") or 0),
+                        Upsampling.from_settings(settings))
 
 
 def open_session(plates_or_path: Any, settings: Mapping[str, Any], *,

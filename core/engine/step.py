@@ -6,6 +6,7 @@ The card's loop, per frame t of a chain:
     x_t     = cat[cur_t, cur_{t-1} * pred_{t-1}]          # zeros on the chain's first frame
     pred_t  = model(x_t)[-1].sigmoid()                    # (1, 1, R, R), kept in the model dtype
     alpha_t = resize(pred_t, H x W)                       # bilinear, back to the plate
+                                                          # (or edge-aware: engine.upsample)
 
 `pred_t` at R x R (not the resized-back matte) is the recurrent state the next frame needs, so the
 engine stores it losslessly in the model dtype. The resizes are torch bilinear with
@@ -19,9 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import InputError, UsageError
+from .upsample import Upsampling, resize_bilinear, upsample
 
 if TYPE_CHECKING:
     from ..model.loader import LoadedModel
@@ -37,14 +38,6 @@ def check_resolution(resolution: int) -> int:
     return int(resolution)
 
 
-def resize_bilinear(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Bilinear resize of (N, C, h, w) as OpenCV INTER_LINEAR does it (half-pixel centres)."""
-    if tuple(image.shape[-2:]) == (height, width):
-        return image
-    return F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False,
-                         antialias=False)
-
-
 class FrameStepper:
     """Runs the card's per-frame step with a loaded model; stateless between calls.
 
@@ -52,8 +45,10 @@ class FrameStepper:
     input and prediction back in, so any frame can be resumed from a cached prediction.
     """
 
-    def __init__(self, loaded: LoadedModel, resolution: int = 0) -> None:
+    def __init__(self, loaded: LoadedModel, resolution: int = 0,
+                 upsampling: Upsampling | None = None) -> None:
         self.loaded = loaded
+        self.upsampling = upsampling or Upsampling()
         self.module = loaded.module
         self.device = torch.device(loaded.device)
         self.dtype = loaded.dtype
@@ -66,7 +61,7 @@ class FrameStepper:
 
     def at_resolution(self, resolution: int) -> "FrameStepper":
         """The same model stepping at another inference size (a preview tier's stepper)."""
-        return type(self)(self.loaded, resolution)
+        return type(self)(self.loaded, resolution, self.upsampling)
 
     # ----------------------------------------------------------------------------------------
     def prepare(self, rgb01: np.ndarray) -> torch.Tensor:
@@ -101,12 +96,22 @@ class FrameStepper:
             logits = output[-1] if isinstance(output, (list, tuple)) else output
             return logits.sigmoid()
 
-    def to_plate(self, pred: torch.Tensor, height: int, width: int) -> np.ndarray:
-        """Resize a prediction back to the plate: (height, width) float32 alpha in [0, 1]."""
-        with torch.inference_mode():
-            alpha = resize_bilinear(pred.float().reshape(1, 1, *pred.shape[-2:]), height, width)
-            alpha = alpha[0, 0].clamp(0.0, 1.0).cpu().numpy()
-        return np.ascontiguousarray(alpha, dtype=np.float32)
+    def guide_for(self, rgb01: np.ndarray) -> np.ndarray | None:
+        """What `to_plate` needs of this frame's plate: the plate as the model saw it for an
+        edge-aware upsampling, None for bilinear (so nothing is kept for the default)."""
+        return rgb01 if self.upsampling.needs_guide else None
+
+    def to_plate(self, pred: torch.Tensor, height: int, width: int,
+                 guide: np.ndarray | None = None) -> np.ndarray:
+        """Resize a prediction back to the plate: (height, width) float32 alpha in [0, 1].
+
+        Bilinear (the card's) unless the stepper's upsampling is edge-aware and `guide`, the
+        plate as the model saw it ((H, W, 3) RGB in [0, 1], from the colour transform), is
+        given. Only the matte changes: the prediction stays the temporal state.
+        """
+        up = self.upsampling
+        mode = up.mode if guide is not None else "bilinear"
+        return upsample(pred, guide, height, width, mode, radius=up.radius, eps=up.eps)
 
     # ----------------------------------------------------------------------------------------
     def _model_input(self, cur: torch.Tensor, prev: torch.Tensor | None,
