@@ -58,7 +58,11 @@ def _hub_cache(cache: Path, repo_id: str, config: ModelConfig, **kwargs) -> Path
 
 @pytest.fixture()
 def offline(monkeypatch):
+    """Downloads off, as a farm node without network sees it; both restored afterwards."""
+    from huggingface_hub import constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)
 
 
 @pytest.mark.parametrize("repo_id, variant, resolution", [
