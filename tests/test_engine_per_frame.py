@@ -96,3 +96,19 @@ def test_per_frame_mattes_say_so_and_preroll_is_ignored(per_frame, tmp_path):
     stamp = read_matte_stamp(exact.ensure(FRAMES[4]))
     assert stamp["model_kind"] == "per-frame" and stamp["exact"] == 1
     assert exact.identity["temporal"] is False
+
+
+def test_an_edge_aware_upsample_reaches_the_written_matte_and_its_own_chain(per_frame, tmp_path):
+    bilinear = session(per_frame, tmp_path / "cache")
+    guided = session(per_frame, tmp_path / "cache", upsample="guided-colour")
+    assert guided.chain_id != bilinear.chain_id
+    assert guided.identity["upsample"] != "bilinear" and "upsample" not in bilinear.identity
+    frame = FRAMES[4]
+    soft, sharp = read_matte(bilinear.ensure(frame)), read_matte(guided.ensure(frame))
+    assert not np.array_equal(soft, sharp)
+    plates = PlateSequence(per_frame["pattern"])
+    rgb = colour_for(plates, {}).to_model(plates.read(frame).rgb)
+    stepper = guided.stepper
+    pred = stepper.step(stepper.prepare(rgb), None, None)
+    expected = stepper.to_plate(pred, HEIGHT, WIDTH, guide=stepper.guide_for(rgb))
+    assert np.array_equal(sharp, expected.astype(np.float16).astype(np.float32))

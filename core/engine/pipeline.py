@@ -43,6 +43,7 @@ class Prepared:
     info: Any  # the plate's ImageInfo (windows, metadata) for the matte
     height: int
     width: int
+    guide: Any = None  # plate RGB in [0, 1] for edge-aware upsampling of the matte, else None
 
 
 def frames_to_read(runs: Sequence[Run]) -> list[int]:

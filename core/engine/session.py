@@ -68,6 +68,7 @@ SETTING_IN_IDENTITY: dict[str, str] = {
     "device": "device", "precision": "dtype", "threads": "compute",
     "preroll": "preroll", "shot_start": "shot_start",
     "cuts": "cuts", "detect_cuts": "cuts",
+    "upsample": "upsample", "upsample_radius": "upsample", "upsample_eps": "upsample",
 }
 
 
@@ -185,6 +186,9 @@ class MatteSession:
             "plate_fingerprint": "content" if self.content_hash else "size+mtime",
             "preroll": preroll,
         }
+        upsampling = getattr(stepper, "upsampling", None)
+        if upsampling is not None and upsampling.identity != "bilinear":
+            identity["upsample"] = upsampling.identity  # absent for the card's bilinear
         if self.frames.cuts or self.detect_cuts:  # absent otherwise: older chains still match
             identity["cuts"] = (format_frame_ranges(self.frames.cuts)
                                 + (f"|detect={DETECTOR_ID}" if self.detect_cuts else ""))
@@ -472,7 +476,8 @@ class _FrameWork:
             with self._bad_lock:
                 self.result.bad_pixels[frame] = bad
         cur = self.stepper.prepare(rgb01)
-        return Prepared(frame, cur, plate.info, plate.rgb.shape[0], plate.rgb.shape[1])
+        return Prepared(frame, cur, plate.info, plate.rgb.shape[0], plate.rgb.shape[1],
+                        guide=self.stepper.guide_for(rgb01))
 
     def load_prior(self, frame: int) -> Any:
         """The stored prediction of `frame`, exactly as it was computed."""
@@ -512,7 +517,7 @@ class _FrameWork:
         state, array, cut = payload
         run = self.where[item.frame]
         key = run.keys[item.frame]
-        alpha = self.stepper.to_plate(state, item.height, item.width)
+        alpha = self.stepper.to_plate(state, item.height, item.width, guide=item.guide)
         stamp = self.tier.stamp(run.start, key)
         if cut:
             stamp["cut"] = 1
