@@ -64,6 +64,9 @@ class MatteWriter:
                       "exact": int(cached.get("tier") == "final"),
                       "plate": os.path.basename(path_for(frame) if path_for else
                                                 str(getattr(self.plates, "path", "")))}
+        for carried in ("cut", "model_kind"):  # what the cached matte says of its frame
+            if carried in cached:
+                attributes[carried] = cached[carried]
         if self.colorspace:
             attributes["colorspace"] = self.colorspace
         if frame in self.previous:

@@ -42,6 +42,7 @@ class RenderSummary:
     frames_skipped_existing: int = 0
     frames_written: str = ""  # output frames written by this render (frame spec)
     frames_rewritten: str = ""  # of those, the ones that replaced an existing output frame
+    cuts: list[int] = field(default_factory=list)  # edit cuts given or detected in the shot
     stale_outputs: str = ""  # output frames outside the request left from older plates
     seconds_per_computed_frame: float = 0.0
     device: str = ""
@@ -484,6 +485,7 @@ class RenderJob:
                plan: OutputPlan | None) -> None:
         """Counters and written frames into the summary (also after a failure)."""
         counters = session.counters
+        self.summary.cuts = session.known_cuts()
         self.summary.frames_computed = counters.frames_computed
         self.summary.frames_from_cache = len(cached) + counters.frames_from_cache
         self.summary.seconds_per_computed_frame = round(counters.seconds_per_computed_frame, 4)

@@ -137,3 +137,21 @@ def test_cut_lists_from_frames_timelines_and_edls(tmp_path):
     edl_path = str(tmp_path / "edit.edl")
     otio.adapters.write_to_file(timeline, edl_path, adapter_name="cmx_3600")
     assert resolve_cuts(edl_path, frames) == [1011, 1023]
+
+
+def test_render_json_and_info_list_the_cuts(edit, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "mattes" / "edit.####.exr"
+    result = subprocess.run([sys.executable, "-m", "vrmbg.core", "render", edit["edit"], "-o",
+                             str(out), "--model", edit["model"], "--device", "cpu",
+                             "--resolution", str(RESOLUTION), "--detect-cuts", "--json",
+                             "--progress", "quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["cuts"] == [CUT]
+    info = subprocess.run([sys.executable, "-m", "vrmbg.core", "info", edit["edit"], "--cuts",
+                           f"{CUT},{CUT + 2}", "--json"], capture_output=True, text=True)
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["cuts"] == [CUT, CUT + 2]

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", metavar="INPUT",
                         help="plate file or pattern (####, %%04d, @@@@, $F4)")
-    add_schema_arguments(parser, names=["layer", "part"])
+    add_schema_arguments(parser, names=["layer", "part", "cuts"])
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object instead of text")
     parser.set_defaults(func=run)
@@ -49,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
         if args.layer or args.part:
             raise
         facts = describe_layered(args.input)  # no plain R, G, B: say what is there
+    if args.cuts:
+        from ..edits import resolve_cuts
+        from ..frames import parse_frame_spec
+
+        facts["cuts"] = resolve_cuts(args.cuts, parse_frame_spec(facts["frames"]))
     print(json.dumps(facts, indent=2) if args.json else format_text(facts))
     return 0
 
@@ -77,6 +82,8 @@ def describe_layered(pattern: str) -> dict[str, Any]:
 def format_text(facts: dict[str, Any]) -> str:
     """Human-readable lines for a `describe()` result."""
     rows = [("frames", _frames_text(facts))]
+    if facts.get("cuts") is not None:
+        rows.append(("cuts", ", ".join(str(c) for c in facts["cuts"]) or "none"))
     if facts["gaps"]:
         rows.append(("gaps", _gaps_text(facts)))
     rows += [
