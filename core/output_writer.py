@@ -9,9 +9,7 @@ colour space.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable, Mapping
-
-import numpy as np
+from typing import Any, Callable, Mapping
 
 from .frames import SequencePattern
 
