@@ -21,7 +21,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from .atomic import atomic_write, disk_full_error
-from .errors import InputError, OutputError, UsageError, library_text, one_line
+from .errors import InputError, OutputError, UsageError, library_text
 from .plates import ImageInfo, ImageReader, Window, metadata_fps
 
 FPS_ATTRIBUTE = "framesPerSecond"  # OpenEXR's standard frame-rate attribute (rational)
