@@ -251,12 +251,16 @@ class RenderJob:
         preroll = int(self.settings.get("preroll") or 0)
         first = opened.frames[0]
         index = opened.shot_frames.index(first)
-        if preroll <= 0:
-            return exact
+        if preroll <= 0 or not getattr(opened.stepper, "temporal", True):
+            return exact  # a per-frame model is exact whatever frame it starts at
         if index - preroll <= 0:  # a pre-roll from the shot start is the exact chain
             if index:
                 self.warn(f"the pre-roll reaches the shot start {opened.shot_frames[0]}: "
                           "rendering exactly")
+            return exact
+        if exact.frames.start_for(first, preroll) == exact.frames.segment_start(first):
+            self.warn(f"the pre-roll reaches the cut at {exact.frames.segment_start(first)}: "
+                      "rendering exactly")
             return exact
         previous = opened.shot_frames[index - 1]
         if previous in set(exact.cached_frames()):

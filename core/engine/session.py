@@ -142,7 +142,10 @@ class MatteSession:
         self.content_hash = bool(self.settings.get("content_hash", False))
         self.detect_cuts = bool(self.settings.get("detect_cuts", False))
         shot = shot_frames(plates.frames, self.settings.get("shot_start"))
-        self.frames = ChainFrames(shot, resolve_cuts(str(self.settings.get("cuts") or ""), shot))
+        # cut lists count from the plates' first frame (a timeline starts there); cuts before
+        # the shot start are dropped by ChainFrames
+        cuts = resolve_cuts(str(self.settings.get("cuts") or ""), sorted(plates.frames))
+        self.frames = ChainFrames(shot, cuts)
         self.layer = str(getattr(plates, "layer", self.settings.get("layer", "")) or "")
         self.part = plate_part(plates)  # the part read, by name, however it was asked for
         self.cache_root = default_cache_root(cache_root or self.settings.get("cache_dir", ""))

@@ -71,7 +71,7 @@ def open_engine_session(ctx: WorkerContext, ws: WorkerSession, request_id: Any) 
 
 def session_facts(matte: Any) -> dict[str, Any]:
     """The `opened` fields that describe a shot's engine session."""
-    frames = list(matte.plates.frames)
+    frames = list(matte.frames.frames)  # the shot's frames (from its shot start)
     loaded = matte.stepper.loaded
     describe = getattr(getattr(matte, "colour", None), "describe", None)
     return {"first": frames[0], "last": frames[-1], "frames": format_frame_ranges(frames),
