@@ -85,6 +85,14 @@ class Tier:
         """Delete cached frames that no longer match today's plates; returns how many."""
         return 0
 
+    def _forget(self, frame: int, entries: Sequence[Any]) -> None:
+        """Remove a frame's state files and its matte (a stale frame must not stay visible)."""
+        for path in [entry.path for entry in entries] + [self.store.matte_path(frame)]:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+
 
 class ExactChain(Tier):
     """A chain from the shot's first frame (or from the edit's cut before a frame): every
@@ -139,11 +147,7 @@ class ExactChain(Tier):
         for frame in stored:
             if has_state(states, frame, self.frames.segment_start(frame), keys[frame]):
                 continue
-            for path in [entry.path for entry in states[frame]] + [self.store.matte_path(frame)]:
-                try:
-                    os.remove(path)
-                except FileNotFoundError:
-                    pass
+            self._forget(frame, states[frame])
             dropped += 1
         return dropped
 
@@ -226,10 +230,6 @@ class PerFrameChain(Tier):
                 continue
             if has_state({frame: entries}, frame, frame, key):
                 continue
-            for path in [entry.path for entry in entries] + [self.store.matte_path(frame)]:
-                try:
-                    os.remove(path)
-                except FileNotFoundError:
-                    pass
+            self._forget(frame, entries)
             dropped += 1
         return dropped
