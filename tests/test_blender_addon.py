@@ -274,6 +274,13 @@ def test_changing_frame_computes_that_frame_in_the_background(blender, extension
     assert result["on_disk"] == [1001, 1002, 1003, 1004]  # computed forward, nothing beyond
 
 
+def as_stored(param, value):
+    """The value as Blender keeps it: float properties are single precision."""
+    if param.kind == "float":
+        return pytest.approx(value, rel=1e-6)
+    return value
+
+
 def test_settings_are_the_schemas_and_the_addon_unregisters_cleanly(blender, extension_zip,
                                                                      plates, tmp_path):
     from vrmbg.plugin import schema
@@ -289,14 +296,13 @@ def test_settings_are_the_schemas_and_the_addon_unregisters_cleanly(blender, ext
         for param in params:
             prop = result[where][param.name]
             assert (prop["name"], prop["description"]) == (param.label, param.help)
-            if param.kind == "float":  # Blender keeps float properties in single precision
-                assert prop["default"] == pytest.approx(param.default, rel=1e-6), param.name
-            else:
-                assert prop["default"] == param.default, (where, param.name)
+            assert prop["default"] == as_stored(param, param.default), (where, param.name)
             if param.kind == "enum":
                 assert prop["choices"] == list(param.choices)
             if param.minimum is not None:
-                assert prop["min"] == param.minimum
+                assert prop["min"] == as_stored(param, param.minimum), (where, param.name)
+            if param.maximum is not None:
+                assert prop["max"] == as_stored(param, param.maximum), (where, param.name)
     assert "preview_resolution" in result["matte"]  # a Blender-only setting is there
     from_node = result["from_node"]
     assert from_node["result"] == ["FINISHED"]
