@@ -32,6 +32,7 @@ import numpy as np
 import PyOpenColorIO as OCIO
 
 from .errors import ColourError, first_line
+from .halfs import copy_into
 from .plate_formats import MOVIE_EXTENSIONS
 
 BUILTIN_CONFIG = "ocio://studio-config-latest"
@@ -444,7 +445,7 @@ class ColourTransform:
         are only built for a block whose sum is not finite (almost never), so a clean frame
         costs one cheap reduction per pass instead of a full-frame `isfinite`.
         """
-        dst[...] = src
+        copy_into(dst, src)
         bad_in = _nonfinite_pixels(dst)
         _settle_vector_state()
         self._cpu.applyRGB(dst)

@@ -22,6 +22,7 @@ import OpenImageIO as oiio
 
 from .atomic import atomic_write, disk_full_error
 from .errors import InputError, OutputError, UsageError, library_text
+from .halfs import copy_into, to_half
 from .plates import ImageInfo, ImageReader, Window, metadata_fps
 
 FPS_ATTRIBUTE = "framesPerSecond"  # OpenEXR's standard frame-rate attribute (rational)
@@ -95,14 +96,14 @@ def _matte_pixels(path: str, alpha: np.ndarray, rgb: np.ndarray | None) -> np.nd
         raise OutputError(f"matte must be (height, width), got shape {alpha.shape}", path=path)
     alpha = alpha.astype(np.float32, copy=False)
     if rgb is None:
-        return alpha.astype(np.float16)[..., None]
+        return to_half(alpha)[..., None]
     rgb = np.asarray(rgb, dtype=np.float32)
     if rgb.shape != alpha.shape + (3,):
         raise OutputError(f"plate RGB {rgb.shape} does not match the matte {alpha.shape}",
                           path=path)
     out = np.empty(alpha.shape + (4,), dtype=np.float16)
-    out[..., :3] = rgb * alpha[..., None]
-    out[..., 3] = alpha
+    copy_into(out[..., :3], rgb * alpha[..., None])
+    copy_into(out[..., 3], alpha)
     return out
 
 

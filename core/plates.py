@@ -43,6 +43,7 @@ import OpenImageIO as oiio
 from .errors import InputError, UsageError, library_text
 from .exr_yca import SUBSAMPLED_ERROR, open_yca
 from .frames import SequencePattern
+from .halfs import copy_into
 
 Window = tuple[int, int, int, int]  # x, y, width, height
 
@@ -430,7 +431,7 @@ def _convert_rows(dst: np.ndarray, src: np.ndarray, local: Sequence[int], contig
                   scale: float | None) -> None:
     """Copy-convert channels `local` of `src` rows into `dst` (its own dtype), then scale."""
     if contiguous:
-        dst[...] = src[..., local[0]:local[0] + len(local)]
+        copy_into(dst, src[..., local[0]:local[0] + len(local)])
     else:
         for column, channel in enumerate(local):
             dst[..., column] = src[..., channel]

@@ -14,6 +14,9 @@ import pytest
 
 from render_helpers import assert_same_mattes, read_frames
 from vrmbg.core.cli import main
+from vrmbg.core.errors import UsageError
+from vrmbg.core.farm import openjd as openjd_module
+from vrmbg.core.farm.shotlist import Shot
 from vrmbg.core.frames import SequencePattern, parse_frame_spec
 
 yaml = pytest.importorskip("yaml")
@@ -99,16 +102,41 @@ def test_templates_pass_openjd_check(tmp_path, extra):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_default_template_has_one_task_per_shot_and_job_parameters(tmp_path):
+def test_default_template_has_one_step_per_shot_and_job_parameters(tmp_path):
     job = write_template(tmp_path, "--model", "demo")
     template = yaml.safe_load(job.read_text())
     assert template["specificationVersion"] == "jobtemplate-2023-09"
     params = {p["name"]: p for p in template["parameterDefinitions"]}
     assert params["VrmbgExecutable"]["default"] == "vrmbg"
     assert params["Model"]["default"] == "demo"
-    (step,) = template["steps"]
-    (task_param,) = step["parameterSpace"]["taskParameterDefinitions"]
-    assert task_param["range"] == ["sh010", "sh020"]
+    assert [step["name"] for step in template["steps"]] == ["sh010", "sh020"]
+    assert all("parameterSpace" not in step and "dependencies" not in step
+               for step in template["steps"])
+
+
+def test_step_names_are_the_same_in_both_chunk_modes(tmp_path):
+    ordered = yaml.safe_load(write_template(tmp_path, "--chunk", "2").read_text())
+    (tmp_path / "again").mkdir()
+    parallel = yaml.safe_load(write_template(tmp_path / "again", "--chunk", "2",
+                                             "--preroll", "3").read_text())
+    names = [step["name"] for step in ordered["steps"]]
+    assert names == [step["name"] for step in parallel["steps"]]
+    assert all("dependencies" not in step for step in parallel["steps"])
+    assert any("dependencies" in step for step in ordered["steps"])
+
+
+def test_long_shot_names_keep_their_part_number(tmp_path):
+    long_name = "sh" + "x" * 80
+    shots = [Shot(name=long_name, input=str(tmp_path / "a.####.exr"),
+                  output=str(tmp_path / "m.####.exr"), frames=(1, 2, 3, 4, 5, 6))]
+    template = openjd_module.build_template(shots, {}, chunk=2, template_dir=str(tmp_path))
+    names = [step["name"] for step in template["steps"]]
+    assert [name[-9:] for name in names] == [" part 001", " part 002", " part 003"]
+    assert all(len(name) <= 64 for name in names)
+    twins = shots + [Shot(name=long_name + "_b", input=shots[0].input,
+                          output=str(tmp_path / "n.####.exr"), frames=(1, 2, 3, 4, 5, 6))]
+    with pytest.raises(UsageError, match="shorten the shot names"):
+        openjd_module.build_template(twins, {}, template_dir=str(tmp_path))
 
 
 def test_ordered_chunks_are_chained_steps(tmp_path):
@@ -194,8 +222,8 @@ def test_without_a_thread_budget_any_worker_will_do(tmp_path):
 def test_openjd_run_one_shot_by_task_parameter(tmp_path):
     fake, log = make_fake_vrmbg(tmp_path)
     job = write_template(tmp_path)
-    result = openjd("run", job, "-p", f"VrmbgExecutable={fake}", "--step", "Shots",
-                    "-tp", "Shot=sh020", cwd=tmp_path)
+    result = openjd("run", job, "-p", f"VrmbgExecutable={fake}", "--step", "sh020",
+                    cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert [flag(a, "frames") for a in read_calls(log)] == ["1-7x2"]
 
@@ -288,7 +316,7 @@ def test_plates_outputs_and_cache_are_path_job_parameters(tmp_path):
     mapped = tmp_path / "mapped ü" / "sh010.####.exr"
     (tmp_path / "mapped ü").mkdir()
     result = openjd("run", job, "-p", f"VrmbgExecutable={fake}", "-p", f"sh010Output={mapped}",
-                    "--step", "Shots", "-tp", "Shot=sh010", cwd=tmp_path)
+                    "--step", "sh010", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     (call,) = read_calls(log)
     assert call[1:4] == [str(tmp_path / "plates" / "sh010.####.exr"), "-o", str(mapped)]

@@ -30,13 +30,14 @@ machine cannot see the plates.
 Examples:
   vrmbg job openjd shots.json -o job.yaml --model /show/models/vrmbg3 --device cuda
   openjd check job.yaml
-  openjd run job.yaml -p VrmbgExecutable=/opt/vrmbg/bin/vrmbg --step Shots -tp Shot=sh010
+  openjd run job.yaml -p VrmbgExecutable=/opt/vrmbg/bin/vrmbg --step sh010
   vrmbg job opencue shots.json -o job.xml --show myshow --vrmbg /opt/vrmbg/bin/vrmbg
 """
 
 OPENJD_DESCRIPTION = """\
-Write an Open Job Description template (jobtemplate-2023-09): one step "Shots" with one
-task per shot (task parameter Shot = the shot name). Job parameters:
+Write an Open Job Description template (jobtemplate-2023-09): one single-task step per
+shot, named after the shot ("sh010"); with --chunk, one step per chunk ("sh010 part 001",
+"sh010 part 002", ...) in both chunk modes. Job parameters:
 VrmbgExecutable (default: --vrmbg, "vrmbg"), Model (default: --model), and PATH
 parameters <shot>Plates, <shot>Output and CacheDir (with --cache-dir), so the farm's
 path mapping applies; their defaults are relative to the template's folder.
@@ -44,7 +45,7 @@ Tasks run a bash script (Linux/macOS workers); cancelling sends SIGTERM, the cur
 finishes and is kept.
 
 Chunks (--chunk N) make shorter tasks:
-  without --preroll  chunks of a shot are chained steps ("sh010 part 002" depends on
+  without --preroll  a shot's chunk steps are chained ("sh010 part 002" depends on
                      "sh010 part 001"), so they run in order and each continues exactly
                      from the cache the previous one left (needs a shared cache folder)
   with --preroll P   chunks start P frames early from an empty prior and run in parallel:

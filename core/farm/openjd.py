@@ -1,21 +1,24 @@
 """Open Job Description (OpenJD) job templates for a shot list.
 
-The model is temporal: frame N needs every earlier frame of its shot. So by default the
-template has one step, "Shots", with one task per shot (task parameter `Shot` = the shot
-name); each task runs `vrmbg render` over the whole shot in frame order, and shots run in
-parallel across workers. Run one shot locally with
+The model is temporal: frame N needs every earlier frame of its shot. So by default every
+shot is one step with one task, named after the shot ("sh010"), that runs `vrmbg render`
+over the whole shot in frame order; shots run in parallel across workers. Run one shot
+locally with
 
-    openjd run job.yaml --step Shots -tp Shot=sh010
+    openjd run job.yaml --step sh010
 
-Splitting shots into chunks (`chunk` > 0) trades exactness or parallelism for shorter tasks:
+Splitting shots into chunks (`chunk` > 0) trades exactness or parallelism for shorter tasks.
+Each chunk is its own one-task step, "sh010 part 001", "sh010 part 002", ..., in both chunk
+modes, so a step's name says the same thing whatever the mode (a shot that fits in one
+chunk keeps the step name "sh010"):
 
 - without pre-roll, every chunk is exact, but only because `vrmbg render` continues from
-  the previous chunk's cached frames; the chunks of a shot are therefore chained as steps
-  that depend on each other ("sh010 part 002" runs after "sh010 part 001"), so they run in
-  order on a shared cache. A chunk run out of order recomputes from the shot start.
+  the previous chunk's cached frames; the chunks of a shot therefore depend on each other
+  ("sh010 part 002" runs after "sh010 part 001"), so they run in order on a shared cache.
+  A chunk run out of order recomputes from the shot start.
 - with pre-roll (`--preroll P`), each chunk starts P frames early from an empty prior, so
-  chunks are independent tasks of one step per shot, run in parallel, and APPROXIMATE
-  (the mattes can differ from a straight run near chunk starts; labelled in the output).
+  chunks are independent and run in parallel, and are APPROXIMATE (the mattes can differ
+  from a straight run near chunk starts; labelled in the output).
 
 Job parameters: `VrmbgExecutable` (default `vrmbg`; point it at the farm's install),
 `Model` (the weights: a Hugging Face id or a folder the workers can read), and PATH
@@ -38,11 +41,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ...plugin import schema
+from ..errors import UsageError
 from .shotlist import Shot, chunk_specs, merged_settings, setting_flags
 
 SPECIFICATION = "jobtemplate-2023-09"
 CANCEL_GRACE_SECONDS = 120  # a full-size frame on CPU takes ~30 s; finish it, then kill
-STEP_NAME = "Shots"
 MAX_NAME = 64  # OpenJD limit on step and parameter names
 
 
@@ -72,13 +75,9 @@ def build_template(shots: Sequence[Shot], job: Mapping[str, Any], *, name: str =
     """
     preroll = int(job.get("preroll", 0) or 0)
     paths = _path_names(shots, job)
-    if chunk <= 0:
-        steps = [_shots_step(shots, job, paths)]
-    elif preroll > 0:
-        steps = [_parallel_chunk_step(shot, job, chunk, paths) for shot in shots]
-    else:
-        steps = [step for shot in shots
-                 for step in _ordered_chunk_steps(shot, job, chunk, paths)]
+    steps = [step for shot in shots
+             for step in _shot_steps(shot, job, chunk, preroll <= 0, paths)]
+    _check_unique_names(steps)
     return {
         "specificationVersion": SPECIFICATION,
         "name": name[:128],
@@ -88,6 +87,16 @@ def build_template(shots: Sequence[Shot], job: Mapping[str, Any], *, name: str =
                                                      template_dir or os.getcwd())),
         "steps": steps,
     }
+
+
+def _check_unique_names(steps: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse shot names that OpenJD's 64-character limit would make the same step name."""
+    seen: set[str] = set()
+    for step in steps:
+        if step["name"] in seen:
+            raise UsageError(f"two shots give the step name {step['name']!r} (OpenJD keeps "
+                             f"{MAX_NAME} characters): shorten the shot names")
+        seen.add(step["name"])
 
 
 def _path_names(shots: Sequence[Shot], job: Mapping[str, Any]) -> _Paths:
@@ -130,7 +139,7 @@ def _path_definitions(shots: Sequence[Shot], job: Mapping[str, Any], paths: _Pat
 def _job_description(chunk: int, preroll: int) -> str:
     """What the job's task layout means for exactness, shown in farm monitors."""
     if chunk <= 0:
-        return "vrmbg mattes: one task per shot, each shot rendered in frame order (exact)."
+        return "vrmbg mattes: one step per shot, each shot rendered in frame order (exact)."
     if preroll > 0:
         return (f"vrmbg mattes in chunks of {chunk} frames with {preroll} frames of pre-roll "
                 "from an empty prior: chunks run in parallel and are APPROXIMATE.")
@@ -150,58 +159,43 @@ def _parameter_definitions(job: Mapping[str, Any], executable: str) -> list[dict
     ]
 
 
-def _shots_step(shots: Sequence[Shot], job: Mapping[str, Any], paths: _Paths) -> dict[str, Any]:
-    """The default step: one task per shot, a `case` on the shot name picks its command."""
-    lines = [_script_header("one task renders one whole shot, in frame order", "shot name",
-                            paths="each shot's plates and output in shot list order"),
-             'case "$3" in']
-    cache = 4 + 2 * len(shots)
-    for index, shot in enumerate(shots):
-        command = _command_line(shot, job, frames=shlex.quote(f"--frames={shot.frame_spec}"),
-                                where=(4 + 2 * index, 5 + 2 * index, cache if paths.cache
-                                       else 0))
-        lines.append(f"  {shlex.quote(shot.name)})\n    {command} ;;")
-    lines.append('  *) echo "openjd_fail: unknown shot $3"; exit 2 ;;')
-    lines.append("esac")
-    return _step(STEP_NAME, "\n".join(lines) + "\n", "{{Task.Param.Shot}}",
-                 description="One task per shot; each shot renders in frame order.",
-                 task_parameter=("Shot", [shot.name for shot in shots]),
-                 host=_host_requirements(shots, job), paths=paths.args(shots))
+def _shot_steps(shot: Shot, job: Mapping[str, Any], chunk: int, chained: bool,
+                paths: _Paths) -> list[dict[str, Any]]:
+    """The shot's steps, one single-task step per chunk (one for a whole shot).
 
-
-def _parallel_chunk_step(shot: Shot, job: Mapping[str, Any], chunk: int,
-                         paths: _Paths) -> dict[str, Any]:
-    """One step per shot whose tasks are its chunks, each with pre-roll (approximate)."""
-    script = "\n".join([_script_header(f"shot {shot.name}: one chunk with pre-roll "
-                                       "(approximate)", "the chunk's frames",
-                                       paths="the shot's plates and output"),
-                        _command_line(shot, job, frames='"--frames=$3"',
-                                      where=(4, 5, 6 if paths.cache else 0))]) + "\n"
-    return _step(shot.name, script, "{{Task.Param.Frames}}",
-                 description=f"Shot {shot.name} frames {shot.frame_spec} in chunks of {chunk} "
-                             "with pre-roll: approximate, chunks independent.",
-                 task_parameter=("Frames", chunk_specs(shot, chunk)),
-                 host=_host_requirements([shot], job), paths=paths.args([shot]))
-
-
-def _ordered_chunk_steps(shot: Shot, job: Mapping[str, Any], chunk: int,
-                         paths: _Paths) -> list[dict[str, Any]]:
-    """One single-task step per chunk, each depending on the shot's previous chunk."""
+    Names do not depend on the mode: `<shot>` for a shot rendered in one piece, `<shot> part
+    NNN` for its chunks. `chained`: each chunk depends on the one before (exact, in order);
+    otherwise chunks are independent (pre-roll, approximate)."""
+    specs = chunk_specs(shot, chunk) if chunk > 0 else [shot.frame_spec]
     steps: list[dict[str, Any]] = []
-    specs = chunk_specs(shot, chunk)
     for index, spec in enumerate(specs, start=1):
-        script = "\n".join([_script_header(f"shot {shot.name}: chunk {index} of {len(specs)}, "
-                                           "continuing from the previous chunk's cache",
+        if len(specs) == 1:
+            name, purpose = _step_name(shot.name), "the whole shot, in frame order"
+            text = f"Shot {shot.name} frames {spec}, in frame order (exact)."
+        elif chained:
+            name = _step_name(shot.name, f" part {index:03d}")
+            purpose = (f"chunk {index} of {len(specs)}, continuing from the previous chunk's "
+                       "cache")
+            text = (f"Shot {shot.name} frames {spec} (chunk {index} of {len(specs)}, exact "
+                    "when run after the one before).")
+        else:
+            name = _step_name(shot.name, f" part {index:03d}")
+            purpose = f"chunk {index} of {len(specs)} with pre-roll (approximate)"
+            text = (f"Shot {shot.name} frames {spec} (chunk {index} of {len(specs)}, with "
+                    "pre-roll: approximate, independent of the other chunks).")
+        script = "\n".join([_script_header(f"shot {shot.name}: {purpose}",
                                            paths="the shot's plates and output"),
                             _command_line(shot, job, frames=shlex.quote(f"--frames={spec}"),
                                           where=(3, 4, 5 if paths.cache else 0))])
-        name = f"{shot.name} part {index:03d}"
-        after = [steps[-1]["name"]] if steps else []
-        steps.append(_step(name, script + "\n", "", after=after,
-                           description=f"Shot {shot.name} frames {spec} (chunk {index} of "
-                                       f"{len(specs)}, exact when run after the one before).",
+        after = [steps[-1]["name"]] if steps and chained else []
+        steps.append(_step(name, script + "\n", after=after, description=text,
                            host=_host_requirements([shot], job), paths=paths.args([shot])))
     return steps
+
+
+def _step_name(shot: str, suffix: str = "") -> str:
+    """`shot` + `suffix` within OpenJD's name limit, shortening the shot name, not the part."""
+    return shot[:MAX_NAME - len(suffix)] + suffix
 
 
 def _host_requirements(shots: Sequence[Shot], job: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -214,9 +208,9 @@ def _host_requirements(shots: Sequence[Shot], job: Mapping[str, Any]) -> dict[st
     return {"amounts": [{"name": "amount.worker.vcpu", "min": threads}]}
 
 
-def _script_header(purpose: str, task_arg: str = "", paths: str = "") -> str:
+def _script_header(purpose: str, paths: str = "") -> str:
     """The start of every task script: arguments and strict bash settings."""
-    arguments = "# $1 = vrmbg executable, $2 = model" + (f", $3 = {task_arg}" if task_arg else "")
+    arguments = "# $1 = vrmbg executable, $2 = model"
     arguments += f", then {paths} (and the cache folder, if any)." if paths else "."
     return "\n".join([
         "#!/usr/bin/env bash",
@@ -252,21 +246,12 @@ def _command_line(shot: Shot, job: Mapping[str, Any], *, frames: str,
     return " ".join([*words, *flags])
 
 
-def _step(name: str, script: str, task_value: str, *, description: str,
-          task_parameter: tuple[str, list[str]] | None = None,
-          after: Sequence[str] = (), host: Mapping[str, Any] | None = None,
-          paths: Sequence[str] = ()) -> dict[str, Any]:
-    """A step running the embedded bash `script` with the executable, model, task value and
+def _step(name: str, script: str, *, description: str, after: Sequence[str] = (),
+          host: Mapping[str, Any] | None = None, paths: Sequence[str] = ()) -> dict[str, Any]:
+    """A one-task step running the embedded bash `script` with the executable, model and
     `paths` (on workers meeting `host`, OpenJD host requirements, when given)."""
-    args = ["{{Task.File.Render}}", "{{Param.VrmbgExecutable}}", "{{Param.Model}}"]
-    if task_value:
-        args.append(task_value)
-    args.extend(paths)
-    step: dict[str, Any] = {"name": name[:MAX_NAME], "description": description}
-    if task_parameter is not None:
-        param, values = task_parameter
-        step["parameterSpace"] = {"taskParameterDefinitions": [
-            {"name": param, "type": "STRING", "range": list(values)}]}
+    args = ["{{Task.File.Render}}", "{{Param.VrmbgExecutable}}", "{{Param.Model}}", *paths]
+    step: dict[str, Any] = {"name": name, "description": description}
     step["script"] = {
         "actions": {"onRun": {
             "command": "bash", "args": args,

@@ -1,0 +1,116 @@
+"""CPU per frame of each engine stage on one thread; prints one JSON object.
+
+Where the engine's CPU goes for a 2K (and 4K) half ZIP EXR plate, stage by stage, each timed
+alone on the calling thread as the engine's reader and writer threads run them: decode,
+colour conversion, resize to the model, resize back to the plate, matte write, state write.
+The raw OpenImageIO decode of the same files is the yardstick (the feed-the-GPU target is the
+engine's CPU <= 1.5x the decode's).
+
+    python tests/benchmarks/engine_stages.py [--frames 6] [--sizes 2048x1080,4096x2160]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import Callable
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import OpenImageIO as oiio
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from engine_bench import FIRST, ZeroStepper, write_plates  # noqa: E402
+
+from vrmbg.core.engine.opening import open_session  # noqa: E402
+from vrmbg.core.mattes import write_matte  # noqa: E402
+from vrmbg.core.model.loader import init_random, load_model  # noqa: E402
+
+
+def cpu_ms(action: Callable[[int], object], frames: list[int]) -> float:
+    """Best-of-two CPU milliseconds per frame of `action(frame)` over `frames`."""
+    best = None
+    for _ in range(2):
+        began = time.process_time()
+        for frame in frames:
+            action(frame)
+        spent = (time.process_time() - began) / len(frames) * 1e3
+        best = spent if best is None else min(best, spent)
+    return round(best, 1)
+
+
+def _disc_matte(size: int) -> torch.Tensor:
+    """A soft-edged disc: a matte that compresses like a real one (a random one does not)."""
+    axis = torch.linspace(-1.0, 1.0, size)
+    radius = torch.sqrt(axis[None, :] ** 2 + axis[:, None] ** 2)
+    return ((0.6 - radius) * 40.0).clamp(0.0, 1.0)[None, None]
+
+
+def stages(width: int, height: int, count: int, work: str, loaded) -> dict:
+    """CPU ms per frame of every stage for one plate size."""
+    folder = os.path.join(work, f"{width}x{height}")
+    pattern = write_plates(os.path.join(folder, "plates"), count, width, height)
+    frames = list(range(FIRST, FIRST + count))
+    session = open_session(pattern, {}, cache_root=os.path.join(folder, "cache"),
+                           stepper=ZeroStepper(loaded, 1024))
+    plates, colour, stepper = session.plates, session.colour, session.stepper
+    decoded = {f: plates.read(f, keep_half=True, threads=1) for f in frames}
+    converted = {f: colour.convert(decoded[f].rgb, threads=1)[0] for f in frames}
+    pred = _disc_matte(1024).to(stepper.dtype)
+    alpha = stepper.to_plate(pred, height, width)
+    state = pred.float().numpy()
+
+    def raw(frame: int) -> None:
+        image = oiio.ImageInput.open(pattern.replace("####", str(frame)))
+        image.read_image(oiio.HALF)
+        image.close()
+
+    out = os.path.join(folder, "out")
+    os.makedirs(out)
+    report = {
+        "raw_decode": cpu_ms(raw, frames),
+        "engine_decode": cpu_ms(lambda f: plates.read(f, keep_half=True, threads=1), frames),
+        "colour": cpu_ms(lambda f: colour.convert(decoded[f].rgb, threads=1), frames),
+        "resize_to_model": cpu_ms(lambda f: stepper.prepare(converted[f]), frames),
+        "resize_to_plate": cpu_ms(lambda f: stepper.to_plate(pred, height, width), frames),
+        "matte_write_zip": cpu_ms(lambda f: write_matte(
+            os.path.join(out, f"m.{f}.exr"), alpha, like=decoded[f].info, compression="zip"),
+            frames),
+        "state_write": cpu_ms(lambda f: session._final.store.write_state(
+            f, FIRST, f"{f:064x}", state), frames),
+    }
+    report["engine_stages_sum"] = round(sum(v for k, v in report.items()
+                                            if not k.startswith("raw")), 1)
+    report["ratio_to_raw_decode"] = round(report["engine_stages_sum"] / report["raw_decode"], 2)
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=6)
+    parser.add_argument("--sizes", default="2048x1080,4096x2160")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    work = tempfile.mkdtemp(prefix="vrmbg-stages-")
+    try:
+        loaded = load_model(init_random(os.path.join(work, "model"), "tiny", seed=0),
+                            device="cpu", precision="fp32")
+        report = {"unit": "CPU ms per frame, one thread", "load_average": os.getloadavg()[0]}
+        for size in args.sizes.split(","):
+            width, height = (int(v) for v in size.split("x"))
+            report[size] = stages(width, height, args.frames, work, loaded)
+        print(json.dumps(report, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
