@@ -17,7 +17,7 @@ def add_schema_arguments(parser: argparse.ArgumentParser,
         group = groups.get(param.group)
         if group is None:
             group = groups[param.group] = parser.add_argument_group(param.group.lower())
-        text = param.help
+        text = param.help.replace("%", "%%")  # argparse formats help with %
         if param.kind == "bool":
             group.add_argument(param.flag, dest=param.name, action=argparse.BooleanOptionalAction,
                                default=param.default, help=text)

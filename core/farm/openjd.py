@@ -174,8 +174,9 @@ def _shot_steps(shot: Shot, job: Mapping[str, Any], chunk: int, chained: bool,
             text = f"Shot {shot.name} frames {spec}, in frame order (exact)."
         elif chained:
             name = _step_name(shot.name, f" part {index:03d}")
-            purpose = (f"chunk {index} of {len(specs)}, continuing from the previous chunk's "
-                       "cache")
+            purpose = (f"chunk {index} of {len(specs)}, " + (
+                "continuing from the previous chunk's cache" if index > 1
+                else "the start of the chain"))
             text = (f"Shot {shot.name} frames {spec} (chunk {index} of {len(specs)}, exact "
                     "when run after the one before).")
         else:

@@ -26,7 +26,7 @@ import OpenImageIO as oiio
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from engine_bench import FIRST, ZeroStepper, write_plates  # noqa: E402
+from engine_bench import FIRST, ZeroStepper, disc_matte, write_plates  # noqa: E402
 
 from vrmbg.core.engine.opening import open_session  # noqa: E402
 from vrmbg.core.mattes import write_matte  # noqa: E402
@@ -45,13 +45,6 @@ def cpu_ms(action: Callable[[int], object], frames: list[int]) -> float:
     return round(best, 1)
 
 
-def _disc_matte(size: int) -> torch.Tensor:
-    """A soft-edged disc: a matte that compresses like a real one (a random one does not)."""
-    axis = torch.linspace(-1.0, 1.0, size)
-    radius = torch.sqrt(axis[None, :] ** 2 + axis[:, None] ** 2)
-    return ((0.6 - radius) * 40.0).clamp(0.0, 1.0)[None, None]
-
-
 def stages(width: int, height: int, count: int, work: str, loaded) -> dict:
     """CPU ms per frame of every stage for one plate size."""
     folder = os.path.join(work, f"{width}x{height}")
@@ -62,7 +55,7 @@ def stages(width: int, height: int, count: int, work: str, loaded) -> dict:
     plates, colour, stepper = session.plates, session.colour, session.stepper
     decoded = {f: plates.read(f, keep_half=True, threads=1) for f in frames}
     converted = {f: colour.convert(decoded[f].rgb, threads=1)[0] for f in frames}
-    pred = _disc_matte(1024).to(stepper.dtype)
+    pred = disc_matte(1024).to(stepper.dtype)
     alpha = stepper.to_plate(pred, height, width)
     state = pred.float().numpy()
 
