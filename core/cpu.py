@@ -92,6 +92,16 @@ def reader_threads(count: int) -> int:
     return max(1, min(MAX_READERS, budget))
 
 
+def writer_threads(readers: int) -> int:
+    """Matte writer threads for `readers` reader threads: one per two readers, at least one.
+
+    A frame's write (resize back to the plate, matte EXR, state) costs about a third of its
+    read (decode, colour, resize) and does not spread over cores by itself, so a single
+    writer caps a fast GPU host at about 30 fps on 2K plates however many cores feed it.
+    """
+    return max(1, readers // 2)
+
+
 def lower_thread_priority(increment: int | None = None) -> bool:
     """Raise the calling thread's nice value by `increment` (default `IO_NICE_INCREMENT`,
     read at call time; Linux only; False elsewhere).

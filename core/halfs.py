@@ -3,8 +3,8 @@
 Plates and mattes are half floats; the engine works in float32. numpy converts between the two
 in software (about 11 ms for a 2K RGB frame each way on the reference machine), torch with the
 CPU's conversion instructions (about 1 ms), and both round to nearest even, so the bits are the
-same (only a signalling NaN's payload comes back quieted; a NaN stays a NaN). Every
-half <-> float32 copy of a frame goes through here.
+same (only a signalling NaN's payload comes back quieted; a NaN stays a NaN). The engine's
+frame copies (plates, colour blocks, mattes) go through here.
 """
 
 from __future__ import annotations
@@ -33,12 +33,18 @@ def _tensor(array: np.ndarray) -> Any:
 
 
 def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
-    """`dst[...] = src` (same shape), converting between half and float32 quickly."""
+    """`dst[...] = src` (same shape), converting between half and float32 quickly; right even
+    when the two share memory."""
+    if np.may_share_memory(dst, src):  # one buffer: read it all before writing any of it
+        src = np.array(src, copy=True)
     if dst.dtype != src.dtype and dst.shape == src.shape:
         to, of = _tensor(dst), _tensor(src)
         if to is not None and of is not None:
-            to.copy_(of)
-            return
+            try:
+                to.copy_(of)
+                return
+            except RuntimeError:  # e.g. a destination whose elements overlap (0 strides)
+                pass
     dst[...] = src
 
 

@@ -1,20 +1,24 @@
 """Writing a render's outputs: one stamped EXR per finished frame, or one ProRes movie.
 
-The matte itself comes from the cache (the chain computed it); this module adds what the
-output needs: the shot's and chain's `vrmbg:*` stamp, the plate's windows and metadata, and
-for `--output-type rgba` the plate's RGB premultiplied in scene-linear light, tagged with that
-colour space.
+The matte itself is the chain's: read from the cache, or handed over in memory as the engine
+computes it (an alpha output then becomes the cache's matte too, one file under two names).
+This module adds what the output needs: the shot's and chain's `vrmbg:*` stamp, the plate's
+windows and metadata, and for `--output-type rgba` the plate's RGB premultiplied in
+scene-linear light, tagged with that colour space.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from .frames import SequencePattern
 
 DEFAULT_FPS = 24.0
-CACHE_COMPRESSION = "zip"  # how the cache writes its mattes (engine.session)
 
 
 class MatteWriter:
@@ -35,7 +39,9 @@ class MatteWriter:
         self.previous = dict(previous or {})
         # An alpha output compressed as the cache's mattes holds the same pixels: the cache
         # then keeps a hard link to it instead of a second copy.
-        self.share_with_cache = not self.rgba and compression == CACHE_COMPRESSION
+        from .engine.cache import MATTE_COMPRESSION
+
+        self.share_with_cache = not self.rgba and compression == MATTE_COMPRESSION
         # RGBA is premultiplied in the config's scene-linear space, whatever the plate's.
         self.colorspace = colour.scene_linear_space if self.rgba else ""
 
@@ -46,10 +52,27 @@ class MatteWriter:
     def write(self, frame: int, cache_path: str) -> None:
         """Copy the finished matte of `frame` from the cache to the output, stamped."""
         from .engine.cache import read_matte_stamp
-        from .mattes import read_matte, write_matte
+        from .mattes import read_matte
 
-        alpha = read_matte(cache_path)
-        cached = read_matte_stamp(cache_path) or {}
+        self._write(frame, read_matte(cache_path), read_matte_stamp(cache_path) or {})
+        if self.share_with_cache:
+            share_file(self.path(frame), cache_path)
+
+    def write_from(self, frame: int, alpha: np.ndarray, stamp: Mapping[str, Any]) -> None:
+        """Write the output of a frame the engine has just computed, from its matte in memory
+        and the stamp of its cached matte (no read back from the cache).
+
+        The pixels are those a copy from the cache gives: the matte is rounded to half, as the
+        cache stores it, before anything is made from it.
+        """
+        from .halfs import to_half
+
+        self._write(frame, to_half(alpha).astype(np.float32), stamp)
+
+    def _write(self, frame: int, alpha: np.ndarray, cached: Mapping[str, Any]) -> None:
+        """Write the output of `frame`: its matte, with the stamp of the cached matte it is."""
+        from .mattes import write_matte
+
         rgb = None
         if self.rgba:
             plate = self.plates.read(frame)
@@ -71,13 +94,50 @@ class MatteWriter:
             attributes["previous"] = self.previous[frame]
         write_matte(self.path(frame), alpha, like=info, rgb=rgb, compression=self.compression,
                     attributes=attributes, colorspace=self.colorspace)
-        if self.share_with_cache:
-            share_file(self.path(frame), cache_path)
+
+
+class OutputSink:
+    """The engine's `MatteSink` for a render: outputs written from the mattes in memory.
+
+    An output that can be the cache's matte (alpha, compressed as the cache) is written at
+    once, on the engine's writer thread, and the cache's name becomes a hard link to it: each
+    matte is encoded once and never read back. Any other output is queued to the render's
+    output thread with its matte, at most `MAX_QUEUED` at a time, so memory stays bounded when
+    the engine runs ahead of the writes. Frames not in `wanted` (a lead-in) are left alone.
+    """
+
+    MAX_QUEUED = 4
+
+    def __init__(self, writer: MatteWriter, wanted: set[int], pool: ThreadPoolExecutor,
+                 pending: list[Future]) -> None:
+        self.writer, self.wanted, self.pool, self.pending = writer, wanted, pool, pending
+        self.taken: set[int] = set()  # frames whose output this sink has written or queued
+        self._room = threading.BoundedSemaphore(self.MAX_QUEUED)
+
+    def __call__(self, frame: int, alpha: np.ndarray, stamp: dict, info: Any,
+                 cache_path: str) -> bool:
+        """Write or queue the output of `frame`; True when the cache's matte is that output."""
+        if frame not in self.wanted:
+            return False
+        self.taken.add(frame)
+        if self.writer.share_with_cache:
+            self.writer.write_from(frame, alpha, stamp)
+            return share_file(self.writer.path(frame), cache_path)
+        self._room.acquire()
+        try:
+            job = self.pool.submit(self.writer.write_from, frame, alpha, dict(stamp))
+        except BaseException:
+            self._room.release()
+            raise
+        job.add_done_callback(lambda _: self._room.release())
+        self.pending.append(job)
+        return False
 
 
 def share_file(source: str, target: str) -> bool:
-    """Replace `target` by a hard link to `source`, atomically (one copy of the bytes on
-    disk); `target` is kept as it is where links cannot be made (another file system, SMB).
+    """Make `target` a hard link to `source`, atomically (one copy of the bytes on disk),
+    replacing what it was; `target` is kept as it is (or left missing) where links cannot be
+    made (another file system, SMB).
 
     Only for files with the same pixels whose `source` stamp also makes `target` valid: an
     output matte carries the cache matte's key, start and tier. vrmbg replaces files and
@@ -86,7 +146,7 @@ def share_file(source: str, target: str) -> bool:
     from .atomic import temp_path_for
 
     try:
-        if os.path.samefile(source, target):
+        if os.path.lexists(target) and os.path.samefile(source, target):
             return True
     except OSError:
         return False

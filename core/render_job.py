@@ -409,7 +409,7 @@ class RenderJob:
                 progress_stream: TextIO | None) -> None:
         """Write cached frames' outputs, compute the rest in order, then the movie if any."""
         from .engine.cache import touch_chain
-        from .output_writer import MatteWriter, write_movie_output
+        from .output_writer import MatteWriter, OutputSink, write_movie_output
         from .progress import Progress
 
         writer = None
@@ -447,13 +447,16 @@ class RenderJob:
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vrmbg-output")
             pending: list[Future] = []
             last = [time.perf_counter()]
+            sink = OutputSink(writer, wanted, pool, pending) if writer is not None else None
 
             def finished(done: int, total: int, frame: int) -> None:
                 # Lead-in frames before the first one asked for count in the progress too,
                 # so a farm never sees a task stalled at 0%.
                 bar.total = len(cached) + total
                 if frame in wanted and writer is not None:
-                    pending.append(pool.submit(writer.write, frame, session.matte_path(frame)))
+                    if sink is None or frame not in sink.taken:
+                        pending.append(pool.submit(writer.write, frame,
+                                                   session.matte_path(frame)))
                     written.append(frame)
                 now = time.perf_counter()
                 took, last[0] = now - last[0], now
@@ -462,7 +465,8 @@ class RenderJob:
             self._say_if_locked(session, to_compute)
             bad_pixels: dict[int, int] = {}
             try:
-                result = (session.ensure_frames(to_compute, progress=finished, cancel=stop)
+                result = (session.ensure_frames(to_compute, progress=finished, cancel=stop,
+                                                sink=sink)
                           if to_compute else None)
                 answers = result.paths if result else {}
                 bad_pixels = result.bad_pixels if result else {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -217,6 +218,33 @@ def test_pipeline_thread_setup_runs_on_reader_and_writer_threads_not_the_caller(
     assert work.read_on <= idents and work.write_on <= idents  # set up before any work
     assert work.steps == [(1, None), (2, 1), (3, 2), (4, 3), (7, 6), (8, 7)]
     assert reported == [1, 2, 3, 4, 7, 8] and work.written == reported
+
+
+class SlowFirstWrites(SetupRecorder):
+    """Writes that finish out of order: the earlier the frame, the longer its write takes."""
+
+    def write(self, item, payload):
+        time.sleep(0.02 * max(0, 6 - item.frame))
+        super().write(item, payload)
+
+
+def test_several_writers_write_side_by_side_and_report_in_order():
+    work = SlowFirstWrites()
+    reported = []
+    FramePipeline(read=work.read, step=work.step, load_prior=lambda f: f, write=work.write,
+                  writers=3, thread_setup=work.setup).run(
+        [Run(None, [1, 2, 3, 4, 5, 6], 1)], cancelled=lambda: False,
+        on_written=reported.append)
+    assert reported == [1, 2, 3, 4, 5, 6]  # progress and outputs follow the shot's order
+    assert sorted(work.written) == reported and work.written != reported  # written at once
+    assert len(work.write_on) > 1
+    assert sum(name.startswith("vrmbg-write") for name, _ in work.set_up) <= 3
+
+
+def test_writer_threads_follow_the_readers():
+    from vrmbg.core.cpu import writer_threads
+
+    assert [writer_threads(n) for n in (1, 2, 3, 4, 8)] == [1, 1, 1, 2, 4]
 
 
 def test_pipeline_without_thread_setup_still_runs():

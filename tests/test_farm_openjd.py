@@ -219,7 +219,7 @@ def test_without_a_thread_budget_any_worker_will_do(tmp_path):
     assert all("hostRequirements" not in step for step in steps)
 
 
-def test_openjd_run_one_shot_by_task_parameter(tmp_path):
+def test_openjd_run_one_shot_by_its_step_name(tmp_path):
     fake, log = make_fake_vrmbg(tmp_path)
     job = write_template(tmp_path)
     result = openjd("run", job, "-p", f"VrmbgExecutable={fake}", "--step", "sh020",

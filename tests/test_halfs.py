@@ -64,3 +64,43 @@ def test_strided_destination_rows_are_filled_in_place() -> None:
     copy_into(rgb, src)
     assert np.array_equal(plate[:, :, :3], src.astype(np.float32))
     assert not plate[:, :, 3].any()
+
+
+def test_overlapping_source_and_destination_copy_every_value() -> None:
+    buffer = np.zeros(64, np.float32)
+    src = buffer.view(np.float16)[:64]  # the halves live in the float32s' first half
+    src[:] = np.arange(64, dtype=np.float16)
+    expected = src.astype(np.float32)
+    copy_into(buffer, src)
+    assert np.array_equal(buffer, expected)
+
+
+def test_negative_halves_and_the_overflow_band_narrow_as_numpy_does() -> None:
+    halves = _every_half().ravel()
+    finite = halves[np.isfinite(halves)].astype(np.float64)
+    finite.sort()
+    ties = ((finite[:-1] + finite[1:]) / 2).astype(np.float32)  # both signs
+    band = np.linspace(65504, 65536, 4001, dtype=np.float32)   # max half .. first inf
+    wide = np.concatenate([ties, band, -band])
+    with np.errstate(over="ignore"):
+        expected = wide.astype(np.float16)
+    assert np.array_equal(to_half(wide).view(np.uint16), expected.view(np.uint16))
+
+
+def test_frame_copies_take_the_fast_path(monkeypatch) -> None:
+    """A plate-shaped copy goes through torch (else it costs numpy's software cast)."""
+    import torch
+
+    calls = []
+    real = torch.Tensor.copy_
+
+    def spy(self, other, *args, **kwargs):
+        calls.append((self.dtype, other.dtype))
+        return real(self, other, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "copy_", spy)
+    plate = np.zeros((6, 8, 4), np.float16)[:, :, :3]  # RGB of an RGBA buffer
+    out = np.empty((6, 8, 3), np.float32)
+    copy_into(out, plate)
+    to_half(out)
+    assert calls == [(torch.float32, torch.float16), (torch.float16, torch.float32)]

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from plate_factory import Part, ramp_rgb, write_exr, write_parts
-from render_helpers import (FIRST, SIZE, assert_same_mattes, frame_file, frames_on_disk,
-                            make_other_plates, make_plates, one_error_line, render_args,
-                            run_cli, run_json, run_process)
+from render_helpers import (FIRST, SIZE, assert_same_mattes, exr_pixels, frame_file,
+                            frames_on_disk, make_other_plates, make_plates, one_error_line,
+                            render_args, run_cli, run_json, run_process)
 from vrmbg.core.engine.cache import read_matte_stamp
 from vrmbg.core.errors import EXIT_OK, EXIT_OUTPUT
 
@@ -357,3 +357,80 @@ def test_an_alpha_output_and_its_cache_matte_are_one_file_on_disk(tmp_path, mode
                          "--cache-dir", os.path.dirname(os.path.dirname(
                              os.path.dirname(summary["cache_folder"])))), capsys)
     assert not os.path.samefile(frame_file(piz, 1002), cached)  # other bytes: its own file
+
+
+def _count_calls(monkeypatch, module, name: str) -> list:
+    """Record the first argument of every call of `module.name` (still calling it)."""
+    calls: list = []
+    real = getattr(module, name)
+
+    def spy(first, *args, **kwargs):
+        calls.append(first)
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def test_a_computed_alpha_frame_is_encoded_once_and_never_read_back(tmp_path, model, capsys,
+                                                                    monkeypatch):
+    from vrmbg.core import mattes
+
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES[:4])
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    encodes = _count_calls(monkeypatch, mattes, "_write_exr")
+    reads = _count_calls(monkeypatch, mattes, "read_matte")
+    summary = run_json(render_args(pattern, output, model), capsys)
+    assert summary["frames_computed"] == 4
+    assert len(encodes) == 4, encodes  # one EXR per frame: the output, also the cache's
+    assert reads == []
+    for frame in FRAMES[:4]:
+        cached = os.path.join(summary["cache_folder"], "matte", f"sh010.{frame}.exr")
+        assert os.path.samefile(frame_file(output, frame), cached)
+        assert read_matte_stamp(cached)["tier"] == "final"
+
+
+def test_rgba_outputs_written_as_computed_equal_those_copied_from_the_cache(tmp_path, model,
+                                                                           capsys):
+    from vrmbg.core.mattes import read_matte
+
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES[:3])
+    cache = str(tmp_path / "cache")
+    fresh = str(tmp_path / "fresh" / "sh010.####.exr")
+    first = run_json(render_args(pattern, fresh, model, "--output-type", "rgba",
+                                 cache=cache), capsys)
+    assert first["frames_computed"] == 3
+    copied = str(tmp_path / "copied" / "sh010.####.exr")
+    again = run_json(render_args(pattern, copied, model, "--output-type", "rgba",
+                                 cache=cache), capsys)
+    assert again["frames_computed"] == 0 and again["frames_from_cache"] == 3
+    for frame in FRAMES[:3]:
+        cached = os.path.join(first["cache_folder"], "matte", f"sh010.{frame}.exr")
+        assert not os.path.samefile(frame_file(fresh, frame), cached)  # RGBA: its own file
+        got, want = exr_pixels(frame_file(fresh, frame)), exr_pixels(frame_file(copied, frame))
+        assert got[0] == want[0] == ("R", "G", "B", "A")
+        assert got[1].tobytes() == want[1].tobytes(), frame
+        assert read_matte(cached).tobytes() == read_matte(frame_file(fresh, frame)).tobytes()
+        stamp, other = read_matte_stamp(frame_file(fresh, frame)), read_matte_stamp(
+            frame_file(copied, frame))
+        assert stamp == other, frame
+
+
+def test_an_output_that_cannot_be_linked_leaves_the_cache_its_own_matte(tmp_path, model,
+                                                                       capsys, monkeypatch):
+    """Where hard links cannot be made (SMB, another disk), the cache still gets its matte."""
+    def no_links(*args, **kwargs):
+        raise OSError("links are not supported here")
+
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES[:3])
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    monkeypatch.setattr(os, "link", no_links)
+    summary = run_json(render_args(pattern, output, model), capsys)
+    assert summary["frames_computed"] == 3
+    for frame in FRAMES[:3]:
+        cached = os.path.join(summary["cache_folder"], "matte", f"sh010.{frame}.exr")
+        assert not os.path.samefile(frame_file(output, frame), cached)
+        assert exr_pixels(cached)[1].tobytes() == exr_pixels(frame_file(output, frame))[1].tobytes()
+    os.remove(frame_file(output, FRAMES[1]))
+    again = run_json(render_args(pattern, output, model), capsys)
+    assert again["frames_computed"] == 0 and again["frames_from_cache"] == 1

@@ -33,7 +33,7 @@ def add_schema_arguments(parser: argparse.ArgumentParser,
         else:
             kwargs["metavar"] = "PATH" if param.kind == "path" else "NAME"
         if param.default not in ("", None, False):
-            kwargs["help"] = f"{text} (default: {param.default})"
+            kwargs["help"] = f"{text} (default: {str(param.default).replace('%', '%%')})"
         group.add_argument(param.flag, **kwargs)
 
 

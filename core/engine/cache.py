@@ -48,6 +48,7 @@ CHAIN_FILE = "chain.json"
 LOCK_FILE = "chain.lock"
 SHOT_FILE = "shot.json"
 MATTE_DIR = "matte"
+MATTE_COMPRESSION = "zip"  # of the cached mattes (lossless; an alpha output like it is shared)
 STATE_DIR = "state"
 KEY_CHARS = 32  # key characters kept in state file names (128 bits)
 

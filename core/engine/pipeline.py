@@ -89,7 +89,8 @@ class _Prefetch:
 
 
 class _Writes:
-    """Writes finished frames on one thread, reporting them in order on the caller's thread."""
+    """Writes finished frames on the writer threads (each frame's write whole on one thread,
+    frames side by side), reporting them in order on the caller's thread."""
 
     def __init__(self, pool: ThreadPoolExecutor, write: Callable[[Prepared, Any], None],
                  on_written: Callable[[int], None], depth: int) -> None:
@@ -130,12 +131,15 @@ class FramePipeline:
                  step: Callable[[Prepared, Prepared | None, Any], tuple[Any, Any]],
                  load_prior: Callable[[int], Any],
                  write: Callable[[Prepared, Any], None],
-                 readers: int = 2, prefetch: int = 3, write_depth: int = 2,
-                 thread_setup: Callable[[], None] | None = None) -> None:
-        """`step(item, prev, prior) -> (next prior, payload)`; `write(item, payload)`;
-        `thread_setup()` runs first on each reader and writer thread."""
+                 readers: int = 2, prefetch: int = 3, writers: int = 1,
+                 write_depth: int = 0, thread_setup: Callable[[], None] | None = None) -> None:
+        """`step(item, prev, prior) -> (next prior, payload)`; `write(item, payload)`, called
+        for several frames at once when `writers` > 1; `write_depth` frames may wait to be
+        written (0 = one more than the writers); `thread_setup()` runs first on each reader
+        and writer thread."""
         self._read, self._step, self._load_prior, self._write = read, step, load_prior, write
-        self._readers, self._prefetch, self._write_depth = readers, prefetch, write_depth
+        self._readers, self._prefetch, self._writers = readers, prefetch, max(1, writers)
+        self._write_depth = write_depth if write_depth > 0 else self._writers + 1
         self._thread_setup = thread_setup
 
     def run(self, runs: Sequence[Run], *, cancelled: Callable[[], bool],
@@ -148,7 +152,7 @@ class FramePipeline:
         setup = self._thread_setup
         with ThreadPoolExecutor(self._readers, thread_name_prefix="vrmbg-read",
                                 initializer=setup) as readers, \
-                ThreadPoolExecutor(1, thread_name_prefix="vrmbg-write",
+                ThreadPoolExecutor(self._writers, thread_name_prefix="vrmbg-write",
                                    initializer=setup) as writer:
             reads = _Prefetch(readers, self._read, frames_to_read(runs), self._prefetch)
             writes = _Writes(writer, self._write, on_written, self._write_depth)

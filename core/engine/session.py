@@ -36,13 +36,13 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..cpu import lower_thread_priority, reader_threads
+from ..cpu import lower_thread_priority, reader_threads, writer_threads
 from ..edits import resolve_cuts
 from ..errors import Cancelled, InputError, UsageError
 from ..frames import format_frame_ranges
 from ..mattes import write_matte
-from .cache import (ChainLock, default_cache_root, plate_name, plate_part, plate_source,
-                    read_matte_stamp, shot_id, state_from_array, state_to_array,
+from .cache import (MATTE_COMPRESSION, ChainLock, default_cache_root, plate_name, plate_part,
+                    plate_source, read_matte_stamp, shot_id, state_from_array, state_to_array,
                     write_shot_file)
 from .chain import (ENGINE_FORMAT, ChainFrames, ContentMemo, PlateFingerprints,
                     compute_identity, shot_frames)
@@ -52,6 +52,11 @@ from .pipeline import FramePipeline, Prepared, Run
 from .tiers import ExactChain, PerFrameChain, PrerollChain, Tier
 
 ProgressCallback = Callable[[int, int, int], None]  # (frames done, frames to do, frame)
+# `sink(frame, alpha, stamp, info, cache_path)`: a computed frame's plate-resolution matte in
+# memory, before its state makes it valid. True when the sink has put that matte, stamped with at
+# least `stamp`, at `cache_path` itself (as a hard link to an output with the same pixels);
+# False when the engine still writes its own copy.
+MatteSink = Callable[[int, np.ndarray, dict, Any, str], bool]
 LOCK_POLL_SECONDS = 0.1
 WAIT_RECHECK_SECONDS = 0.25  # while another process holds the lock, look for its results
 MAX_REPLANS = 3  # an unreadable state file is dropped and the plan made again
@@ -274,9 +279,14 @@ class MatteSession:
         return self.ensure_frames(frames, progress=progress, cancel=cancel).paths
 
     def ensure_frames(self, frames: Iterable[int], *, progress: ProgressCallback | None = None,
-                      cancel: Any = None) -> EnsureResult:
+                      cancel: Any = None, sink: MatteSink | None = None) -> EnsureResult:
         """As `ensure_range`, returning everything the request did (paths, NaN/Inf pixels
-        zeroed per frame, frames computed, counters)."""
+        zeroed per frame, frames computed, counters).
+
+        `sink` (see `MatteSink`) receives each computed matte while it is in memory, so a
+        render writes its output from it instead of reading the cache's copy back; an output
+        that holds the same pixels can then be the cache's matte too (written once).
+        """
         targets = sorted({int(f) for f in frames})
         for frame in targets:
             if frame not in self.frames:
@@ -291,7 +301,8 @@ class MatteSession:
             result.counters.frames_from_cache += len(answers)
             missing = [t for t in targets if t not in answers]
             if missing:
-                answers.update(self._compute(missing, progress, _cancel_check(cancel), result))
+                answers.update(self._compute(missing, progress, _cancel_check(cancel), result,
+                                             sink))
             self._tier.store.touch()
             result.paths = {t: answers[t] for t in targets}
             return result
@@ -346,7 +357,8 @@ class MatteSession:
     # ------------------------------------------------------------------ computing
 
     def _compute(self, missing: list[int], progress: ProgressCallback | None,
-                 cancelled: Callable[[], bool], result: EnsureResult) -> dict[int, str]:
+                 cancelled: Callable[[], bool], result: EnsureResult,
+                 sink: MatteSink | None = None) -> dict[int, str]:
         """Take the chain lock, plan from the cache, and compute the missing frames."""
         tier = self._tier
         lock = ChainLock(tier.store.lock_path)
@@ -365,7 +377,8 @@ class MatteSession:
             todo = [t for t in missing if t not in answers]
             if todo:
                 try:
-                    self._plan_and_run(tier, todo, fingerprint, progress, cancelled, result)
+                    self._plan_and_run(tier, todo, fingerprint, progress, cancelled, result,
+                                       sink)
                 finally:
                     tier.drop_stale(fingerprint)
                 answers.update({t: tier.store.matte_path(t) for t in todo})
@@ -398,12 +411,12 @@ class MatteSession:
 
     def _plan_and_run(self, tier: Tier, todo: list[int], fingerprint: PlateFingerprints,
                       progress: ProgressCallback | None, cancelled: Callable[[], bool],
-                      result: EnsureResult) -> None:
+                      result: EnsureResult, sink: MatteSink | None = None) -> None:
         """Plan runs from the states on disk and compute them (re-planning past bad states)."""
         for attempt in range(MAX_REPLANS + 1):
             runs = tier.plan(todo, tier.store.scan_states(), fingerprint)
             try:
-                self._run(tier, runs, progress, cancelled, result)
+                self._run(tier, runs, progress, cancelled, result, sink)
                 return
             except _StaleState as bad:
                 if attempt == MAX_REPLANS:
@@ -414,9 +427,10 @@ class MatteSession:
                     pass
 
     def _run(self, tier: Tier, runs: list[Run], progress: ProgressCallback | None,
-             cancelled: Callable[[], bool], result: EnsureResult) -> None:
+             cancelled: Callable[[], bool], result: EnsureResult,
+             sink: MatteSink | None = None) -> None:
         """Compute the planned runs through the pipeline, counting and reporting each frame."""
-        work = _FrameWork(self, tier, runs, result)
+        work = _FrameWork(self, tier, runs, result, sink)
         total = sum(len(run.frames) for run in runs)
         done = 0
 
@@ -429,6 +443,7 @@ class MatteSession:
         pipeline = FramePipeline(read=work.read, step=work.step, load_prior=work.load_prior,
                                  write=work.write, readers=self.io_threads,
                                  prefetch=self.io_threads + 1,
+                                 writers=writer_threads(self.io_threads),
                                  thread_setup=lower_thread_priority)
         began = time.perf_counter()
         try:
@@ -458,8 +473,9 @@ class _FrameWork:
     """
 
     def __init__(self, session: MatteSession, tier: Tier, runs: list[Run],
-                 result: EnsureResult) -> None:
+                 result: EnsureResult, sink: MatteSink | None = None) -> None:
         self.session, self.tier, self.stepper, self.result = session, tier, tier.stepper, result
+        self.sink = sink
         self.where = {f: run for run in runs for f in run.frames}  # frame -> run (start, keys)
         for run in runs:
             if run.prior is not None:
@@ -516,7 +532,8 @@ class _FrameWork:
         return state, (state, array, given_cut)
 
     def write(self, item: Prepared, payload: tuple[Any, np.ndarray, bool]) -> None:
-        """The plate-resolution matte first, then the state that makes the frame valid."""
+        """The plate-resolution matte first (through the sink, if any), then the state that
+        makes the frame valid."""
         state, array, cut = payload
         run = self.where[item.frame]
         key = run.keys[item.frame]
@@ -524,6 +541,8 @@ class _FrameWork:
         stamp = self.tier.stamp(run.start, key)
         if cut:
             stamp["cut"] = 1
-        write_matte(self.tier.store.matte_path(item.frame), alpha, like=item.info,
-                    compression="zip", attributes=stamp)
+        path = self.tier.store.matte_path(item.frame)
+        if self.sink is None or not self.sink(item.frame, alpha, stamp, item.info, path):
+            write_matte(path, alpha, like=item.info, compression=MATTE_COMPRESSION,
+                        attributes=stamp)
         self.tier.store.write_state(item.frame, run.start, key, array)

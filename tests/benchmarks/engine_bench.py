@@ -48,21 +48,24 @@ from vrmbg.core.model.loader import init_random, load_model
 FIRST = 1001
 
 
-def write_plates(folder: str, count: int, width: int, height: int) -> str:
-    """2K scene-linear half ZIP EXR plates: gradients, texture and a moving disc."""
+def write_plates(folder: str, count: int, width: int, height: int, channels: int = 3) -> str:
+    """2K scene-linear half ZIP EXR plates: gradients, texture and a moving disc (RGB, or
+    RGBA with an opaque alpha when `channels` is 4)."""
     os.makedirs(folder, exist_ok=True)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     base = np.stack([0.05 + 0.3 * xx / width, 0.05 + 0.2 * yy / height,
                      0.1 + 0.05 * np.sin(xx * 0.05) * np.cos(yy * 0.04)], axis=-1)
     rng = np.random.default_rng(0)
     grain = rng.normal(0, 0.01, size=base.shape).astype(np.float32)
-    spec = oiio.ImageSpec(width, height, 3, oiio.HALF)
+    spec = oiio.ImageSpec(width, height, channels, oiio.HALF)
     spec.attribute("compression", "zip")
     for i in range(count):
         frame = base + np.roll(grain, i * 7, axis=1)
         cx, cy = width * (0.2 + 0.6 * i / max(count, 1)), height * 0.5
         disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (height * 0.2) ** 2
         frame[disc] = (1.5, 1.1, 0.4)
+        if channels == 4:
+            frame = np.concatenate([frame, np.ones((height, width, 1), np.float32)], axis=-1)
         path = os.path.join(folder, f"bench.{FIRST + i}.exr")
         out = oiio.ImageOutput.create(path)
         out.open(path, spec)
@@ -122,7 +125,9 @@ def io_only(pattern: str, frames: list[int], loaded, work: str, repeats: int) ->
         session.ensure(frames[-1])
         ours.append(((time.perf_counter() - began) / len(frames),
                      (time.process_time() - cpu_began) / len(frames)))
-    raw_best, ours_best = min(raw), min(ours)
+    # the best wall clock and the least CPU of the repeats, each on its own
+    raw_best = (min(r[0] for r in raw), min(r[1] for r in raw))
+    ours_best = (min(r[0] for r in ours), min(r[1] for r in ours))
     return {"raw_decode_ms_per_frame": round(raw_best[0] * 1e3, 2),
             "engine_io_ms_per_frame": round(ours_best[0] * 1e3, 2),
             "throughput_ratio": round(raw_best[0] / ours_best[0], 3), "target": ">= 0.8",
@@ -144,7 +149,7 @@ def readers_scaling(pattern: str, frames: list[int], loaded, work: str, repeats:
             began, cpu_began = time.perf_counter(), time.process_time()
             session.ensure(frames[-1])
             run = (time.perf_counter() - began, time.process_time() - cpu_began)
-            best = run if best is None or run[0] < best[0] else best
+            best = run if best is None else (min(best[0], run[0]), min(best[1], run[1]))
         report[str(readers)] = {"frames_per_second": round(len(frames) / best[0], 2),
                                 "cpu_ms_per_frame": round(best[1] / len(frames) * 1e3, 1)}
     return report
