@@ -23,7 +23,8 @@ DEFAULT_FPS = 24.0
 
 class MatteWriter:
     """Writes output frames of one render: every setting is given at construction, and
-    `write` may be called for any frame, in any order, from one thread at a time."""
+    `write` / `write_from` may be called for any frames, in any order, from several threads
+    at once (each frame from one thread)."""
 
     def __init__(self, pattern: SequencePattern, plates: Any, colour: Any,
                  stamp: Mapping[str, Any], *, output_type: str = "alpha",
@@ -58,26 +59,29 @@ class MatteWriter:
         if self.share_with_cache:
             share_file(self.path(frame), cache_path)
 
-    def write_from(self, frame: int, alpha: np.ndarray, stamp: Mapping[str, Any]) -> None:
-        """Write the output of a frame the engine has just computed, from its matte in memory
-        and the stamp of its cached matte (no read back from the cache).
+    def write_from(self, frame: int, alpha: np.ndarray, stamp: Mapping[str, Any],
+                   info: Any = None) -> None:
+        """Write the output of a frame the engine has just computed, from its matte in memory,
+        the stamp of its cached matte and its plate's header `info` (nothing read back).
 
         The pixels are those a copy from the cache gives: the matte is rounded to half, as the
         cache stores it, before anything is made from it.
         """
         from .halfs import to_half
 
-        self._write(frame, to_half(alpha).astype(np.float32), stamp)
+        self._write(frame, to_half(alpha).astype(np.float32), stamp, info)
 
-    def _write(self, frame: int, alpha: np.ndarray, cached: Mapping[str, Any]) -> None:
-        """Write the output of `frame`: its matte, with the stamp of the cached matte it is."""
+    def _write(self, frame: int, alpha: np.ndarray, cached: Mapping[str, Any],
+               info: Any = None) -> None:
+        """Write the output of `frame`: its matte, with the stamp of the cached matte it is
+        (`info`: the plate's header when the caller has it)."""
         from .mattes import write_matte
 
         rgb = None
         if self.rgba:
             plate = self.plates.read(frame)
             rgb, info = self.colour.to_scene_linear(plate.rgb), plate.info
-        else:
+        elif info is None:
             info = self.plates.info(frame)
         path_for: Callable[[int], str] | None = getattr(self.plates, "path_for", None)
         attributes = {**self.stamp, "key": cached.get("key", ""),
@@ -100,7 +104,7 @@ class OutputSink:
     """The engine's `MatteSink` for a render: outputs written from the mattes in memory.
 
     An output that can be the cache's matte (alpha, compressed as the cache) is written at
-    once, on the engine's writer thread, and the cache's name becomes a hard link to it: each
+    once, on the engine's writer threads, and the cache's name becomes a hard link to it: each
     matte is encoded once and never read back. Any other output is queued to the render's
     output thread with its matte, at most `MAX_QUEUED` at a time, so memory stays bounded when
     the engine runs ahead of the writes. Frames not in `wanted` (a lead-in) are left alone.
@@ -121,11 +125,11 @@ class OutputSink:
             return False
         self.taken.add(frame)
         if self.writer.share_with_cache:
-            self.writer.write_from(frame, alpha, stamp)
+            self.writer.write_from(frame, alpha, stamp, info)
             return share_file(self.writer.path(frame), cache_path)
         self._room.acquire()
         try:
-            job = self.pool.submit(self.writer.write_from, frame, alpha, dict(stamp))
+            job = self.pool.submit(self.writer.write_from, frame, alpha, dict(stamp), info)
         except BaseException:
             self._room.release()
             raise
