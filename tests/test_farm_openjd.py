@@ -321,3 +321,64 @@ def test_plates_outputs_and_cache_are_path_job_parameters(tmp_path):
     (call,) = read_calls(log)
     assert call[1:4] == [str(tmp_path / "plates" / "sh010.####.exr"), "-o", str(mapped)]
     assert flag(call, "cache-dir") == str(tmp_path / "shared cache")
+
+
+def test_a_shots_cuts_and_edge_settings_reach_its_task_only(tmp_path):
+    """An edit's cut list, cut detection and the colour-guided edges of one shot of a shot
+    list reach that shot's `vrmbg render` on the farm, and no other shot's."""
+    fake, log = make_fake_vrmbg(tmp_path)
+    make_shotlist(tmp_path, [
+        {"name": "sh010", "input": "plates/sh010.####.exr", "output": "mattes/sh010.####.exr",
+         "frames": "1001-1005", "cuts": "1003", "detect_cuts": True,
+         "upsample": "guided-colour"},
+        {"name": "sh020", "input": "plates/sh020.####.exr", "output": "mattes/sh020.####.exr",
+         "frames": "1-7x2"},
+    ])
+    job = tmp_path / "job.yaml"
+    assert main(["job", "openjd", str(tmp_path / "shots.json"), "-o", str(job),
+                 "--no-check"]) == 0
+    result = openjd("run", job, "-p", f"VrmbgExecutable={fake}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = {flag(args, "frames"): args for args in read_calls(log)}
+    sh010, sh020 = calls["1001-1005"], calls["1-7x2"]
+    assert flag(sh010, "cuts") == "1003" and flag(sh010, "upsample") == "guided-colour"
+    assert "--detect-cuts" in sh010
+    for name in ("--cuts", "--upsample", "--detect-cuts"):
+        assert not any(a.startswith(name) for a in sh020), name
+
+
+@pytest.mark.slow
+def test_parallel_chunks_of_a_per_frame_model_are_exact_on_the_farm(tmp_path):
+    """Public per-frame weights need no chain: pre-roll chunks, independent of each other, give
+    a straight render's mattes bit for bit and are labelled exact."""
+    from vrmbg.core.engine.cache import read_matte_stamp
+    from vrmbg.core.model import ModelConfig, init_random
+
+    model = init_random(str(tmp_path / "per-frame"),
+                        ModelConfig.preset("tiny").replace(in_channels=3), seed=5)
+    (tmp_path / "plates").mkdir()
+    _write_plates(tmp_path / "plates", "sh010", range(1001, 1006), seed=3)
+    shotlist = make_shotlist(tmp_path, [{"name": "sh010", "input": "plates/sh010.####.exr",
+                                         "output": "mattes/sh010.####.exr",
+                                         "frames": "1001-1005"}])
+    job = tmp_path / "job.yaml"
+    assert main(["job", "openjd", str(shotlist), "-o", str(job), "--device", "cpu",
+                 "--chunk", "2", "--preroll", "2"]) == 0
+    result = openjd("run", job, "-p", f"VrmbgExecutable={VRMBG}", "-p", f"Model={model}",
+                    "--step", "sh010 part 003", cwd=tmp_path)  # the last chunk on its own
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    for part in ("sh010 part 001", "sh010 part 002"):
+        result = openjd("run", job, "-p", f"VrmbgExecutable={VRMBG}", "-p", f"Model={model}",
+                        "--step", part, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    straight = str(tmp_path / "straight" / "sh010.####.exr")
+    rendered = subprocess.run(
+        [VRMBG, "render", str(tmp_path / "plates" / "sh010.####.exr"), "-o", straight,
+         "--model", model, "--device", "cpu", "--cache-dir", str(tmp_path / "straight-cache")],
+        capture_output=True, text=True, timeout=300)
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    frames = list(range(1001, 1006))
+    assert_same_mattes(straight, str(tmp_path / "mattes" / "sh010.####.exr"), frames)
+    for path in expected_frames(tmp_path, "sh010", "1001-1005"):
+        stamp = read_matte_stamp(path)
+        assert stamp["exact"] == 1 and stamp["model_kind"] == "per-frame", path

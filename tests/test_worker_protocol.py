@@ -312,3 +312,52 @@ def test_two_workers_on_one_cache_give_identical_uncorrupted_mattes(shot, model,
     finally:
         for w in workers:
             w.close()
+
+
+def test_cuts_and_edge_upsampling_reach_the_worker_as_they_reach_a_render(worker, shot, model,
+                                                                         tmp_path):
+    """A host's session with an edit's cut and the colour-guided edges gives the mattes a
+    `vrmbg render` with the same flags gives, and the cut frame says it restarted."""
+    from vrmbg.core.engine.cache import read_matte_stamp
+
+    cut = FIRST + 4
+    out = tmp_path / "render"
+    pattern = str(out / "sh010.####.exr")
+    done = run_process(render_args(shot, pattern, model, "--resolution", "64", "--cuts",
+                                   str(cut), "--upsample", "guided-colour",
+                                   cache=str(out / "cache")))
+    assert done.returncode == 0, done.stderr
+    settings = tiny_settings(model, str(tmp_path / "cache"), cuts=str(cut),
+                             upsample="guided-colour")
+    edit = opened(worker, shot, settings, session="edit")
+    rid = worker.send("ensure", session="edit", frames=RANGE)
+    assert worker.final(rid)["computed"] == COUNT
+    paths = frame_paths(worker, rid)
+    assert_same_mattes(pattern, write_matte_pattern(paths, str(tmp_path / "w"), FRAMES), FRAMES)
+    assert read_matte_stamp(paths[cut]).get("cut") == 1
+    assert all(read_matte_stamp(paths[f]).get("cut") is None for f in FRAMES if f != cut)
+    plain = opened(worker, shot, tiny_settings(model, str(tmp_path / "cache")), session="plain")
+    assert plain["chain_id"] != edit["chain_id"]  # the cut and edges are part of the chain
+
+
+def test_a_per_frame_model_answers_a_jump_with_that_frame_alone(worker, shot, tmp_path):
+    """Public per-frame weights in a host: a jump to the last frame computes one frame, and it
+    is the matte `vrmbg render` gives that frame."""
+    from vrmbg.core.engine.cache import read_matte_stamp
+    from vrmbg.core.model import ModelConfig, init_random
+
+    per_frame = init_random(str(tmp_path / "per-frame"),
+                            ModelConfig.preset("tiny").replace(in_channels=3), seed=3)
+    opened(worker, shot, tiny_settings(per_frame, str(tmp_path / "cache")), session="pf")
+    last = FRAMES[-1]
+    rid = worker.send("ensure", session="pf", frames=str(last))
+    assert worker.final(rid)["computed"] == 1
+    path = frame_paths(worker, rid)[last]
+    assert read_matte_stamp(path)["model_kind"] == "per-frame"
+    out = tmp_path / "render"
+    pattern = str(out / "sh010.####.exr")
+    done = run_process(render_args(shot, pattern, per_frame, "--resolution", "64", "--frames",
+                                   str(last), cache=str(out / "cache")))
+    assert done.returncode == 0, done.stderr
+    assert_same_mattes(pattern, write_matte_pattern({last: path}, str(tmp_path / "w"), [last]),
+                       [last])
