@@ -338,3 +338,42 @@ def test_movie_plate_frames_line_up_with_their_mattes(blender, extension_zip, tm
     assert_alpha_is_matte(result["stills"]["1003"], frame_path(straight, 1003))
     for frame in (1004, 1005):
         assert_alpha_is_matte(frame_path(result["animation"], frame), frame_path(straight, frame))
+
+
+def test_a_plate_with_a_cropped_data_window_keeps_its_matte_on_its_pixels(blender,
+                                                                         extension_zip,
+                                                                         tmp_path):
+    """A plate whose pixels cover only part of its frame (a bbox inside the display window):
+    wherever Blender places that bbox in the render (Blender 4.5 and 5.2 place it two rows
+    apart), the rendered alpha is the matte of the very pixels the rendered colour shows."""
+    from vrmbg.core.mattes import read_matte
+
+    shot = generate_shot(5, frames=2, width=SIZE[0], height=SIZE[1], first_frame=FIRST)
+    folder = tmp_path / "cropped"
+    folder.mkdir()
+    pattern = os.path.join(str(folder), "sh010.####.exr")
+    x, y, width, height = crop = (8, 4, 80, 52)  # the bbox inside the 96x64 frame
+    for frame, rgb in zip(shot.frames, shot.rgb):
+        inside = np.ascontiguousarray(rgb[y:y + height, x:x + width])
+        write_exr(frame_path(pattern, frame), inside, data_window=crop,
+                  display_window=(0, 0, SIZE[0], SIZE[1]))
+    done, result = run_scenario(
+        blender, "render_matte.py", str(tmp_path / "home"), zip=extension_zip,
+        plate_frame=frame_path(pattern, FIRST), blend=str(tmp_path / "crop.blend"),
+        out=str(tmp_path / "out"), stills=[FIRST + 1], animation=[FIRST, FIRST])
+    result = scenario_ok(done, result)
+    still = result["stills"][str(FIRST + 1)]
+    matte = read_matte(frame_path(result["matte_pattern"], FIRST + 1))  # the display window
+    assert 0.0 < float(matte.mean()) < 1.0
+    plate_red = np.zeros(matte.shape, np.float32)
+    plate_red[y:y + height, x:x + width] = channel(frame_path(pattern, FIRST + 1), "R")
+    red, alpha = channel(still, "R"), channel(still, "A")
+    assert red.shape == alpha.shape == (height, width)
+
+    def placed(image: np.ndarray, dy: int) -> np.ndarray:
+        return image[y + dy:y + dy + height, x:x + width]
+
+    shifts = [dy for dy in range(-y, SIZE[1] - y - height + 1)
+              if np.allclose(placed(plate_red, dy), red, atol=1e-5)]
+    assert len(shifts) == 1, shifts  # where Blender put the plate's pixels
+    np.testing.assert_allclose(alpha, placed(matte, shifts[0]), atol=1e-5)
