@@ -382,28 +382,3 @@ def test_parallel_chunks_of_a_per_frame_model_are_exact_on_the_farm(tmp_path):
     for path in expected_frames(tmp_path, "sh010", "1001-1005"):
         stamp = read_matte_stamp(path)
         assert stamp["exact"] == 1 and stamp["model_kind"] == "per-frame", path
-
-
-def test_chunks_of_a_per_frame_model_are_independent_and_said_exact(tmp_path):
-    from vrmbg.core.model import ModelConfig, init_random
-
-    temporal = init_random(str(tmp_path / "temporal"))
-    per_frame = init_random(str(tmp_path / "per-frame"),
-                            ModelConfig.preset("tiny").replace(in_channels=3))
-    make_shotlist(tmp_path, [
-        {"name": "sh010", "input": "plates/sh010.####.exr", "output": "mattes/sh010.####.exr",
-         "frames": "1001-1006"},
-        {"name": "sh020", "input": "plates/sh020.####.exr", "output": "mattes/sh020.####.exr",
-         "frames": "1-6", "model": per_frame},
-    ])
-    job = tmp_path / "job.yaml"
-    assert main(["job", "openjd", str(tmp_path / "shots.json"), "-o", str(job), "--no-check",
-                 "--model", temporal, "--chunk", "2"]) == 0
-    assert openjd("check", job).returncode == 0
-    steps = {step["name"]: step for step in yaml.safe_load(job.read_text())["steps"]}
-    depends = {name: [d["dependsOn"] for d in step.get("dependencies", [])]
-               for name, step in steps.items()}
-    assert depends["sh010 part 002"] == ["sh010 part 001"]  # temporal: chained
-    assert depends["sh020 part 002"] == [] and depends["sh020 part 003"] == []
-    assert "per-frame: exact" in steps["sh020 part 002"]["description"]
-    assert "exact when run after" in steps["sh010 part 002"]["description"]

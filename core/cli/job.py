@@ -50,8 +50,6 @@ Chunks (--chunk N) make shorter tasks:
                      from the cache the previous one left (needs a shared cache folder)
   with --preroll P   chunks start P frames early from an empty prior and run in parallel:
                      faster to finish, but APPROXIMATE near chunk starts
-  per-frame model    (BiRefNet's public weights, read from the weights when this machine
-                     has them) chunks run in parallel and are exact, pre-roll or not
 
 Examples:
   vrmbg job openjd shots.json -o job.yaml --model /show/models/vrmbg3
@@ -148,23 +146,8 @@ def _openjd_text(shots: list, job: dict, name: str, args: argparse.Namespace) ->
         raise UsageError(f"--chunk must be 0 or more, got {args.chunk}")
     folder = os.getcwd() if args.output == "-" else os.path.dirname(os.path.abspath(args.output))
     template = openjd.build_template(shots, job, name=name, executable=args.vrmbg,
-                                     chunk=args.chunk, template_dir=folder,
-                                     per_frame=_per_frame_shots(shots, job) if args.chunk else ())
+                                     chunk=args.chunk, template_dir=folder)
     return openjd.template_text(template)
-
-
-def _per_frame_shots(shots: list, job: dict) -> list[str]:
-    """Names of the shots whose model, as found on this machine, is per-frame."""
-    from ..farm.shotlist import merged_settings
-    from ..model.loader import kind_on_disk
-
-    kinds: dict[str, str] = {}
-    for shot in shots:
-        model = str(merged_settings(shot, job).get("model") or "")
-        if model not in kinds:
-            kinds[model] = kind_on_disk(model)
-    return [shot.name for shot in shots
-            if kinds[str(merged_settings(shot, job).get("model") or "")] == "per-frame"]
 
 
 def _opencue_text(shots: list, job: dict, name: str, args: argparse.Namespace) -> str:

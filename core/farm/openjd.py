@@ -19,9 +19,6 @@ chunk keeps the step name "sh010"):
 - with pre-roll (`--preroll P`), each chunk starts P frames early from an empty prior, so
   chunks are independent and run in parallel, and are APPROXIMATE (the mattes can differ
   from a straight run near chunk starts; labelled in the output).
-- a shot whose model is per-frame (BiRefNet's public weights: no temporal chain, as `vrmbg
-  job` reads from the weights when this machine has them) gets independent chunks that are
-  exact, with or without pre-roll.
 
 Job parameters: `VrmbgExecutable` (default `vrmbg`; point it at the farm's install),
 `Model` (the weights: a Hugging Face id or a folder the workers can read), and PATH
@@ -41,7 +38,7 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from ...plugin import schema
 from ..errors import UsageError
@@ -66,23 +63,20 @@ class _Paths:
 
 
 def build_template(shots: Sequence[Shot], job: Mapping[str, Any], *, name: str = "vrmbg",
-                   executable: str = "vrmbg", chunk: int = 0, template_dir: str = "",
-                   per_frame: Iterable[str] = ()) -> dict[str, Any]:
+                   executable: str = "vrmbg", chunk: int = 0,
+                   template_dir: str = "") -> dict[str, Any]:
     """The job template (a JSON-able dict) rendering every shot.
 
     `job` holds the job-wide settings (see `shotlist.job_settings`); its `model` becomes the
     default of the `Model` job parameter. `chunk` > 0 splits shots into chunks of that many
     frames (chained steps without pre-roll, parallel approximate tasks with it).
     `template_dir`: the folder the template is written to (PATH defaults are relative to it;
-    default: the current folder). `per_frame`: names of shots whose model is per-frame (no
-    temporal chain): their chunks are independent and exact, whatever the pre-roll.
+    default: the current folder).
     """
     preroll = int(job.get("preroll", 0) or 0)
     paths = _path_names(shots, job)
-    per_frame = set(per_frame)
     steps = [step for shot in shots
-             for step in _shot_steps(shot, job, chunk, _chunk_mode(shot.name in per_frame,
-                                                                   preroll), paths)]
+             for step in _shot_steps(shot, job, chunk, preroll <= 0, paths)]
     _check_unique_names(steps)
     return {
         "specificationVersion": SPECIFICATION,
@@ -165,52 +159,39 @@ def _parameter_definitions(job: Mapping[str, Any], executable: str) -> list[dict
     ]
 
 
-def _chunk_mode(per_frame: bool, preroll: int) -> str:
-    """How a shot's chunks relate: "per-frame" (independent, exact: no chain), "chained"
-    (exact, each after the one before) or "preroll" (independent, approximate)."""
-    if per_frame:
-        return "per-frame"
-    return "preroll" if preroll > 0 else "chained"
-
-
-def _shot_steps(shot: Shot, job: Mapping[str, Any], chunk: int, mode: str,
+def _shot_steps(shot: Shot, job: Mapping[str, Any], chunk: int, chained: bool,
                 paths: _Paths) -> list[dict[str, Any]]:
     """The shot's steps, one single-task step per chunk (one for a whole shot).
 
-    Names do not depend on the mode (see `_chunk_mode`): `<shot>` for a shot rendered in one
-    piece, `<shot> part NNN` for its chunks; only "chained" chunks depend on each other."""
+    Names do not depend on the mode: `<shot>` for a shot rendered in one piece, `<shot> part
+    NNN` for its chunks. `chained`: each chunk depends on the one before (exact, in order);
+    otherwise chunks are independent (pre-roll, approximate)."""
     specs = chunk_specs(shot, chunk) if chunk > 0 else [shot.frame_spec]
     steps: list[dict[str, Any]] = []
     for index, spec in enumerate(specs, start=1):
-        name = _step_name(shot.name, f" part {index:03d}" if len(specs) > 1 else "")
-        purpose, text = _chunk_texts(shot.name, spec, index, len(specs), mode)
+        if len(specs) == 1:
+            name, purpose = _step_name(shot.name), "the whole shot, in frame order"
+            text = f"Shot {shot.name} frames {spec}, in frame order (exact)."
+        elif chained:
+            name = _step_name(shot.name, f" part {index:03d}")
+            purpose = (f"chunk {index} of {len(specs)}, " + (
+                "continuing from the previous chunk's cache" if index > 1
+                else "the start of the chain"))
+            text = (f"Shot {shot.name} frames {spec} (chunk {index} of {len(specs)}, exact "
+                    "when run after the one before).")
+        else:
+            name = _step_name(shot.name, f" part {index:03d}")
+            purpose = f"chunk {index} of {len(specs)} with pre-roll (approximate)"
+            text = (f"Shot {shot.name} frames {spec} (chunk {index} of {len(specs)}, with "
+                    "pre-roll: approximate, independent of the other chunks).")
         script = "\n".join([_script_header(f"shot {shot.name}: {purpose}",
                                            paths="the shot's plates and output"),
                             _command_line(shot, job, frames=shlex.quote(f"--frames={spec}"),
                                           where=(3, 4, 5 if paths.cache else 0))])
-        after = [steps[-1]["name"]] if steps and mode == "chained" else []
+        after = [steps[-1]["name"]] if steps and chained else []
         steps.append(_step(name, script + "\n", after=after, description=text,
                            host=_host_requirements([shot], job), paths=paths.args([shot])))
     return steps
-
-
-def _chunk_texts(shot: str, spec: str, index: int, count: int, mode: str) -> tuple[str, str]:
-    """(the script's comment, the step's description) of chunk `index` of `count`."""
-    if count == 1:
-        return ("the whole shot, in frame order",
-                f"Shot {shot} frames {spec}, in frame order (exact).")
-    chunk = f"chunk {index} of {count}"
-    if mode == "per-frame":
-        return (f"{chunk} of a per-frame model (exact)",
-                f"Shot {shot} frames {spec} ({chunk}; the model is per-frame: exact, "
-                "independent of the other chunks).")
-    if mode == "chained":
-        return (f"{chunk}, " + ("continuing from the previous chunk's cache" if index > 1
-                                else "the start of the chain"),
-                f"Shot {shot} frames {spec} ({chunk}, exact when run after the one before).")
-    return (f"{chunk} with pre-roll (approximate)",
-            f"Shot {shot} frames {spec} ({chunk}, with pre-roll: approximate, independent of "
-            "the other chunks).")
 
 
 def _step_name(shot: str, suffix: str = "") -> str:

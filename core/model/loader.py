@@ -30,7 +30,7 @@ from torch import nn
 from ..atomic import atomic_write, atomic_write_text
 from ..errors import ModelError, first_line
 from .config import ARCHITECTURE, CONFIG_NAME, ModelConfig
-from .families import TEMPORAL_CHANNELS, ModelKind, identify, with_published_resolution
+from .families import ModelKind, identify, with_published_resolution
 from .fingerprint import combine, read_header, weights_fingerprint
 from .hub import download, hub_error
 from .remote_code import build_remote, remote_hint
@@ -43,7 +43,6 @@ __all__ = ["DEFAULT_REPO", "DEMO_FOLDER", "INDEX_SUFFIX", "OUR_ARCHITECTURE", "P
            "locate", "model_fingerprint", "save_model"]
 
 DEFAULT_REPO = "briaai/VRMBG-3.0"
-PATCH_EMBED_KEY = "bb.patch_embed.proj.weight"  # its input channels: 6 temporal, 3 per-frame
 OUR_ARCHITECTURE = ARCHITECTURE
 DEMO_FOLDER = Path(__file__).resolve().parent.parent / "demo" / "weights" / "demo"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -209,29 +208,6 @@ def locate(source: str, *, revision: str = "", token: str | bool | None = None,
         refuse_pickle(path)
     raise ModelError("no such model file or folder, and not a Hugging Face repo id "
                      "(like briaai/VRMBG-3.0)", path=source)
-
-
-def kind_on_disk(source: str) -> str:
-    """"temporal" or "per-frame" for weights this machine already holds (a folder, a file,
-    the demo model), read from config.json or the tensor headers without loading anything;
-    "" when they are not here (a hub id, a path only the farm sees) or cannot be read.
-
-    Lets a farm job lay out a per-frame model's chunks as independent, exact tasks.
-    """
-    source = (source or "").strip()
-    if source != "demo" and not Path(os.path.expanduser(source)).exists():
-        return ""
-    try:
-        located = locate(source)
-        raw_config = _read_raw_config(located)
-        if _is_ours(raw_config):
-            channels = ModelConfig.from_dict(raw_config).in_channels  # type: ignore[arg-type]
-        else:
-            stored = stored_tensors([read_header(p) for p in located.weights])
-            channels = stored[PATCH_EMBED_KEY].shape[1]
-    except (ModelError, KeyError, IndexError):
-        return ""
-    return "temporal" if channels == TEMPORAL_CHANNELS else "per-frame"
 
 
 def _locate_demo() -> Located:
