@@ -112,10 +112,9 @@ class OutputSink:
 
     MAX_QUEUED = 4
 
-    def __init__(self, writer: MatteWriter, wanted: set[int], pool: ThreadPoolExecutor,
-                 pending: list[Future]) -> None:
-        self.writer, self.wanted, self.pool, self.pending = writer, wanted, pool, pending
-        self.taken: set[int] = set()  # frames whose output this sink has written or queued
+    def __init__(self, writer: MatteWriter, wanted: set[int], pool: ThreadPoolExecutor) -> None:
+        self.writer, self.wanted, self.pool = writer, wanted, pool
+        self.queued: list[tuple[int, Future]] = []  # (frame, its output write on `pool`)
         self._room = threading.BoundedSemaphore(self.MAX_QUEUED)
 
     def __call__(self, frame: int, alpha: np.ndarray, stamp: dict, info: Any,
@@ -123,7 +122,6 @@ class OutputSink:
         """Write or queue the output of `frame`; True when the cache's matte is that output."""
         if frame not in self.wanted:
             return False
-        self.taken.add(frame)
         if self.writer.share_with_cache:
             self.writer.write_from(frame, alpha, stamp, info)
             return share_file(self.writer.path(frame), cache_path)
@@ -134,8 +132,14 @@ class OutputSink:
             self._room.release()
             raise
         job.add_done_callback(lambda _: self._room.release())
-        self.pending.append(job)
+        self.queued.append((frame, job))
         return False
+
+    def failures(self) -> dict[int, BaseException]:
+        """Frame -> the error of each queued output write that failed (call once they are
+        done: after the pool is shut down)."""
+        return {frame: job.exception() for frame, job in self.queued
+                if job.done() and not job.cancelled() and job.exception() is not None}
 
 
 def share_file(source: str, target: str) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TextIO
 
@@ -442,22 +442,19 @@ class RenderJob:
             if cached:
                 touch_chain(session.folder)  # reading the cache is use (`cache prune`)
 
-            # Output frames are written by their own thread so the model never waits for
-            # an EXR encode; every submitted write is finished (or has failed) before leaving.
+            # Computed frames' outputs come from the engine's mattes in memory (the sink): an
+            # alpha output as the engine writes its matte, others on their own thread so the
+            # model never waits for them; every queued write is finished before leaving.
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vrmbg-output")
-            pending: list[Future] = []
             last = [time.perf_counter()]
-            sink = OutputSink(writer, wanted, pool, pending) if writer is not None else None
+            sink = OutputSink(writer, wanted, pool) if writer is not None else None
 
             def finished(done: int, total: int, frame: int) -> None:
                 # Lead-in frames before the first one asked for count in the progress too,
                 # so a farm never sees a task stalled at 0%.
                 bar.total = len(cached) + total
                 if frame in wanted and writer is not None:
-                    if sink is None or frame not in sink.taken:
-                        pending.append(pool.submit(writer.write, frame,
-                                                   session.matte_path(frame)))
-                    written.append(frame)
+                    written.append(frame)  # by the sink, before the frame became valid
                 now = time.perf_counter()
                 took, last[0] = now - last[0], now
                 bar.update(len(cached) + done, f"frame {frame} ({took:.2f} s)")
@@ -472,9 +469,11 @@ class RenderJob:
                 bad_pixels = result.bad_pixels if result else {}
             finally:
                 pool.shutdown(wait=True)
-                for job in pending:
-                    job.result()  # a failed output write is reported over a cancel
+                failed = sink.failures() if sink is not None else {}
+                written[:] = [frame for frame in written if frame not in failed]
                 self._count(session, cached, written, plan)
+                if failed:  # a failed output write is reported over a cancel
+                    raise failed[min(failed)]
             for frame in to_compute:  # answered from the cache (another process, final tier)
                 if frame not in written and writer is not None:
                     writer.write(frame, answers.get(frame) or session.matte_path(frame))

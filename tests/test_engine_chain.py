@@ -241,6 +241,28 @@ def test_several_writers_write_side_by_side_and_report_in_order():
     assert sum(name.startswith("vrmbg-write") for name, _ in work.set_up) <= 3
 
 
+class OneFailedWrite(SlowFirstWrites):
+    """Frame 2's write fails, slowly: the writes of later frames finish before it does."""
+
+    def write(self, item, payload):
+        if item.frame == 2:
+            time.sleep(0.1)
+            raise OutputError("disk quota exceeded", path="m.2.exr", frame=2)
+        super().write(item, payload)
+
+
+def test_a_failed_write_still_reports_every_frame_the_other_writers_finished():
+    work = OneFailedWrite()
+    reported = []
+    with pytest.raises(OutputError) as error:
+        FramePipeline(read=work.read, step=work.step, load_prior=lambda f: f,
+                      write=work.write, writers=3).run(
+            [Run(None, [1, 2, 3, 4], 1)], cancelled=lambda: False, on_written=reported.append)
+    assert error.value.frame == 2
+    assert sorted(work.written) == [1, 3, 4]
+    assert reported == [1, 3, 4]  # what is on disk is what is reported
+
+
 def test_writer_threads_follow_the_readers():
     from vrmbg.core.cpu import writer_threads
 

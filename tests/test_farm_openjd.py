@@ -348,9 +348,9 @@ def test_a_shots_cuts_and_edge_settings_reach_its_task_only(tmp_path):
 
 
 @pytest.mark.slow
-def test_parallel_chunks_of_a_per_frame_model_are_exact_on_the_farm(tmp_path):
-    """Public per-frame weights need no chain: pre-roll chunks, independent of each other, give
-    a straight render's mattes bit for bit and are labelled exact."""
+def test_chunks_of_a_per_frame_model_are_exact_in_any_order_on_the_farm(tmp_path):
+    """Public per-frame weights need no chain: pre-roll chunks, the last one run first, give a
+    straight render's mattes bit for bit and are labelled exact."""
     from vrmbg.core.engine.cache import read_matte_stamp
     from vrmbg.core.model import ModelConfig, init_random
 

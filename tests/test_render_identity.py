@@ -434,3 +434,31 @@ def test_an_output_that_cannot_be_linked_leaves_the_cache_its_own_matte(tmp_path
     os.remove(frame_file(output, FRAMES[1]))
     again = run_json(render_args(pattern, output, model), capsys)
     assert again["frames_computed"] == 0 and again["frames_from_cache"] == 1
+
+
+def test_a_failed_output_write_is_reported_and_the_others_are_counted(tmp_path, model, capsys,
+                                                                      monkeypatch):
+    """An output that cannot be written fails the render with exit 5, naming it; the summary
+    still counts every computed frame and lists the outputs that were written."""
+    from vrmbg.core.errors import OutputError
+    from vrmbg.core.output_writer import MatteWriter
+
+    real = MatteWriter._write
+
+    def refuse_one(self, frame, *args, **kwargs):
+        if frame == FRAMES[2]:
+            raise OutputError("disk quota exceeded", path=self.path(frame))
+        return real(self, frame, *args, **kwargs)
+
+    monkeypatch.setattr(MatteWriter, "_write", refuse_one)
+    pattern = make_plates(str(tmp_path / "plates"), FRAMES[:5])
+    output = str(tmp_path / "out" / "sh010.####.exr")
+    code, out, err = run_cli(render_args(pattern, output, model, "--output-type", "rgba",
+                                         "--json"), capsys)
+    assert code == EXIT_OUTPUT, err
+    assert "disk quota exceeded" in err and f"sh010.{FRAMES[2]}.exr" in err
+    summary = json.loads(out)
+    assert summary["frames_computed"] == 5
+    written = [f for f in FRAMES[:5] if f != FRAMES[2]]
+    assert frames_on_disk(str(tmp_path / "out")) == written
+    assert summary["frames_written"] == f"{FRAMES[0]}-{FRAMES[1]},{FRAMES[3]}-{FRAMES[4]}"

@@ -1,8 +1,8 @@
 """Overlapping I/O with the model: the model step is the only serial part of a render.
 
 While the model runs frame t on the calling thread, reader threads decode, colour-convert and
-resize frames t+1.. (OpenImageIO, OCIO and torch release the GIL), and a writer thread resizes
-back and writes the matte and state of frame t-1. Queues are bounded, so memory stays flat on
+resize frames t+1.. (OpenImageIO, OCIO and torch release the GIL), and writer threads resize
+back and write the matte and state of frames t-1, t-2... Queues are bounded, so memory stays flat on
 long shots.
 
 The temporal state is explicit at the call site of `run`: each `Run` names the frame whose
@@ -111,17 +111,19 @@ class _Writes:
             self._on_written(frame)
 
     def finish(self, raise_errors: bool) -> None:
-        """Wait for every queued write; errors are raised only when asked (else dropped)."""
+        """Wait for every queued write and report each one that succeeded; the first error is
+        raised afterwards only when asked (else dropped)."""
+        first: BaseException | None = None
         while self._queue:
             frame, future = self._queue.popleft()
             try:
                 future.result()
-            except BaseException:
-                if raise_errors:
-                    self._queue.clear()
-                    raise
+            except BaseException as exc:
+                first = first or exc
                 continue
             self._on_written(frame)
+        if raise_errors and first is not None:
+            raise first
 
 
 class FramePipeline:

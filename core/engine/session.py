@@ -53,9 +53,10 @@ from .tiers import ExactChain, PerFrameChain, PrerollChain, Tier
 
 ProgressCallback = Callable[[int, int, int], None]  # (frames done, frames to do, frame)
 # `sink(frame, alpha, stamp, info, cache_path)`: a computed frame's plate-resolution matte in
-# memory, before its state makes it valid. True when the sink has put that matte, stamped with at
-# least `stamp`, at `cache_path` itself (as a hard link to an output with the same pixels);
-# False when the engine still writes its own copy.
+# memory, before its state makes it valid. True when the sink has put that matte at
+# `cache_path` itself (a hard link to an output with the same pixels, stamped with the key,
+# start and tier of `stamp`, which is what makes a cached matte valid); False when the engine
+# still writes its own copy.
 MatteSink = Callable[[int, np.ndarray, dict, Any, str], bool]
 LOCK_POLL_SECONDS = 0.1
 WAIT_RECHECK_SECONDS = 0.25  # while another process holds the lock, look for its results
@@ -468,7 +469,7 @@ class _FrameWork:
     """The per-frame operations of one compute pass, as the pipeline calls them.
 
     `read` runs on reader threads, `step` and `load_prior` on the caller's thread (the model
-    is serial), `write` on the writer thread. What the pass learns (NaN/Inf pixels, counts,
+    is serial), `write` on the writer threads (several frames at once). What the pass learns (NaN/Inf pixels, counts,
     frames computed) goes into its own `EnsureResult`.
     """
 
