@@ -2,8 +2,8 @@
 
 While the model runs frame t on the calling thread, reader threads decode, colour-convert and
 resize frames t+1.. (OpenImageIO, OCIO and torch release the GIL), and writer threads resize
-back and write the matte and state of frames t-1, t-2... Queues are bounded, so memory stays flat on
-long shots.
+back and write the matte and state of frames t-1, t-2... Queues are bounded, so memory stays
+flat on long shots.
 
 The temporal state is explicit at the call site of `run`: each `Run` names the frame whose
 stored prediction it continues from (or None for a zero prior) and the frames it computes in

@@ -469,8 +469,8 @@ class _FrameWork:
     """The per-frame operations of one compute pass, as the pipeline calls them.
 
     `read` runs on reader threads, `step` and `load_prior` on the caller's thread (the model
-    is serial), `write` on the writer threads (several frames at once). What the pass learns (NaN/Inf pixels, counts,
-    frames computed) goes into its own `EnsureResult`.
+    is serial), `write` on the writer threads (several frames at once). What the pass learns
+    (NaN/Inf pixels, counts, frames computed) goes into its own `EnsureResult`.
     """
 
     def __init__(self, session: MatteSession, tier: Tier, runs: list[Run],
