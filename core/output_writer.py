@@ -64,12 +64,16 @@ class MatteWriter:
         """Write the output of a frame the engine has just computed, from its matte in memory,
         the stamp of its cached matte and its plate's header `info` (nothing read back).
 
-        The pixels are those a copy from the cache gives: the matte is rounded to half, as the
-        cache stores it, before anything is made from it.
+        The pixels are those a copy from the cache gives: an alpha output is rounded to half
+        as the cache's matte is, and RGBA is premultiplied by the matte as the cache stores it.
         """
-        from .halfs import to_half
+        if self.rgba:
+            from .halfs import copy_into, to_half
 
-        self._write(frame, to_half(alpha).astype(np.float32), stamp, info)
+            stored = np.empty(alpha.shape, np.float32)
+            copy_into(stored, to_half(alpha))
+            alpha = stored
+        self._write(frame, alpha, stamp, info)
 
     def _write(self, frame: int, alpha: np.ndarray, cached: Mapping[str, Any],
                info: Any = None) -> None:
