@@ -62,6 +62,9 @@ class Stepper(Protocol):
     def prepare(self, rgb01: "np.ndarray") -> "torch.Tensor":
         """Plate RGB in [0, 1] -> the normalised R x R model input."""
 
+    def prepare_planes(self, planes: "torch.Tensor") -> "torch.Tensor":
+        """Model RGB (3, H, W) in [0, 1] already on the device -> the same model input."""
+
     def step(self, cur: "torch.Tensor", prev: "torch.Tensor | None",
              prev_pred: "torch.Tensor | None") -> "torch.Tensor":
         """The R x R prediction of this frame (the next frame's state)."""

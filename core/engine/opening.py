@@ -68,7 +68,8 @@ def open_session(plates_or_path: Any, settings: Mapping[str, Any], *,
                  models: ModelPool | None = None, cache_root: str = "",
                  movie_start: int = 1001, preview: bool = False,
                  colour: "ColourTransform | None" = None,
-                 stepper: "FrameStepper | None" = None, readers: int = 0) -> "MatteSession":
+                 stepper: "FrameStepper | None" = None, readers: int = 0,
+                 device_colour: bool | None = None) -> "MatteSession":
     """A session answering frames of one shot under `settings` from and into the cache.
 
     `plates_or_path`: a plate pattern or movie path, or plates already opened. Cheap checks
@@ -77,6 +78,9 @@ def open_session(plates_or_path: Any, settings: Mapping[str, Any], *,
     overrides the settings' `cache_dir`. `colour` and `stepper` replace the ones built from
     the settings (the demo's wrong-colour check and the benchmarks' zero-cost step use them).
     `readers` fixes how many frames are read at once (0 = from the thread budget).
+    `device_colour`: convert plates on the model's device (`core.device_colour`) when the
+    transform has a device form; None = only when that device is not the CPU (on a CPU the
+    OCIO processor is the faster of the two), True = on any device (tests, benchmarks).
     """
     from .session import MatteSession
 
@@ -85,8 +89,13 @@ def open_session(plates_or_path: Any, settings: Mapping[str, Any], *,
     if stepper is None:
         stepper = stepper_for(settings, models if models is not None else ModelPool())
     root = cache_root or str(settings.get("cache_dir") or "")
+    on_device = None
+    if device_colour or (device_colour is None and stepper.device.type != "cpu"):
+        from ..device_colour import device_colour_for
+
+        on_device = device_colour_for(colour, stepper.device)
     return MatteSession(plates, colour, stepper, root, settings, preview=preview,
-                        readers=readers)
+                        readers=readers, device_colour=on_device)
 
 
 def _first_plate_path(plates: Any) -> str:

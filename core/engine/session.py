@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
+import torch
 
 from ..cpu import lower_thread_priority, reader_threads, writer_threads
 from ..edits import resolve_cuts
@@ -138,12 +139,15 @@ class MatteSession:
     """One shot under one set of settings, answering frames from and into the temporal cache."""
 
     def __init__(self, plates: Plates, colour: ModelColour, stepper: Stepper, cache_root: str,
-                 settings: Mapping[str, Any], preview: bool = False, readers: int = 0) -> None:
+                 settings: Mapping[str, Any], preview: bool = False, readers: int = 0,
+                 device_colour: Any = None) -> None:
         """`stepper` runs at the final inference size; the preview stepper is derived from it.
         `readers` frames are read at once (0 = from the thread budget, `cpu.reader_threads`).
-        Sessions are opened with `engine.opening.open_session`."""
+        `device_colour` (a `DeviceColour`) converts plates on the model's device instead of
+        `colour`'s CPU processor. Sessions are opened with `engine.opening.open_session`."""
         self.plates = plates
         self.colour = colour
+        self.device_colour = device_colour
         self.settings = dict(settings)
         self.content_hash = bool(self.settings.get("content_hash", False))
         self.detect_cuts = bool(self.settings.get("detect_cuts", False))
@@ -189,6 +193,7 @@ class MatteSession:
             "device": stepper.device.type,
             "compute": compute_identity(stepper.device),  # CPU threads / GPU model
             "colour": str(self.colour.identity),
+            **({"colour_path": self.device_colour.identity} if self.device_colour else {}),
             "layer": self.layer,
             "part": self.part,
             "shot_start": self.frames.first,
@@ -491,13 +496,19 @@ class _FrameWork:
         parallelism, so no frame spreads over the cores the model is using.
         """
         plate = self.session.plates.read(frame, keep_half=True, threads=1)
-        rgb01, bad = self.session.colour.convert(plate.rgb, threads=1)
+        on_device = self.session.device_colour
+        if on_device is not None and on_device.handles(plate.rgb.dtype):
+            # uploaded as decoded, converted where the model runs
+            planes, bad = on_device.convert(torch.from_numpy(plate.rgb))
+            cur, guide = self.stepper.prepare_planes(planes), planes.permute(1, 2, 0)
+        else:
+            rgb01, bad = self.session.colour.convert(plate.rgb, threads=1)
+            cur, guide = self.stepper.prepare(rgb01), rgb01
         if bad:
             with self._bad_lock:
                 self.result.bad_pixels[frame] = bad
-        cur = self.stepper.prepare(rgb01)
         return Prepared(frame, cur, plate.info, plate.rgb.shape[0], plate.rgb.shape[1],
-                        guide=self.stepper.guide_for(rgb01))
+                        guide=self.stepper.guide_for(guide))
 
     def load_prior(self, frame: int) -> Any:
         """The stored prediction of `frame`, exactly as it was computed."""

@@ -74,8 +74,15 @@ class FrameStepper:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
             raise InputError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
         array = np.ascontiguousarray(rgb, dtype=np.float32)
+        return self.prepare_planes(torch.from_numpy(array).to(self.device).permute(2, 0, 1))
+
+    def prepare_planes(self, planes: torch.Tensor) -> torch.Tensor:
+        """As `prepare`, for model RGB already converted on the device: (3, H, W) float32 in
+        [0, 1] -> (1, 3, R, R) normalised, on device."""
+        if planes.dim() != 3 or planes.shape[0] != 3:
+            raise InputError(f"expected (3, H, W) RGB planes, got shape {tuple(planes.shape)}")
         with torch.inference_mode():
-            image = torch.from_numpy(array).to(self.device).permute(2, 0, 1).unsqueeze(0)
+            image = planes.to(self.device, torch.float32).unsqueeze(0)
             image = resize_bilinear(image, self.resolution, self.resolution)
             return ((image - self._mean) / self._std).contiguous()
 

@@ -10,10 +10,12 @@
     frame computed once), and the time to answer a cached frame. Target < 50 ms.
 (d) Cache bytes per frame (matte + state), at the tiny model's size and at 1024.
 (e) Engine CPU per frame (zero-cost step) vs the raw decode's CPU per frame of the same 2K
-    and 4K plates, target <= 1.5x, and the cores that CPU work needs at 30 and 60 fps.
+    and 4K plates, target <= 1.5x, and the cores that CPU work needs at 30 and 60 fps. On a
+    GPU (`--device cuda`, the default when one is present) the plates are converted on it
+    when the transform has a device form (`core.device_colour`); the JSON says which path ran.
 
     python tests/benchmarks/engine_bench.py [--frames 60] [--width 2048] [--height 1080]
-                                            [--full-frames 4] [--io-nice 5]
+                                            [--full-frames 4] [--io-nice 5] [--device cuda]
 
 OpenMP threads wait passively unless OMP_WAIT_POLICY is already set: with libgomp's default
 spinning, a loop of forwards on the main thread of a busy 2-core machine runs several times
@@ -89,7 +91,7 @@ class ZeroStepper(FrameStepper):
     def step(self, cur, prev, prev_pred):  # noqa: D102 - same contract as FrameStepper.step
         matte = getattr(self, "_matte", None)
         if matte is None or matte.shape[-1] != self.resolution:
-            matte = self._matte = disc_matte(self.resolution).to(self.dtype)
+            matte = self._matte = disc_matte(self.resolution).to(self.device, self.dtype)
         return matte
 
 
@@ -134,6 +136,7 @@ def io_only(pattern: str, frames: list[int], loaded, work: str, repeats: int) ->
             "raw_decode_cpu_ms_per_frame": round(raw_best[1] * 1e3, 1),
             "engine_io_cpu_ms_per_frame": round(ours_best[1] * 1e3, 1),
             "cores": os.cpu_count(),
+            "colour": "device tables" if session.device_colour else "OCIO CPU processor",
             "cache_bytes_per_frame_1024": folder_size(session.folder) // len(frames)}
 
 
@@ -171,6 +174,7 @@ def cpu_target(sizes: list[tuple[int, int]], loaded, work: str, repeats: int) ->
         run = io_only(pattern, frames, loaded, folder, repeats)
         engine_ms, raw_ms = run["engine_io_cpu_ms_per_frame"], run["raw_decode_cpu_ms_per_frame"]
         report[f"{width}x{height}"] = {
+            "device": loaded.device.type, "colour": run["colour"],
             "raw_decode_cpu_ms_per_frame": raw_ms, "engine_cpu_ms_per_frame": engine_ms,
             "ratio": round(engine_ms / raw_ms, 2), "target": "<= 1.5",
             "met": engine_ms <= 1.5 * raw_ms,
@@ -258,6 +262,8 @@ def main() -> int:
                              "engine's own, vrmbg.core.cpu.IO_NICE_INCREMENT)")
     parser.add_argument("--cpu-sizes", default="2048x1080,4096x2160",
                         help="plate sizes of (e) the engine CPU target ('' = skip)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where the model (and, when it is a GPU, the colour) runs")
     parser.add_argument("--full-frames", type=int, default=0,
                         help="also run (b) with the full 220M-parameter network (random "
                              "weights) over this many frames (slow: ~5 s per frame and "
@@ -273,7 +279,7 @@ def main() -> int:
         pattern = write_plates(os.path.join(work, "plates"), count, args.width, args.height)
         frames = list(range(FIRST, FIRST + count))
         loaded = load_model(init_random(os.path.join(work, "model"), "tiny", seed=0),
-                            device="cpu", precision=args.precision)
+                            device=args.device, precision=args.precision)
         io = io_only(pattern, frames[:24], loaded, work, args.repeats)
         io["readers"] = readers_scaling(pattern, frames[:24], loaded, work, args.repeats)
         e2e, e2e_session = end_to_end(pattern, frames[:24], loaded, work, args.repeats)
@@ -284,7 +290,7 @@ def main() -> int:
         b_report = {"tiny_native": e2e, "tiny_at_1024": e2e_1024}
         if args.full_frames:
             full = load_model(init_random(os.path.join(work, "full"), "full", seed=0),
-                              device="cpu", precision=args.precision)
+                              device=args.device, precision=args.precision)
             b_report["full_at_1024"], _ = end_to_end(pattern, frames[:args.full_frames], full,
                                                      work, args.repeats)
         scrubbed = scrub(pattern, frames, loaded, work)

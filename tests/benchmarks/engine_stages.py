@@ -6,6 +6,11 @@ colour conversion, resize to the model, resize back to the plate, matte write, s
 The raw OpenImageIO decode of the same files is the yardstick (the feed-the-GPU target is the
 engine's CPU <= 1.5x the decode's).
 
+On a GPU host the colour conversion (`core.device_colour`) and both resizes run on the GPU, so
+`host_stages_with_a_gpu` sums only the stages left on the CPU there: decode and the two
+writes (the upload of the half plate is not measured here). `colour_device_tables_here` is
+the device path run by torch on this CPU, which is why a CPU-only host keeps OCIO.
+
     python tests/benchmarks/engine_stages.py [--frames 6] [--sizes 2048x1080,4096x2160]
 """
 
@@ -28,6 +33,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from engine_bench import FIRST, ZeroStepper, disc_matte, write_plates  # noqa: E402
 
+from vrmbg.core.device_colour import build_device_colour  # noqa: E402
 from vrmbg.core.engine.opening import open_session  # noqa: E402
 from vrmbg.core.mattes import write_matte  # noqa: E402
 from vrmbg.core.model.loader import init_random, load_model  # noqa: E402
@@ -81,6 +87,12 @@ def stages(width: int, height: int, count: int, work: str, loaded) -> dict:
     report["engine_stages_sum"] = round(sum(v for k, v in report.items()
                                             if not k.startswith("raw")), 1)
     report["ratio_to_raw_decode"] = round(report["engine_stages_sum"] / report["raw_decode"], 2)
+    host = report["engine_decode"] + report["matte_write_zip"] + report["state_write"]
+    report["host_stages_with_a_gpu"] = round(host, 1)
+    report["host_ratio_with_a_gpu"] = round(host / report["raw_decode"], 2)
+    on_device = build_device_colour(colour, "cpu")
+    report["colour_device_tables_here"] = cpu_ms(
+        lambda f: on_device.convert(torch.from_numpy(decoded[f].rgb)), frames)
     return report
 
 
