@@ -370,7 +370,8 @@ class RenderJob:
         lines = [
             f"plates {plate_source(opened.plates)} (shot {opened.shot_frames[0]}-"
             f"{opened.shot_frames[-1]}), frames {self.summary.frames} -> {self.output}",
-            f"colour {colour.describe()} (config {colour.config.getName() or '-'})",
+            f"colour {colour.describe()} (config {colour.config.getName() or '-'}"
+            f"{_colour_path(session)})",
             f"model {stepper.loaded.source} (fingerprint {stepper.loaded.fingerprint[:16]}), "
             f"{stepper.resolution}x{stepper.resolution} from {size.width}x{size.height}",
             f"device {self.summary.device}, precision {self.summary.precision}, "
@@ -521,3 +522,12 @@ def _restart_chain(folder: str) -> None:
     if os.path.isdir(folder) and not remove_chain(folder):
         raise OutputError("cannot restart the chain: another render is computing it",
                           path=folder)
+
+
+def _colour_path(session: Any) -> str:
+    """Where the plates are converted, for the render's header, when not by OCIO on the CPU."""
+    on_device = getattr(session, "device_colour", None)
+    if on_device is None:
+        return ""
+    plates = "half and float" if on_device.inputs == {"half", "float"} else "half"
+    return f"; {plates} plates converted on the {on_device.device.type} by device tables"

@@ -241,3 +241,14 @@ def test_bad_pixels_found_on_the_device_are_reported_by_frame(tmp_path, model):
     write_exr(frame_path(pattern, 1002), pixels)
     _, result, _ = _mattes(tmp_path, model, pattern, frames, "device", device_colour=True)
     assert result.bad_pixels == {1002: 1}
+
+
+def test_the_render_header_says_where_plates_are_converted(tmp_path, model):
+    from vrmbg.core.render_job import _colour_path
+
+    pattern = write_exr_sequence(plates_folder(tmp_path), [1001])
+    on_cpu = open_session(pattern, {"model": model}, cache_root=str(tmp_path / "a"))
+    assert _colour_path(on_cpu) == ""
+    log_plates = open_session(pattern, {"model": model, "input_colorspace": "ACEScct"},
+                              cache_root=str(tmp_path / "b"), device_colour=True)
+    assert _colour_path(log_plates) == "; half plates converted on the cpu by device tables"
