@@ -46,6 +46,8 @@ _PER_CHANNEL_OPS = (OCIO.ExponentTransform, OCIO.ExponentWithLinearTransform,
 # at the coarsest, while a log plate's exponential into scene-linear needs the finest.
 _SHIFTS = (16, 13, 10)
 _HALF_KNOTS = 1 << 16  # every half bit pattern
+# Pixels converted at once (a 4K frame goes in bands of 512 rows).
+_BAND_PIXELS = 1 << 21
 
 
 class DeviceColour:
@@ -97,20 +99,33 @@ class DeviceColour:
             raise ValueError(f"expected (H, W, 3) RGB, got shape {tuple(rgb.shape)}")
         with torch.inference_mode():
             source = rgb.to(self.device).permute(2, 0, 1).contiguous()
-            finite_in = torch.isfinite(source).all(dim=0)
-            steps = self._steps
-            if source.dtype == torch.float16 and self._half_first is not None:
-                planes, steps = self._half_lookup(source), steps[1:]
-            else:
-                planes = source.to(torch.float32)
-            for kind, values, extra in steps:
-                planes = (self._matrix(planes, values, extra) if kind == "matrix"
-                          else self._tables(planes, values, extra))
-            good = finite_in & torch.isfinite(planes).all(dim=0)
-            bad = int((~good).sum().item())
-            if bad:
-                planes = torch.where(good, planes, torch.zeros((), device=self.device))
-            return planes.clamp_(0.0, 1.0), bad
+            out = torch.empty(source.shape, dtype=torch.float32, device=self.device)
+            rows = max(1, _BAND_PIXELS // max(1, source.shape[2]))
+            bad = 0
+            for top in range(0, source.shape[1], rows):
+                bad += self._convert_band(source[:, top:top + rows], out[:, top:top + rows])
+            return out, bad
+
+    def _convert_band(self, source: torch.Tensor, out: torch.Tensor) -> int:
+        """Convert one band of rows of `source` into `out` (clamped); returns its bad pixels.
+
+        Bands keep the tables' index tensors small: a whole 4K frame would need ~0.5 GB of
+        them at once, on every reader thread."""
+        finite_in = torch.isfinite(source).all(dim=0)
+        steps = self._steps
+        if source.dtype == torch.float16 and self._half_first is not None:
+            planes, steps = self._half_lookup(source), steps[1:]
+        else:
+            planes = source.to(torch.float32)
+        for kind, values, extra in steps:
+            planes = (self._matrix(planes, values, extra) if kind == "matrix"
+                      else self._tables(planes, values, extra))
+        good = finite_in & torch.isfinite(planes).all(dim=0)
+        bad = int((~good).sum().item())
+        if bad:
+            planes = torch.where(good, planes, torch.zeros((), device=self.device))
+        torch.clamp(planes, 0.0, 1.0, out=out)
+        return bad
 
     def _channel_starts(self, size: int) -> torch.Tensor:
         """Where each channel's table begins in a flat table of 3 x `size` entries."""

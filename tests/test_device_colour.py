@@ -121,6 +121,17 @@ def test_nan_and_inf_pixels_become_black_and_are_counted_as_on_the_cpu_path():
     assert float(np.abs(ours - reference).max()) <= BUDGET
 
 
+def test_a_frame_converted_in_bands_is_the_frame_converted_whole(monkeypatch):
+    colour = ColourTransform(input_space="ACEScct", threads=1)
+    converter = build_device_colour(colour, "cpu")
+    rgb = plate_for("ACEScct", 12, np.float16)
+    rgb[0, 0, 0], rgb[-1, -1, 2] = np.nan, np.inf  # bad pixels in the first and last bands
+    whole, bad_whole = device_result(converter, rgb)
+    monkeypatch.setattr(device_colour_module, "_BAND_PIXELS", 7 * rgb.shape[1])
+    banded, bad_banded = device_result(converter, rgb)
+    assert np.array_equal(whole, banded) and bad_whole == bad_banded >= 2
+
+
 def test_transforms_without_a_device_form_stay_on_the_cpu():
     tone_mapped = ColourTransform(input_space="ACEScg", display="sRGB - Display",
                                   view="ACES 2.0 - SDR 100 nits (Rec.709)", threads=1)
