@@ -50,6 +50,7 @@ from .chain import (ENGINE_FORMAT, ChainFrames, ContentMemo, PlateFingerprints,
 from .cuts import DETECTOR_ID, is_cut
 from .interfaces import ModelColour, Plates, Stepper, plate_padding
 from .pipeline import FramePipeline, Prepared, Run
+from .streams import ReaderStream
 from .tiers import ExactChain, PerFrameChain, PrerollChain, Tier
 
 ProgressCallback = Callable[[int, int, int], None]  # (frames done, frames to do, frame)
@@ -493,17 +494,21 @@ class _FrameWork:
 
         A half plate stays half until the colour conversion widens it block by block, and
         each frame is converted on its reader thread: the frames in flight are the
-        parallelism, so no frame spreads over the cores the model is using.
+        parallelism, so no frame spreads over the cores the model is using. On a GPU the
+        plate is converted there when the transform has a device form, on the reader
+        thread's own stream (`streams.ReaderStream`).
         """
         plate = self.session.plates.read(frame, keep_half=True, threads=1)
         on_device = self.session.device_colour
-        if on_device is not None and on_device.handles(plate.rgb.dtype):
-            # uploaded as decoded, converted where the model runs
-            planes, bad = on_device.convert(torch.from_numpy(plate.rgb))
-            cur, guide = self.stepper.prepare_planes(planes), planes.permute(1, 2, 0)
-        else:
-            rgb01, bad = self.session.colour.convert(plate.rgb, threads=1)
-            cur, guide = self.stepper.prepare(rgb01), rgb01
+        with ReaderStream(self.stepper.device) as stream:
+            if on_device is not None and on_device.handles(plate.rgb.dtype):
+                # uploaded as decoded, converted where the model runs
+                planes, bad = on_device.convert(torch.from_numpy(plate.rgb))
+                cur, guide = self.stepper.prepare_planes(planes), planes.permute(1, 2, 0)
+            else:
+                rgb01, bad = self.session.colour.convert(plate.rgb, threads=1)
+                cur, guide = self.stepper.prepare(rgb01), rgb01
+        stream.hand_over(cur, guide)
         if bad:
             with self._bad_lock:
                 self.result.bad_pixels[frame] = bad

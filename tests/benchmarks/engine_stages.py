@@ -91,8 +91,9 @@ def stages(width: int, height: int, count: int, work: str, loaded) -> dict:
     report["host_stages_with_a_gpu"] = round(host, 1)
     report["host_ratio_with_a_gpu"] = round(host / report["raw_decode"], 2)
     on_device = build_device_colour(colour, "cpu")
-    report["colour_device_tables_here"] = cpu_ms(
-        lambda f: on_device.convert(torch.from_numpy(decoded[f].rgb)), frames)
+    if on_device is not None:
+        report["colour_device_tables_here"] = cpu_ms(
+            lambda f: on_device.convert(torch.from_numpy(decoded[f].rgb)), frames)
     return report
 
 
