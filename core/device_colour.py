@@ -32,6 +32,8 @@ import numpy as np
 import PyOpenColorIO as OCIO
 import torch
 
+from .colour import probe_pixels
+
 # The largest difference from the OCIO CPU processor allowed on the model input on the probe
 # pixels (the budget is 1e-4; half plates of every studio-config space measured <= 5.5e-6).
 TOLERANCE = 5e-5
@@ -250,27 +252,6 @@ def largest_difference(converter: DeviceColour, colour: Any,
     ours, _ = converter.convert(torch.from_numpy(pixels))
     ours = ours.permute(1, 2, 0).cpu().numpy()
     return float(np.abs(ours - reference).max())
-
-
-def probe_pixels() -> np.ndarray:
-    """(N, 1, 3) float32 values spanning what plates hold: scene-linear light from 1e-6 to
-    1e4 with its negatives, log and display code values, and random colours, so channels
-    differ and the matrices mix them (saturated colours, in code values or in light, are where
-    a matrix cancels large values, and the tables need the most care)."""
-    rng = np.random.default_rng(20261203)
-    magnitudes = np.geomspace(1e-6, 1e4, 4096, dtype=np.float64)
-    ramps = [np.linspace(-0.25, 1.25, 8192), magnitudes, -magnitudes,
-             rng.uniform(-0.1, 2.0, 8192), rng.uniform(0.0, 1.0, 8192),
-             np.exp(rng.uniform(np.log(1e-4), np.log(64.0), 8192))]
-    grey = np.concatenate(ramps).astype(np.float32)
-    colours = np.stack([grey, rng.permutation(grey), rng.permutation(grey)], axis=-1)
-    code_values = rng.uniform(-0.05, 1.4, (65536, 3))
-    # each channel on its own from deep shadow to a bright highlight: saturated light that a
-    # gamut matrix turns into small differences of large values
-    saturated = np.exp(rng.uniform(np.log(1e-3), np.log(64.0), (65536, 3)))
-    greys = np.repeat(grey[:, None], 3, axis=1)
-    values = np.concatenate([greys, colours, code_values, saturated]).astype(np.float32)
-    return np.ascontiguousarray(values[:, None, :])
 
 
 def _steps(config: "OCIO.Config", transforms: list, shift: int) -> list | None:

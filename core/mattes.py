@@ -22,6 +22,7 @@ import OpenImageIO as oiio
 
 from .atomic import atomic_write, disk_full_error
 from .errors import InputError, OutputError, UsageError, library_text
+from .exr_writer import exr_header_for, write_exr
 from .halfs import copy_into, to_half
 from .plates import ImageInfo, ImageReader, Window, metadata_fps
 
@@ -204,7 +205,23 @@ def _write_failure(what: str, reason: str, tmp: str, path: str) -> OutputError:
 
 
 def _write_exr(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) -> None:
-    """Write `pixels` to the temp file `tmp` (OutputError naming the final `path`)."""
+    """Write `pixels` to the temp file `tmp` (OutputError naming the final `path`): through
+    the OpenEXR library when it writes this header exactly (`exr_writer`), else, or when
+    that write fails for any reason, through OpenImageIO, whose failure is reported (a full
+    disk is then named as such)."""
+    header = exr_header_for(spec)
+    if header is not None:
+        try:
+            write_exr(tmp, header, pixels)
+            return
+        except Exception:  # noqa: BLE001 - OpenImageIO writes it instead, or says why not
+            pass
+    _write_exr_with_oiio(tmp, spec, pixels, path)
+
+
+def _write_exr_with_oiio(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray,
+                         path: str) -> None:
+    """`_write_exr` through OpenImageIO's writer."""
     out = oiio.ImageOutput.create(tmp)
     if out is None:
         raise OutputError(f"cannot create an EXR writer: {library_text(oiio.geterror)}",

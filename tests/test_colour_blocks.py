@@ -10,10 +10,11 @@ import threading
 import warnings
 
 import numpy as np
+import PyOpenColorIO as OCIO
 import pytest
 
 from host_configs import write_blender_like_config, write_nuke_like_config
-from vrmbg.core.colour import ColourTransform
+from vrmbg.core.colour import HALF_TOLERANCE, ColourTransform
 
 # (height, width): widths that do not divide a block of rows evenly, and a frame so wide that
 # every block is a single row.
@@ -54,11 +55,27 @@ def reference(colour: ColourTransform, rgb: np.ndarray) -> np.ndarray:
         processor = colour.config.getProcessor(colour.input_space, colour.model_space)
     else:
         processor = colour.processor()
+    if rgb.dtype == np.float16 and colour.half_processor() is not None:
+        return half_reference(processor, rgb)
     cpu = processor.getDefaultCPUProcessor()
     out = np.array(rgb, dtype=np.float32, order="C", copy=True)
     for row in out:
         cpu.applyRGB(row)
     out[~np.isfinite(out).all(axis=-1)] = 0.0
+    return np.clip(out, 0.0, 1.0)
+
+
+def half_reference(processor, rgb: np.ndarray) -> np.ndarray:
+    """Half `rgb` through PyOCIO's own half-input processor, row by row, then the repair."""
+    cpu = processor.getOptimizedCPUProcessor(OCIO.BIT_DEPTH_F16, OCIO.BIT_DEPTH_F32,
+                                             OCIO.OPTIMIZATION_DEFAULT)
+    half = np.ascontiguousarray(rgb)
+    out = np.empty(half.shape, np.float32)
+    width = half.shape[1]
+    for src, dst in zip(half, out):
+        cpu.apply(OCIO.PackedImageDesc(src, width, 1, 3, OCIO.BIT_DEPTH_F16, 2, 6, 6 * width),
+                  OCIO.PackedImageDesc(dst, width, 1, 3))
+    out[~(np.isfinite(out).all(axis=-1) & np.isfinite(half).all(axis=-1))] = 0.0
     return np.clip(out, 0.0, 1.0)
 
 
@@ -212,7 +229,12 @@ def test_unusual_frames_convert_without_numpy_warnings(transform, fill):
 def test_host_config_blocks_match_pyocio_for_half_and_float_input(host_transform, shape):
     half = plate(shape, np.float16, seed=7)
     from_half = host_transform.to_model(half)
-    assert same_bits(from_half, host_transform.to_model(half.astype(np.float32)))
+    from_float = host_transform.to_model(half.astype(np.float32))
+    if host_transform.half_processor() is None:
+        assert same_bits(from_half, from_float)
+    else:  # OCIO's half-input processor: its own tables, within the budget of the float path
+        assert np.abs(from_half - from_float).max() <= HALF_TOLERANCE
+        assert not same_bits(from_half, from_float)
     assert same_bits(from_half, host_transform.to_model(half, threads=1))
     assert same_bits(from_half, reference(host_transform, half))
     assert 0.0 < np.median(from_half) < 1.0
@@ -227,4 +249,49 @@ def test_host_config_nan_and_inf_become_black_and_count_pixels(host_transform):
     out = host_transform.to_model(rgb)
     assert host_transform.last_bad_pixels == 3
     assert np.array_equal(out[bad], np.zeros((3, 3), np.float32))
+    assert same_bits(out, reference(host_transform, rgb))
+
+
+# ---------------------------------------------------------------- OCIO's half-input processor
+
+@pytest.mark.parametrize("space", ["Linear Rec.709 (sRGB)", "Gamma 2.2 Rec.709 - Display"])
+def test_half_plates_convert_within_the_budget_of_the_float_path(space):
+    colour = ColourTransform(input_space=space, threads=1)
+    half = plate((64, 700), np.float16, seed=9)
+    assert colour.half_processor() is not None, "OCIO's half processor serves these plates"
+    from_half = colour.to_model(half)
+    assert same_bits(from_half, reference(colour, half))  # PyOCIO's own half processor
+    from_float = colour.to_model(half.astype(np.float32))
+    assert np.abs(from_half - from_float).max() <= HALF_TOLERANCE
+    assert "|half=ocio-f16" in colour.identity  # caches made on the float path stay apart
+
+
+@pytest.mark.parametrize("space", ["ACEScg", "Linear P3-D65"])
+def test_half_plates_whose_conversion_starts_with_a_matrix_take_the_float_path(space):
+    colour = ColourTransform(input_space=space, threads=1)
+    assert colour.half_processor() is None  # no table of halves to gain from
+    half = plate((37, 1000), np.float16, seed=12)
+    assert same_bits(colour.to_model(half), colour.to_model(half.astype(np.float32)))
+    assert "half=" not in colour.identity
+
+
+def test_a_half_processor_off_the_float_path_is_not_used():
+    # ACEScct code values far above 1 are beyond any light: OCIO's float path overflows
+    # them to NaN (repaired to black) while its half tables saturate, so they differ
+    colour = ColourTransform(input_space="ACEScct", threads=1)
+    assert colour.half_processor() is None
+    half = plate((37, 1000), np.float16, seed=10)
+    half[:, ::7] = np.float16(7.9)
+    assert same_bits(colour.to_model(half), colour.to_model(half.astype(np.float32)))
+    assert "half=" not in colour.identity
+
+
+def test_fast_half_check_counts_every_nan_and_inf_bit_pattern(host_transform):
+    specials = np.array([0x7C00, 0xFC00, 0x7C01, 0xFE00, 0x7FFF], np.uint16).view(np.float16)
+    rgb = plate((5, 20000), np.float16, seed=11)
+    for i, value in enumerate(specials):
+        rgb[i, 1000 * i + 3, i % 3] = value
+    rgb[4, 7] = np.float16(65504.0)  # the largest finite half is not bad
+    out = host_transform.to_model(rgb)
+    assert host_transform.last_bad_pixels == len(specials)
     assert same_bits(out, reference(host_transform, rgb))

@@ -15,7 +15,7 @@ import pytest
 
 from render_helpers import (FIRST, assert_same_mattes, debris, frames_on_disk, make_model,
                             make_plates, one_error_line, read_frames, render_args, run_cli)
-from vrmbg.core import atomic, mattes
+from vrmbg.core import atomic, exr_writer, mattes
 from vrmbg.core.errors import OutputError
 
 Usage = namedtuple("Usage", "total used free")
@@ -67,6 +67,7 @@ class FailingOutput:
 
 
 def test_a_failed_matte_write_names_the_matte_not_a_temp_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(mattes, "exr_header_for", lambda spec: None)  # OpenImageIO writes
     monkeypatch.setattr(mattes.oiio.ImageOutput, "create", staticmethod(FailingOutput))
     target = tmp_path / "sh010.1001.exr"
     monkeypatch.setattr(atomic.shutil, "disk_usage", usage_with_free(50 << 20))
@@ -83,6 +84,41 @@ def test_a_failed_matte_write_names_the_matte_not_a_temp_file(monkeypatch, tmp_p
     with pytest.raises(OutputError) as unopened:
         mattes.write_matte(str(target), np.zeros((4, 6), np.float32))
     assert "no space" not in str(unopened.value)  # a low disk is not called the reason
+
+
+class FailingExrFile:
+    """The OpenEXR library's file object failing as it does, after writing part of the file."""
+
+    def __init__(self, header, channels, num_threads=-1) -> None:
+        pass
+
+    def write(self, path):
+        with open(path, "wb") as partial:
+            partial.write(b"v/1\x01" + b"\0" * 100)
+        raise RuntimeError(f'Cannot write image file "{path}". No space left on device.')
+
+
+def test_a_failed_openexr_write_falls_back_to_openimageio(monkeypatch, tmp_path):
+    monkeypatch.setattr(exr_writer.OpenEXR, "File", FailingExrFile)
+    monkeypatch.setattr(mattes, "exr_header_for", lambda spec: {})  # past the header check
+    target = tmp_path / "sh010.1001.exr"
+    alpha = np.linspace(0, 1, 24, dtype=np.float32).reshape(4, 6)
+    mattes.write_matte(str(target), alpha, attributes={"frame": 1001})
+    assert os.listdir(tmp_path) == ["sh010.1001.exr"]  # no temp file left beside it
+    assert np.array_equal(mattes.read_matte(str(target)), alpha.astype(np.float16))
+
+
+def test_when_both_writers_fail_the_matte_is_named_and_nothing_is_left(monkeypatch, tmp_path):
+    monkeypatch.setattr(exr_writer.OpenEXR, "File", FailingExrFile)
+    monkeypatch.setattr(mattes.oiio.ImageOutput, "create", staticmethod(FailingOutput))
+    monkeypatch.setattr(mattes, "exr_header_for", lambda spec: {})  # past the header check
+    monkeypatch.setattr(atomic.shutil, "disk_usage", usage_with_free(0))
+    target = tmp_path / "sh010.1001.exr"
+    with pytest.raises(OutputError) as full:
+        mattes.write_matte(str(target), np.zeros((4, 6), np.float32))
+    assert atomic.TEMP_MARKER not in str(full.value) and "sh010.1001.exr" in str(full.value)
+    assert "no space left on the device" in str(full.value) and full.value.exit_code == 5
+    assert os.listdir(tmp_path) == []
 
 
 # --------------------------------------------------------------------------- a real full disk

@@ -9,6 +9,8 @@ import OpenImageIO as oiio
 import pytest
 from plate_factory import TIMECODE_01, ramp_rgb, write_dpx, write_exr
 
+from vrmbg.core import exr_writer
+from vrmbg.core import mattes as mattes_module
 from vrmbg.core.atomic import atomic_write
 from vrmbg.core.errors import InputError, OutputError, UsageError
 from vrmbg.core.mattes import COMPRESSIONS, read_matte, write_matte
@@ -262,3 +264,52 @@ def test_write_matte_interrupted_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_matte(str(tmp_path / "m.exr"), half_alpha(4, 4))
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------- written by OpenEXR, headed as OpenImageIO
+
+def attributes_read(path) -> list:
+    """What a host reading the matte through OpenImageIO sees, but the time of writing."""
+    spec = header(path)
+    return sorted((a.name, str(a.type), repr(a.value)) for a in spec.extra_attribs
+                  if a.name != "DateTime") + [("windows", "", repr(
+                      (spec.x, spec.y, spec.width, spec.height, spec.full_x, spec.full_y,
+                       spec.full_width, spec.full_height, tuple(spec.channelnames))))]
+
+
+@pytest.mark.parametrize("rgba", [False, True], ids=["alpha", "rgba"])
+def test_openexr_written_matte_reads_as_the_openimageio_written_one(tmp_path, plate_info,
+                                                                     monkeypatch, rgba):
+    calls = []
+    real = mattes_module.write_exr
+    monkeypatch.setattr(mattes_module, "write_exr",
+                        lambda *args: calls.append(args[0]) or real(*args))
+    plate = write_exr(tmp_path / "p.1001.exr", ramp_rgb(7, 12), data_window=(3, 2, 12, 7),
+                      display_window=(0, 0, 16, 10),
+                      attributes={"smpte:TimeCode": ("timecode", TIMECODE_01),
+                                  "FramesPerSecond": ("rational", (25, 1)),
+                                  "chromaticities": ("float[8]", CHROMATICITIES),
+                                  "studio:lens": ("string", "50mm"), "studio:take": ("int", 7),
+                                  "worldToNDC": ("matrix", tuple(float(i) for i in range(16)))})
+    info = PlateSequence(plate).info(1001)
+    alpha, rgb = half_alpha(10, 16), (ramp_rgb(10, 16) if rgba else None)
+    kwargs = dict(like=info, rgb=rgb, attributes={"frame": 1001, "chain": "ab12", "gain": 0.5})
+    write_matte(str(tmp_path / "ours.exr"), alpha, **kwargs)
+    assert calls, "the OpenEXR library wrote the matte"
+    monkeypatch.setattr(mattes_module, "exr_header_for", lambda spec: None)
+    write_matte(str(tmp_path / "theirs.exr"), alpha, **kwargs)
+    assert len(calls) == 1
+    assert attributes_read(tmp_path / "ours.exr") == attributes_read(tmp_path / "theirs.exr")
+    assert np.array_equal(raw_pixels(tmp_path / "ours.exr"), raw_pixels(tmp_path / "theirs.exr"))
+    assert header(tmp_path / "ours.exr").getattribute("smpte:TimeCode") == TIMECODE_01
+
+
+def test_a_header_openexr_cannot_reproduce_is_written_by_openimageio(tmp_path, monkeypatch):
+    monkeypatch.setattr(exr_writer, "_same_on_reading", lambda spec, header: False)
+    calls = []
+    monkeypatch.setattr(mattes_module, "write_exr", lambda *args: calls.append(args))
+    path = tmp_path / "m.exr"
+    write_matte(str(path), half_alpha(4, 6), attributes={"only_in_this_test": "x"})
+    assert calls == []
+    assert header(path).getattribute("vrmbg:only_in_this_test") == "x"
+    assert np.array_equal(read_matte(str(path)), half_alpha(4, 6))

@@ -10,6 +10,9 @@ On a GPU host the colour conversion (`core.device_colour`) and both resizes run 
 `host_stages_with_a_gpu` sums only the stages left on the CPU there: decode and the two
 writes (the upload of the half plate is not measured here). `colour_device_tables_here` is
 the device path run by torch on this CPU, which is why a CPU-only host keeps OCIO.
+`instead` gives the two stages that have faster forms as they ran before: OCIO's float
+processor on a half plate (for the plates' ACEScg and for linear Rec.709, where OCIO's
+half processor makes a difference), and OpenImageIO writing the matte.
 
     python tests/benchmarks/engine_stages.py [--frames 6] [--sizes 2048x1080,4096x2160]
 """
@@ -35,6 +38,8 @@ from engine_bench import FIRST, ZeroStepper, disc_matte, write_plates  # noqa: E
 
 from vrmbg.core.device_colour import build_device_colour  # noqa: E402
 from vrmbg.core.engine.opening import open_session  # noqa: E402
+from vrmbg.core import mattes  # noqa: E402
+from vrmbg.core.colour import ColourTransform  # noqa: E402
 from vrmbg.core.mattes import write_matte  # noqa: E402
 from vrmbg.core.model.loader import init_random, load_model  # noqa: E402
 
@@ -86,6 +91,7 @@ def stages(width: int, height: int, count: int, work: str, loaded) -> dict:
     }
     report["engine_stages_sum"] = round(sum(v for k, v in report.items()
                                             if not k.startswith("raw")), 1)
+    report["instead"] = alternatives(colour, decoded, alpha, out, frames)
     report["ratio_to_raw_decode"] = round(report["engine_stages_sum"] / report["raw_decode"], 2)
     host = report["engine_decode"] + report["matte_write_zip"] + report["state_write"]
     report["host_stages_with_a_gpu"] = round(host, 1)
@@ -94,6 +100,35 @@ def stages(width: int, height: int, count: int, work: str, loaded) -> dict:
     if on_device is not None:
         report["colour_device_tables_here"] = cpu_ms(
             lambda f: on_device.convert(torch.from_numpy(decoded[f].rgb)), frames)
+    return report
+
+
+def alternatives(colour, decoded: dict, alpha, out: str, frames: list[int]) -> dict:
+    """The stages as they ran before their faster forms, for the before/after comparison:
+    OCIO's float processor for a half plate (the cast to float first) and OpenImageIO
+    writing the matte itself."""
+    report = {}
+    rec709 = ColourTransform(input_space="Linear Rec.709 (sRGB)", threads=1)
+    for name, transform in (("plates", colour), ("linear_rec709", rec709)):
+        kept = transform._half
+        report[f"colour_{name}_half_processor_used"] = transform.half_processor() is not None
+        report[f"colour_{name}"] = cpu_ms(
+            lambda f: transform.convert(decoded[f].rgb, threads=1), frames)
+        transform._half = False  # the float path, as when OCIO's half processor is refused
+        try:
+            report[f"colour_{name}_float_processor"] = cpu_ms(
+                lambda f: transform.convert(decoded[f].rgb, threads=1), frames)
+        finally:
+            transform._half = kept
+    real = mattes.exr_header_for
+    mattes.exr_header_for = lambda spec: None  # no OpenEXR header: OpenImageIO writes
+    try:
+        oiio_write = cpu_ms(lambda f: mattes.write_matte(
+            os.path.join(out, f"o.{f}.exr"), alpha, like=decoded[f].info, compression="zip"),
+            frames)
+    finally:
+        mattes.exr_header_for = real
+    report["matte_write_zip_by_openimageio"] = oiio_write
     return report
 
 
