@@ -457,10 +457,11 @@ class ColourTransform:
         pixels, as the model sees them (NaN/Inf zeroed, clamped); log curves (ACEScct, LogC)
         are refused: their tables saturate where the float path overflows to NaN.
         """
-        with self._pool_lock:
-            if self._half is None:
-                self._half = _checked_half_processor(self.processor(), self._cpu) or False
-            return self._half or None
+        if self._half is None:  # decided once; every block of every frame asks
+            with self._pool_lock:
+                if self._half is None:
+                    self._half = _checked_half_processor(self.processor(), self._cpu) or False
+        return self._half or None
 
     def _convert_block(self, src: np.ndarray, dst: np.ndarray) -> int:
         """Convert one block of rows of `src` into float32 `dst`; returns its NaN/Inf pixels.
@@ -590,11 +591,18 @@ def _settle_vector_state() -> None:
 
 
 def _apply_half(processor: "OCIO.CPUProcessor", src: np.ndarray, dst: np.ndarray) -> None:
-    """Apply a half-input processor to (h, w, 3) half `src` (any strides) into float32 `dst`."""
+    """Apply a half-input processor to (h, w, 3) half `src` into float32 `dst`.
+
+    OCIO reads interleaved pixels with gaps (the RGB of an RGBA plate) in place; any other
+    layout (planar, Fortran order, reversed axes) is copied to one it can read first.
+    """
     height, width = src.shape[:2]
     ys, xs, cs = src.strides
     xs = xs if width > 1 else 3 * cs  # a length-1 axis may carry any stride in numpy
     ys = ys if height > 1 else width * xs
+    if cs != src.itemsize or xs < 3 * cs or ys < width * xs:
+        src = np.ascontiguousarray(src)
+        ys, xs, cs = width * 3 * src.itemsize, 3 * src.itemsize, src.itemsize
     processor.apply(OCIO.PackedImageDesc(src, width, height, 3, OCIO.BIT_DEPTH_F16, cs, xs, ys),
                     OCIO.PackedImageDesc(dst, width, height, 3))
 

@@ -295,3 +295,22 @@ def test_fast_half_check_counts_every_nan_and_inf_bit_pattern(host_transform):
     out = host_transform.to_model(rgb)
     assert host_transform.last_bad_pixels == len(specials)
     assert same_bits(out, reference(host_transform, rgb))
+
+
+@pytest.mark.parametrize("layout", ["fortran", "planar", "reversed", "rgb_of_rgba"])
+def test_half_plates_of_any_memory_layout_convert_like_their_contiguous_copy(host_transform,
+                                                                          layout):
+    assert host_transform.half_processor() is not None
+    half = plate((37, 1000), np.float16, seed=13)
+    if layout == "fortran":
+        view = np.asfortranarray(half)
+    elif layout == "planar":
+        view = np.ascontiguousarray(half.transpose(2, 0, 1)).transpose(1, 2, 0)
+    elif layout == "reversed":
+        view = half[::-1, ::-1, ::-1]
+    else:
+        rgba = np.concatenate([half, np.ones((37, 1000, 1), np.float16)], axis=-1)
+        view = rgba[..., :3]
+    assert not view.flags["C_CONTIGUOUS"]
+    assert same_bits(host_transform.to_model(view),
+                     host_transform.to_model(np.ascontiguousarray(view)))

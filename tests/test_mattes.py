@@ -282,8 +282,12 @@ def test_openexr_written_matte_reads_as_the_openimageio_written_one(tmp_path, pl
                                                                      monkeypatch, rgba):
     calls = []
     real = mattes_module.write_exr
-    monkeypatch.setattr(mattes_module, "write_exr",
-                        lambda *args: calls.append(args[0]) or real(*args))
+
+    def written_by_openexr(*args):
+        real(*args)
+        calls.append(args[0])  # only once the OpenEXR write has succeeded
+
+    monkeypatch.setattr(mattes_module, "write_exr", written_by_openexr)
     plate = write_exr(tmp_path / "p.1001.exr", ramp_rgb(7, 12), data_window=(3, 2, 12, 7),
                       display_window=(0, 0, 16, 10),
                       attributes={"smpte:TimeCode": ("timecode", TIMECODE_01),
@@ -313,3 +317,31 @@ def test_a_header_openexr_cannot_reproduce_is_written_by_openimageio(tmp_path, m
     assert calls == []
     assert header(path).getattribute("vrmbg:only_in_this_test") == "x"
     assert np.array_equal(read_matte(str(path)), half_alpha(4, 6))
+
+
+def test_header_templates_leave_nothing_in_the_temp_folder(tmp_path, monkeypatch):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(exr_writer.tempfile, "tempdir", str(temp))
+    write_matte(str(tmp_path / "a.exr"), half_alpha(4, 6), attributes={"leak_check": 1})
+    real = exr_writer._write_with_oiio
+    calls = []
+
+    def second_template_fails(path, spec):
+        calls.append(path)
+        if len(calls) == 2:
+            raise RuntimeError("temp folder full")
+        real(path, spec)
+
+    monkeypatch.setattr(exr_writer, "_write_with_oiio", second_template_fails)
+    write_matte(str(tmp_path / "b.exr"), half_alpha(4, 6), attributes={"leak_check_2": 1})
+    assert len(calls) >= 2
+    assert list(temp.iterdir()) == []
+    assert np.array_equal(read_matte(str(tmp_path / "b.exr")), half_alpha(4, 6))
+    monkeypatch.setattr(exr_writer, "_write_with_oiio", real)
+    ok = []
+    real_write = mattes_module.write_exr
+    monkeypatch.setattr(mattes_module, "write_exr",
+                        lambda *args: ok.append(args) or real_write(*args))
+    write_matte(str(tmp_path / "c.exr"), half_alpha(4, 6), attributes={"leak_check_2": 1})
+    assert ok, "a passing failure of the temp folder does not stop the OpenEXR writes"
