@@ -506,7 +506,7 @@ class _FrameWork:
                 planes, bad = on_device.convert(torch.from_numpy(plate.rgb))
                 cur, guide = self.stepper.prepare_planes(planes), planes.permute(1, 2, 0)
             else:
-                rgb01, bad = self.session.colour.convert(plate.rgb, threads=1)
+                rgb01, bad = self._convert(plate.rgb)
                 cur, guide = self.stepper.prepare(rgb01), rgb01
         stream.hand_over(cur, guide)
         if bad:
@@ -514,6 +514,17 @@ class _FrameWork:
                 self.result.bad_pixels[frame] = bad
         return Prepared(frame, cur, plate.info, plate.rgb.shape[0], plate.rgb.shape[1],
                         guide=self.stepper.guide_for(guide))
+
+    def _convert(self, rgb: np.ndarray) -> tuple[np.ndarray, int]:
+        """The plate as the model sees it: every pixel, or only those the resize to the model
+        reads when that is a small share of a large plate (`FrameStepper.pixels_read`)."""
+        colour = self.session.colour
+        pixels_read = getattr(self.stepper, "pixels_read", None)  # optional on both sides
+        convert_pixels = getattr(colour, "convert_pixels", None)
+        taps = pixels_read(rgb.shape[0], rgb.shape[1]) if pixels_read and convert_pixels else None
+        if taps is None:
+            return colour.convert(rgb, threads=1)
+        return convert_pixels(rgb, *taps, threads=1)
 
     def load_prior(self, frame: int) -> Any:
         """The stored prediction of `frame`, exactly as it was computed."""

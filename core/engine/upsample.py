@@ -123,6 +123,17 @@ def resize_bilinear(image: torch.Tensor, height: int, width: int) -> torch.Tenso
                          antialias=False)
 
 
+def resize_taps(size_in: int, size_out: int) -> np.ndarray:
+    """Sorted input indices that `resize_bilinear` from `size_in` to `size_out` samples along
+    one axis (source positions computed in float32 as torch computes them; the caller checks
+    the result against torch itself, `FrameStepper.pixels_read`)."""
+    scale = np.float32(size_in) / np.float32(size_out)
+    centres = np.arange(size_out, dtype=np.float32) + np.float32(0.5)
+    source = np.maximum(scale * centres - np.float32(0.5), np.float32(0.0))
+    low = np.minimum(source.astype(np.int64), size_in - 1)
+    return np.unique(np.concatenate([low, np.minimum(low + 1, size_in - 1)]))
+
+
 def luminance(guide: np.ndarray | torch.Tensor, height: int, width: int,
               device: torch.device) -> torch.Tensor:
     """(1, 1, H, W) float32 luminance on `device` from (H, W, 3) RGB or (H, W) luminance."""

@@ -12,7 +12,8 @@ writes (the upload of the half plate is not measured here). `colour_device_table
 the device path run by torch on this CPU, which is why a CPU-only host keeps OCIO.
 `instead` gives the two stages that have faster forms as they ran before: OCIO's float
 processor on a half plate (for the plates' ACEScg and for linear Rec.709, where OCIO's
-half processor makes a difference), and OpenImageIO writing the matte.
+half processor makes a difference), and OpenImageIO writing the matte; and, for a 512
+preview tier, the colour of only the pixels its resize reads (`FrameStepper.pixels_read`).
 
     python tests/benchmarks/engine_stages.py [--frames 6] [--sizes 2048x1080,4096x2160]
 """
@@ -40,6 +41,7 @@ from vrmbg.core.device_colour import build_device_colour  # noqa: E402
 from vrmbg.core.engine.opening import open_session  # noqa: E402
 from vrmbg.core import mattes  # noqa: E402
 from vrmbg.core.colour import ColourTransform  # noqa: E402
+from vrmbg.core.engine.upsample import resize_taps  # noqa: E402
 from vrmbg.core.mattes import write_matte  # noqa: E402
 from vrmbg.core.model.loader import init_random, load_model  # noqa: E402
 
@@ -129,6 +131,11 @@ def alternatives(colour, decoded: dict, alpha, out: str, frames: list[int]) -> d
     finally:
         mattes.exr_header_for = real
     report["matte_write_zip_by_openimageio"] = oiio_write
+    height, width = decoded[frames[0]].rgb.shape[:2]
+    rows, cols = resize_taps(height, 512), resize_taps(width, 512)
+    report["preview_512_share_of_pixels_read"] = round(rows.size * cols.size / height / width, 3)
+    report["colour_preview_512_pixels_read_only"] = cpu_ms(
+        lambda f: colour.convert_pixels(decoded[f].rgb, rows, cols, threads=1), frames)
     return report
 
 
