@@ -544,7 +544,9 @@ class ColourTransform:
         (H, W, 3) result holds 0 everywhere else.
 
         The NaN/Inf count covers the whole plate as decoded, and the converted pixels after
-        conversion too (a finite value that converts to NaN is only seen where converted).
+        conversion too: a finite value that only turns into NaN in the conversion (a log code
+        value far past its curve, say) is counted where it was converted, so the warning can
+        name fewer pixels than a full conversion would.
         """
         part = _gather(rgb, rows, cols)
         converted, bad_part = self.convert(part, threads=threads)

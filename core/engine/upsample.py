@@ -125,12 +125,16 @@ def resize_bilinear(image: torch.Tensor, height: int, width: int) -> torch.Tenso
 
 def resize_taps(size_in: int, size_out: int) -> np.ndarray:
     """Sorted input indices that `resize_bilinear` from `size_in` to `size_out` samples along
-    one axis (source positions computed in float32 as torch computes them; the caller checks
-    the result against torch itself, `FrameStepper.pixels_read`)."""
+    one axis. Torch computes each source position `scale * (i + 0.5) - 0.5` in float32, with
+    one rounding or two depending on how its kernel was compiled, so the taps of both are
+    kept; the caller checks the result against torch itself (`FrameStepper.pixels_read`)."""
     scale = np.float32(size_in) / np.float32(size_out)
     centres = np.arange(size_out, dtype=np.float32) + np.float32(0.5)
-    source = np.maximum(scale * centres - np.float32(0.5), np.float32(0.0))
-    low = np.minimum(source.astype(np.int64), size_in - 1)
+    twice_rounded = scale * centres - np.float32(0.5)
+    once_rounded = (np.float64(scale) * centres.astype(np.float64) - 0.5).astype(np.float32)
+    low = np.concatenate([np.maximum(source, np.float32(0.0)).astype(np.int64)
+                          for source in (twice_rounded, once_rounded)])
+    low = np.minimum(low, size_in - 1)
     return np.unique(np.concatenate([low, np.minimum(low + 1, size_in - 1)]))
 
 
