@@ -35,7 +35,7 @@ import OpenImageIO as oiio
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from engine_bench import FIRST, ZeroStepper, disc_matte, write_plates  # noqa: E402
+from engine_bench import FIRST, LINEAR_REC709, ZeroStepper, disc_matte, write_plates  # noqa: E402
 
 from vrmbg.core.device_colour import build_device_colour  # noqa: E402
 from vrmbg.core.engine.opening import open_session  # noqa: E402
@@ -110,12 +110,13 @@ def alternatives(colour, decoded: dict, alpha, out: str, frames: list[int]) -> d
     OCIO's float processor for a half plate (the cast to float first) and OpenImageIO
     writing the matte itself."""
     report = {}
-    rec709 = ColourTransform(input_space="Linear Rec.709 (sRGB)", threads=1)
+    rec709 = ColourTransform(input_space=LINEAR_REC709, threads=1)
     for name, transform in (("plates", colour), ("linear_rec709", rec709)):
-        kept = transform._half
         report[f"colour_{name}_half_processor_used"] = transform.half_processor() is not None
-        report[f"colour_{name}"] = cpu_ms(
-            lambda f: transform.convert(decoded[f].rgb, threads=1), frames)
+        if transform is rec709:  # the plates' own path is the `colour` stage itself
+            report[f"colour_{name}"] = cpu_ms(
+                lambda f: transform.convert(decoded[f].rgb, threads=1), frames)
+        kept = transform._half
         transform._half = False  # the float path, as when OCIO's half processor is refused
         try:
             report[f"colour_{name}_float_processor"] = cpu_ms(
