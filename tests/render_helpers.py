@@ -95,7 +95,7 @@ def run_process(args: Sequence[str], *, timeout: float = 120) -> subprocess.Comp
 
 def read_frames(pattern: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
     """Every frame's alpha as float32 (H, W)."""
-    from vrmbg.core.mattes import read_matte
+    from vrmbg.core.io.mattes import read_matte
 
     return {f: read_matte(frame_file(pattern, f)) for f in frames}
 

@@ -346,7 +346,7 @@ def test_a_plate_with_a_cropped_data_window_keeps_its_matte_on_its_pixels(blende
     """A plate whose pixels cover only part of its frame (a bbox inside the display window):
     wherever Blender places that bbox in the render (Blender 4.5 and 5.2 place it two rows
     apart), the rendered alpha is the matte of the very pixels the rendered colour shows."""
-    from vrmbg.core.mattes import read_matte
+    from vrmbg.core.io.mattes import read_matte
 
     shot = generate_shot(5, frames=2, width=SIZE[0], height=SIZE[1], first_frame=FIRST)
     folder = tmp_path / "cropped"

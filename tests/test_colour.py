@@ -6,7 +6,7 @@ import numpy as np
 import PyOpenColorIO as OCIO
 import pytest
 
-from vrmbg.core.colour import (ColourTransform, DEFAULT_MODEL_SPACE, default_input_space,
+from vrmbg.core.colour.transform import (ColourTransform, DEFAULT_MODEL_SPACE, default_input_space,
                                resolve_config)
 from vrmbg.core.errors import ColourError, EXIT_INPUT
 

@@ -1,4 +1,4 @@
-"""The colour conversion rebuilt for the inference device (`core.device_colour`).
+"""The colour conversion rebuilt for the inference device (`core.colour.device`).
 
 On a GPU host the plates are converted where the model runs. Here the device is the CPU
 (torch on CPU runs the same ops), which is enough to hold the device path to the PyOpenColorIO
@@ -14,11 +14,11 @@ import torch
 from host_configs import write_nuke_like_config
 from plate_factory import ramp_rgb, write_exr_sequence
 
-from vrmbg.core import device_colour as device_colour_module
-from vrmbg.core.colour import ColourTransform
-from vrmbg.core.device_colour import build_device_colour, device_colour_for
+from vrmbg.core.colour import device as device_colour_module
+from vrmbg.core.colour.transform import ColourTransform
+from vrmbg.core.colour.device import build_device_colour, device_colour_for
 from vrmbg.core.engine.opening import open_session
-from vrmbg.core.mattes import read_matte
+from vrmbg.core.io.mattes import read_matte
 
 # the issue's budget on the model input
 BUDGET = 1e-4
@@ -251,7 +251,7 @@ def test_bad_pixels_found_on_the_device_are_reported_by_frame(tmp_path, model):
 
 
 def test_the_render_header_says_where_plates_are_converted(tmp_path, model):
-    from vrmbg.core.render_job import _colour_path
+    from vrmbg.core.render.job import _colour_path
 
     pattern = write_exr_sequence(plates_folder(tmp_path), [1001])
     on_cpu = open_session(pattern, {"model": model}, cache_root=str(tmp_path / "a"))

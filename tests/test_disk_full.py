@@ -15,7 +15,8 @@ import pytest
 
 from render_helpers import (FIRST, assert_same_mattes, debris, frames_on_disk, make_model,
                             make_plates, one_error_line, read_frames, render_args, run_cli)
-from vrmbg.core import atomic, exr_writer, mattes
+from vrmbg.core import fs as atomic
+from vrmbg.core.io import exr_writer, mattes
 from vrmbg.core.errors import OutputError
 
 Usage = namedtuple("Usage", "total used free")

@@ -21,7 +21,7 @@ import torch
 
 from test_engine_session import (FRAMES, RESOLUTION, make_plates, make_session, model,
                                  straight_run, temp_files)
-from vrmbg.core.mattes import read_matte
+from vrmbg.core.io.mattes import read_matte
 from vrmbg.core.model.loader import init_random
 
 DRIVER = r"""

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from vrmbg.core.demo import synth
-from vrmbg.core.edits import resolve_cuts
+from vrmbg.core.io.edits import resolve_cuts
 from vrmbg.core.engine.cuts import cut_score, is_cut
 from vrmbg.core.engine.opening import open_session
 from vrmbg.core.errors import UsageError
-from vrmbg.core.mattes import read_matte
+from vrmbg.core.io.mattes import read_matte
 from vrmbg.core.model import init_random
 
 FIRST, LENGTH = 1001, 6  # two generated shots of six frames, cut at 1007

@@ -16,9 +16,9 @@ import torch
 from test_engine_session import FRAMES, HEIGHT, RESOLUTION, WIDTH, make_plates, write_plate
 from vrmbg.core.engine.opening import colour_for, open_session
 from vrmbg.core.engine.step import FrameStepper
-from vrmbg.core.mattes import read_matte
+from vrmbg.core.io.mattes import read_matte
 from vrmbg.core.model import ModelConfig, init_random, load_model
-from vrmbg.core.plates import PlateSequence
+from vrmbg.core.io.plates import PlateSequence
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,9 @@ from vrmbg.core.engine import MatteSession
 from vrmbg.core.engine.opening import colour_for, open_session
 from vrmbg.core.engine.step import FrameStepper
 from vrmbg.core.errors import Cancelled, InputError
-from vrmbg.core.mattes import read_matte
+from vrmbg.core.io.mattes import read_matte
 from vrmbg.core.model.loader import init_random, load_model
-from vrmbg.core.plates import PlateSequence
+from vrmbg.core.io.plates import PlateSequence
 
 FIRST = 1001
 COUNT = 10

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from vrmbg.core.cli import main
-from vrmbg.core.frames import parse_frame_spec
+from vrmbg.core.io.frames import parse_frame_spec
 
 pytest.importorskip("outline", reason="opencue-pyoutline is not installed")
 

@@ -17,7 +17,7 @@ from vrmbg.core.cli import main
 from vrmbg.core.errors import UsageError
 from vrmbg.core.farm import openjd as openjd_module
 from vrmbg.core.farm.shotlist import Shot
-from vrmbg.core.frames import SequencePattern, parse_frame_spec
+from vrmbg.core.io.frames import SequencePattern, parse_frame_spec
 
 yaml = pytest.importorskip("yaml")
 OPENJD = shutil.which("openjd") or os.path.join(os.path.dirname(sys.executable), "openjd")
@@ -28,7 +28,7 @@ FAKE_VRMBG = textwrap.dedent("""\
     #!{python}
     # Stands in for `vrmbg render`: records its arguments, writes one file per frame.
     import json, sys
-    from vrmbg.core.frames import SequencePattern, parse_frame_spec
+    from vrmbg.core.io.frames import SequencePattern, parse_frame_spec
     args = sys.argv[1:]
     with open({log!r}, "a") as log:
         log.write(json.dumps(args) + "\\n")

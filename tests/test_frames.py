@@ -7,7 +7,7 @@ import os
 import pytest
 
 from vrmbg.core.errors import UsageError
-from vrmbg.core.frames import (SequencePattern, find_gaps, format_frame_ranges,
+from vrmbg.core.io.frames import (SequencePattern, find_gaps, format_frame_ranges,
                                parse_frame_spec)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.halfs import copy_into, to_half
+from vrmbg.core.io.halfs import copy_into, to_half
 
 
 def _every_half() -> np.ndarray:

@@ -17,7 +17,7 @@ import pytest
 import host_colour_cases
 from host_configs import (BLENDER_STANDARD_SPACES, write_blender_like_config,
                           write_nuke_like_config)
-from vrmbg.core.colour import ColourTransform
+from vrmbg.core.colour.transform import ColourTransform
 from vrmbg.plugin import host_colour
 
 PLUGIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugin")

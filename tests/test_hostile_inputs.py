@@ -10,7 +10,7 @@ import pytest
 from hostile_cases import Case, all_cases, parse_exr, run_case, sample, write_sources
 
 from vrmbg.core.errors import InputError, library_text
-from vrmbg.core.plates import PlateSequence
+from vrmbg.core.io.plates import PlateSequence
 
 INFO_CASES = 28   # `vrmbg info` on each (a quarter of a second each)
 RENDER_CASES = 8  # `vrmbg render` too on these (a few seconds each: torch starts)

@@ -18,14 +18,14 @@ from plate_factory import (ramp_rgb, write_dpx_sequence, write_exr, write_exr_se
                            write_video)
 
 from vrmbg.core import cpu
-from vrmbg.core import plates as plates_module
+from vrmbg.core.io import plates as plates_module
 from vrmbg.core.cpu import lower_thread_priority
 from vrmbg.core.engine import MatteSession
 from vrmbg.core.engine import session as session_module
 from vrmbg.core.engine.opening import open_session
-from vrmbg.core.mattes import read_matte
-from vrmbg.core.movie import MovieSequence
-from vrmbg.core.plates import PlateSequence
+from vrmbg.core.io.mattes import read_matte
+from vrmbg.core.io.movie import MovieSequence
+from vrmbg.core.io.plates import PlateSequence
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="per-thread nice values are Linux only")

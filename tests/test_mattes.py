@@ -9,12 +9,12 @@ import OpenImageIO as oiio
 import pytest
 from plate_factory import TIMECODE_01, ramp_rgb, write_dpx, write_exr
 
-from vrmbg.core import exr_writer
-from vrmbg.core import mattes as mattes_module
-from vrmbg.core.atomic import atomic_write
+from vrmbg.core.io import exr_writer
+from vrmbg.core.io import mattes as mattes_module
+from vrmbg.core.fs import atomic_write
 from vrmbg.core.errors import InputError, OutputError, UsageError
-from vrmbg.core.mattes import COMPRESSIONS, read_matte, write_matte
-from vrmbg.core.plates import PlateSequence
+from vrmbg.core.io.mattes import COMPRESSIONS, read_matte, write_matte
+from vrmbg.core.io.plates import PlateSequence
 
 CHROMATICITIES = (0.713, 0.293, 0.165, 0.83, 0.128, 0.044, 0.32168, 0.33767)
 
@@ -253,7 +253,7 @@ def test_writer_that_writes_nothing(tmp_path):
 
 
 def test_write_matte_interrupted_leaves_nothing(tmp_path, monkeypatch):
-    from vrmbg.core import mattes
+    from vrmbg.core.io import mattes
 
     def interrupted(tmp, spec, pixels, path):
         with open(tmp, "wb") as handle:

@@ -11,10 +11,10 @@ import PyOpenColorIO as OCIO
 import pytest
 from plate_factory import VIDEO_709, write_video
 
-from vrmbg.core.colour import ColourTransform
+from vrmbg.core.colour.transform import ColourTransform
 from vrmbg.core.errors import InputError, OutputError, UsageError
-from vrmbg.core.movie import MOVIE_DEFAULT_COLORSPACE, MovieSequence, read_movie_frames, write_movie
-from vrmbg.core.plate_formats import open_plates
+from vrmbg.core.io.movie import MOVIE_DEFAULT_COLORSPACE, MovieSequence, read_movie_frames, write_movie
+from vrmbg.core.io.formats import open_plates
 
 W, H, COUNT = 64, 48, 40
 CODEC_TOL = 0.006  # 10-bit limited-range YUV through ProRes: a few code values
@@ -141,7 +141,7 @@ def test_bad_movies_are_input_errors(tmp_path):
 
 
 def test_timecode_follows_the_frame_onto_mattes(prores, tmp_path):
-    from vrmbg.core.mattes import write_matte
+    from vrmbg.core.io.mattes import write_matte
 
     movie = MovieSequence(prores)
     info = movie.info(1003)

@@ -8,7 +8,7 @@ replaced without --overwrite.
 
 from __future__ import annotations
 
-from vrmbg.core.output_plan import (NOT_VRMBG, OTHER_SETTINGS, OTHER_SHOT, START_CHANGED,
+from vrmbg.core.render.output_plan import (NOT_VRMBG, OTHER_SETTINGS, OTHER_SHOT, START_CHANGED,
                                     ShotOutputs, conflict_message, plan_outputs)
 
 SHOT = ShotOutputs(label="sh010.####.exr", plate_id="aaaa", layer="", part="", start=1001,

@@ -14,8 +14,8 @@ from plate_factory import write_dpx_sequence
 from render_helpers import make_plates, render_args, run_cli
 
 from vrmbg.core.cli import main
-from vrmbg.core.mattes import read_matte
-from vrmbg.core.plate_info import describe
+from vrmbg.core.io.mattes import read_matte
+from vrmbg.core.io.plate_info import describe
 
 ODD = "shot ä ü é 漢字 'q' $HOME"  # spaces, accents, CJK, a quote and a shell variable
 VRMBG = shutil.which("vrmbg") or os.path.join(os.path.dirname(sys.executable), "vrmbg")

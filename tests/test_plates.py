@@ -13,8 +13,8 @@ from plate_factory import (TIMECODE_01, Part, frame_path, ramp_rgb, write_dpx,
                            write_plain)
 
 from vrmbg.core.errors import InputError
-from vrmbg.core.plate_info import describe
-from vrmbg.core.plates import ImageInfo, Plate, PlateSequence
+from vrmbg.core.io.plate_info import describe
+from vrmbg.core.io.plates import ImageInfo, Plate, PlateSequence
 
 
 def as_half(pixels: np.ndarray) -> np.ndarray:

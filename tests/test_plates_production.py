@@ -13,9 +13,9 @@ from plate_factory import ramp_rgb, write_exr, write_parts, write_raw_exr, Part
 from render_helpers import render_args, run_cli
 
 from vrmbg.core.errors import InputError
-from vrmbg.core.exr_yca import luminance_weights, reconstruct_chroma
-from vrmbg.core.plate_info import describe
-from vrmbg.core.plates import PlateSequence
+from vrmbg.core.io.exr_yca import luminance_weights, reconstruct_chroma
+from vrmbg.core.io.plate_info import describe
+from vrmbg.core.io.plates import PlateSequence
 
 XYZ = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1 / 3, 1 / 3)
 

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from vrmbg.core.errors import EXIT_CANCELLED, Cancelled
-from vrmbg.core.progress import CancelFlag, Progress
+from vrmbg.core.render.progress import CancelFlag, Progress
 
 DEADLINE = re.compile(r"Progress: (\d+)%")  # Deadline's default stdout handler
 OPENJD = re.compile(r"openjd_progress: (\d+(\.\d+)?)")
@@ -222,7 +222,7 @@ def test_cancel_flag_set_by_request_raises_cancelled():
 
 FRAME_LOOP = textwrap.dedent("""
     import sys, time
-    from vrmbg.core.progress import CancelFlag
+    from vrmbg.core.render.progress import CancelFlag
     with CancelFlag() as cancel:
         print("ready", flush=True)
         frame = 0
@@ -236,7 +236,7 @@ FRAME_LOOP = textwrap.dedent("""
 
 ABORT_LOOP = textwrap.dedent("""
     import sys, time
-    from vrmbg.core.progress import CancelFlag
+    from vrmbg.core.render.progress import CancelFlag
     try:
         with CancelFlag(notify=False) as cancel:
             print("ready", flush=True)

@@ -374,7 +374,7 @@ def _count_calls(monkeypatch, module, name: str) -> list:
 
 def test_a_computed_alpha_frame_is_encoded_once_and_never_read_back(tmp_path, model, capsys,
                                                                     monkeypatch):
-    from vrmbg.core import mattes
+    from vrmbg.core.io import mattes
 
     pattern = make_plates(str(tmp_path / "plates"), FRAMES[:4])
     output = str(tmp_path / "out" / "sh010.####.exr")
@@ -392,7 +392,7 @@ def test_a_computed_alpha_frame_is_encoded_once_and_never_read_back(tmp_path, mo
 
 def test_rgba_outputs_written_as_computed_equal_those_copied_from_the_cache(tmp_path, model,
                                                                            capsys):
-    from vrmbg.core.mattes import read_matte
+    from vrmbg.core.io.mattes import read_matte
 
     pattern = make_plates(str(tmp_path / "plates"), FRAMES[:3])
     cache = str(tmp_path / "cache")
@@ -441,7 +441,7 @@ def test_a_failed_output_write_is_reported_and_the_others_are_counted(tmp_path, 
     """An output that cannot be written fails the render with exit 5, naming it; the summary
     still counts every computed frame and lists the outputs that were written."""
     from vrmbg.core.errors import OutputError
-    from vrmbg.core.output_writer import MatteWriter
+    from vrmbg.core.render.output_writer import MatteWriter
 
     real = MatteWriter._write
 

@@ -25,7 +25,7 @@ FAKE_VRMBG = textwrap.dedent("""\
     # SIGTERM/SIGINT after the current frame. FAKE_DELAY = seconds per frame, FAKE_FAIL =
     # comma-separated shots that fail with FAKE_CODE (default 3, an input error).
     import json, os, signal, sys, time
-    from vrmbg.core.frames import SequencePattern, parse_frame_spec
+    from vrmbg.core.io.frames import SequencePattern, parse_frame_spec
 
     def event(**data):
         with open({log!r}, "a") as log:

@@ -13,7 +13,7 @@ from vrmbg.core.cli.options import add_schema_arguments
 from vrmbg.core.errors import EXIT_USAGE, UsageError
 from vrmbg.core.farm.shotlist import (chunk_specs, job_settings, load_shotlist, merged_settings,
                                       render_args, valid_keys)
-from vrmbg.core.frames import parse_frame_spec
+from vrmbg.core.io.frames import parse_frame_spec
 from vrmbg.plugin import schema
 
 SH010 = {"name": "sh010", "input": "plates/sh010.####.exr",

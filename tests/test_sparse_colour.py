@@ -14,11 +14,11 @@ import OpenImageIO as oiio
 import pytest
 import torch
 
-from vrmbg.core.colour import ColourTransform
+from vrmbg.core.colour.transform import ColourTransform
 from vrmbg.core.engine.opening import open_session
 from vrmbg.core.engine.step import SPARSE_FRACTION, FrameStepper
 from vrmbg.core.engine.upsample import resize_bilinear, resize_taps
-from vrmbg.core.mattes import read_matte
+from vrmbg.core.io.mattes import read_matte
 from vrmbg.core.model.loader import init_random, load_model
 
 FIRST, COUNT = 1001, 4

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..engine import cache as store
 from ..errors import UsageError
-from ..frames import SequencePattern
+from ..io.frames import SequencePattern
 from .options import add_schema_arguments
 
 DESCRIPTION = """\

@@ -151,7 +151,7 @@ def render_mattes(pattern: str, *, input_space: str = "", cache: str, model: str
     `colour_override` replaces the ColourTransform (tests use it to feed a wrong colour path).
     """
     from ..engine.opening import open_session
-    from ..mattes import read_matte
+    from ..io.mattes import read_matte
     from ...plugin import schema
 
     settings = dict(schema.defaults(), model=model, device=device, precision=precision,
@@ -186,13 +186,13 @@ def render_mattes(pattern: str, *, input_space: str = "", cache: str, model: str
 
 def _progress(total: int):
     """A progress display on stderr (bar on a terminal, plain lines otherwise)."""
-    from ..progress import Progress
+    from ..render.progress import Progress
 
     return Progress(total, label="demo", stream=sys.stderr)
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:
     """Write the JSON report atomically."""
-    from ..atomic import atomic_write_text
+    from ..fs import atomic_write_text
 
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

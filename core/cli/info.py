@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..errors import InputError
-from ..plate_info import describe
+from ..io.plate_info import describe
 from .options import add_schema_arguments
 
 # Reader bookkeeping, shown with --json only.
@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
             raise
         facts = describe_layered(args.input)  # no plain R, G, B: say what is there
     if args.cuts:
-        from ..edits import resolve_cuts
-        from ..frames import parse_frame_spec
+        from ..io.edits import resolve_cuts
+        from ..io.frames import parse_frame_spec
 
         facts["cuts"] = resolve_cuts(args.cuts, parse_frame_spec(facts["frames"]))
     print(json.dumps(facts, indent=2) if args.json else format_text(facts))
@@ -64,7 +64,7 @@ def describe_layered(pattern: str) -> dict[str, Any]:
 
     Re-raises the original InputError when no part holds a layer with R, G, B either.
     """
-    from ..plates import ImageReader, PlateSequence, split_layers
+    from ..io.plates import ImageReader, PlateSequence, split_layers
 
     sequence = PlateSequence(pattern)
     with ImageReader(sequence.path_for(sequence.first_frame), sequence.first_frame) as reader:

@@ -7,7 +7,7 @@ import os
 import re
 import sys
 
-from ..atomic import atomic_write
+from ..fs import atomic_write
 from ..errors import UsageError
 from ..farm import job_settings, load_shotlist
 from .options import add_schema_arguments

@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render the requested frames and report; returns the exit code."""
-    from ..render_job import RenderJob  # heavy imports (torch) only when rendering
+    from ..render.job import RenderJob  # heavy imports (torch) only when rendering
 
     try:
         settings = schema_values(args)
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 def _failed_summary(job, output: str, exc: VrmbgError, started: float) -> dict:
     """The `--json` summary of a render that failed or was cancelled: what it did so far,
     `error` (the one-line message) and `exit_code`."""
-    from ..render_job import RenderSummary
+    from ..render.job import RenderSummary
 
     summary = (job.summary if job is not None else RenderSummary(output=output)).to_dict()
     summary.update(error=str(exc), exit_code=exc.exit_code,

@@ -24,7 +24,7 @@ from typing import Sequence
 from ..errors import (EXIT_CANCELLED, EXIT_INPUT, EXIT_INTERNAL, EXIT_MODEL, EXIT_OK,
                       EXIT_OUTPUT, EXIT_USAGE, UsageError)
 from ..farm import Shot, job_settings, load_shotlist, render_args
-from ..progress import CancelFlag, Progress
+from ..render.progress import CancelFlag, Progress
 from .options import add_schema_arguments
 
 ENV_EXECUTABLE = "VRMBG_EXECUTABLE"

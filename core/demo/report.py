@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..fs import atomic_write
 from ..errors import OutputError, library_text
 
 GRADIENT_SIGMA = 1.4  # pixels, the alphamatting.com benchmark's

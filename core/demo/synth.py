@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..fs import atomic_write
 from ..errors import ColourError, OutputError, library_text
 
 WORKING_SPACE = "ACEScg"

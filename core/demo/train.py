@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..atomic import atomic_write_text
+from ..fs import atomic_write_text
 from ..engine.step import IMAGENET_MEAN, IMAGENET_STD, resize_bilinear
 from . import synth
 from .train_cli import TrainSettings

@@ -39,9 +39,9 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from ..atomic import TEMP_MARKER, atomic_write, atomic_write_text
+from ..fs import TEMP_MARKER, atomic_write, atomic_write_text
 from ..errors import OutputError, UsageError, library_text
-from ..frames import format_frame
+from ..io.frames import format_frame
 
 TIERS = ("final", "preview")
 CHAIN_FILE = "chain.json"
@@ -460,7 +460,7 @@ class ChainInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        from ..frames import format_frame_ranges
+        from ..io.frames import format_frame_ranges
         return {"folder": self.folder, "shot": self.shot, "tier": self.tier,
                 "chain_id": self.chain_id, "frames": format_frame_ranges(self.frames),
                 "frame_count": len(self.frames), "bytes": self.size,

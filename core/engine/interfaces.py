@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..model.loader import LoadedModel
-    from ..plates import ImageInfo, Plate
+    from ..io.plates import ImageInfo, Plate
 
 
 class Plates(Protocol):

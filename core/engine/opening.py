@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .models import ModelPool
 
 if TYPE_CHECKING:
-    from ..colour import ColourTransform
+    from ..colour.transform import ColourTransform
     from .session import MatteSession
     from .step import FrameStepper
 
@@ -29,7 +29,7 @@ def open_plate_source(plates_or_path: Any, settings: Mapping[str, Any], *,
     the plates object itself when one is given."""
     if not isinstance(plates_or_path, str):
         return plates_or_path
-    from ..plate_formats import open_plates
+    from ..io.formats import open_plates
 
     return open_plates(plates_or_path, layer=str(settings.get("layer") or ""),
                        part=str(settings.get("part") or ""), movie_start=movie_start)
@@ -41,8 +41,8 @@ def colour_for(plates: Any, settings: Mapping[str, Any]) -> "ColourTransform":
     An empty input colour space takes the plate type's default (scene_linear for EXR,
     Rec.709 video for movies, sRGB for 8/16-bit images).
     """
-    from ..colour import ColourTransform
-    from ..movie import MOVIE_DEFAULT_COLORSPACE, MovieSequence
+    from ..colour.transform import ColourTransform
+    from ..io.movie import MOVIE_DEFAULT_COLORSPACE, MovieSequence
 
     input_space = str(settings.get("input_colorspace") or "")
     if not input_space and isinstance(plates, MovieSequence):
@@ -78,7 +78,7 @@ def open_session(plates_or_path: Any, settings: Mapping[str, Any], *,
     overrides the settings' `cache_dir`. `colour` and `stepper` replace the ones built from
     the settings (the demo's wrong-colour check and the benchmarks' zero-cost step use them).
     `readers` fixes how many frames are read at once (0 = from the thread budget).
-    `device_colour`: convert plates on the model's device (`core.device_colour`) when the
+    `device_colour`: convert plates on the model's device (`core.colour.device`) when the
     transform has a device form; None = only when that device is not the CPU (on a CPU the
     OCIO processor is the faster of the two), True = on any device (tests, benchmarks).
     """
@@ -91,7 +91,7 @@ def open_session(plates_or_path: Any, settings: Mapping[str, Any], *,
     root = cache_root or str(settings.get("cache_dir") or "")
     on_device = None
     if device_colour or (device_colour is None and stepper.device.type != "cpu"):
-        from ..device_colour import device_colour_for
+        from ..colour.device import device_colour_for
 
         on_device = device_colour_for(colour, stepper.device)
     return MatteSession(plates, colour, stepper, root, settings, preview=preview,

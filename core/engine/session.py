@@ -38,10 +38,10 @@ import numpy as np
 import torch
 
 from ..cpu import lower_thread_priority, reader_threads, writer_threads
-from ..edits import resolve_cuts
+from ..io.edits import resolve_cuts
 from ..errors import Cancelled, InputError, UsageError
-from ..frames import format_frame_ranges
-from ..mattes import write_matte
+from ..io.frames import format_frame_ranges
+from ..io.mattes import write_matte
 from .cache import (MATTE_COMPRESSION, ChainLock, default_cache_root, plate_name, plate_part,
                     plate_source, read_matte_stamp, shot_id, state_from_array, state_to_array,
                     write_shot_file)

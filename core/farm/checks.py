@@ -35,7 +35,7 @@ def check_shot(shot: Shot, settings: Mapping[str, Any]) -> None:
     resolve, and its model source is there."""
     from ..engine.chain import shot_frames
     from ..engine.opening import colour_for, open_plate_source
-    from ..render_job import requested_frames
+    from ..render.job import requested_frames
 
     plates = open_plate_source(shot.input, settings)
     try:

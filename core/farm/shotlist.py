@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping
 
 from ...plugin import schema
 from ..errors import UsageError
-from ..frames import format_frame_ranges, parse_frame_spec
+from ..io.frames import format_frame_ranges, parse_frame_spec
 
 BUNDLED_MODEL = "demo"  # `--model demo`: the model shipped in the package, never a path
 REQUIRED_KEYS = ("name", "input", "output", "frames")

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..atomic import atomic_write_text
+from ..fs import atomic_write_text
 from ..errors import ModelError
 
 CONFIG_NAME = "config.json"

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..atomic import atomic_write, atomic_write_text
+from ..fs import atomic_write, atomic_write_text
 from ..errors import ModelError, first_line
 from .config import ARCHITECTURE, CONFIG_NAME, ModelConfig
 from .families import ModelKind, identify, with_published_resolution

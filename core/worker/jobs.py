@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Tuple
 
 from ...plugin.protocol import STAGE_COMPUTING, STAGE_LOADING
 from ..errors import EXIT_INTERNAL, Cancelled, VrmbgError, first_line, one_line
-from ..frames import format_frame_ranges
+from ..io.frames import format_frame_ranges
 from .compute import Job, JobQueue
 from .events import EventWriter
 from .sessions import SessionRegistry, WorkerSession

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 from ...plugin import schema
 from ...plugin.protocol import MAX_LINE_BYTES, PROTOCOL_VERSION
 from .. import __version__
-from ..frames import format_frame_ranges
+from ..io.frames import format_frame_ranges
 from . import jobs
 from .compute import DROP_SUPERSEDED, Job, JobQueue
 from .events import EventWriter

@@ -115,7 +115,7 @@ def check_frames(request_id: Any, frame: Any, frames: str) -> list[int]:
     """The frames an ensure asks for, sorted (BadRequest for a malformed range)."""
     if frame is not None:
         return [int(frame)]
-    from ..frames import parse_frame_spec
+    from ..io.frames import parse_frame_spec
 
     try:
         return parse_frame_spec(frames)

@@ -12,7 +12,7 @@
 (e) Engine CPU per frame (zero-cost step) vs the raw decode's CPU per frame of the same 2K
     and 4K plates, target <= 1.5x, and the cores that CPU work needs at 30 and 60 fps. On a
     GPU (`--device cuda`, the default when one is present) the plates are converted on it
-    when the transform has a device form (`core.device_colour`); the JSON says which path ran.
+    when the transform has a device form (`core.colour.device`); the JSON says which path ran.
 
     python tests/benchmarks/engine_bench.py [--frames 60] [--width 2048] [--height 1080]
                                             [--full-frames 4] [--io-nice 5] [--device cuda]

@@ -6,7 +6,7 @@ colour conversion, resize to the model, resize back to the plate, matte write, s
 The raw OpenImageIO decode of the same files is the yardstick (the feed-the-GPU target is the
 engine's CPU <= 1.5x the decode's).
 
-On a GPU host the colour conversion (`core.device_colour`) and both resizes run on the GPU, so
+On a GPU host the colour conversion (`core.colour.device`) and both resizes run on the GPU, so
 `host_stages_with_a_gpu` sums only the stages left on the CPU there: decode and the two
 writes (the upload of the half plate is not measured here). `colour_device_tables_here` is
 the device path run by torch on this CPU, which is why a CPU-only host keeps OCIO.
@@ -37,12 +37,12 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from engine_bench import FIRST, LINEAR_REC709, ZeroStepper, disc_matte, write_plates  # noqa: E402
 
-from vrmbg.core.device_colour import build_device_colour  # noqa: E402
+from vrmbg.core.colour.device import build_device_colour  # noqa: E402
 from vrmbg.core.engine.opening import open_session  # noqa: E402
-from vrmbg.core import mattes  # noqa: E402
-from vrmbg.core.colour import ColourTransform  # noqa: E402
+from vrmbg.core.io import mattes  # noqa: E402
+from vrmbg.core.colour.transform import ColourTransform  # noqa: E402
 from vrmbg.core.engine.upsample import resize_taps  # noqa: E402
-from vrmbg.core.mattes import write_matte  # noqa: E402
+from vrmbg.core.io.mattes import write_matte  # noqa: E402
 from vrmbg.core.model.loader import init_random, load_model  # noqa: E402
 
 

@@ -28,7 +28,7 @@ import time
 import numpy as np
 import OpenImageIO as oiio
 
-from vrmbg.core.plates import PlateSequence
+from vrmbg.core.io.plates import PlateSequence
 
 LIMIT = 1.2
 SIZES = {"2K": (2048, 1080), "4K": (4096, 2160)}

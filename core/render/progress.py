@@ -28,7 +28,7 @@ import time
 from types import FrameType, TracebackType
 from typing import Callable, TextIO
 
-from .errors import Cancelled, UsageError, one_line
+from ..errors import Cancelled, UsageError, one_line
 
 MODES = ("auto", "bar", "plain", "quiet")
 ENV_MODE = "VRMBG_PROGRESS"

@@ -25,9 +25,9 @@ def describe(pattern: str, *, layer: str = "", part: str = "") -> dict:
 
     JSON-able. The header comes from the first frame; the layer/part choice is validated
     (InputError listing what the file holds). Movie files (.mov, .mp4...) are described
-    through `vrmbg.core.movie`.
+    through `vrmbg.core.io.movie`.
     """
-    from .plate_formats import is_movie, open_plates
+    from .formats import is_movie, open_plates
 
     if is_movie(pattern):
         movie = open_plates(pattern, layer=layer, part=part)

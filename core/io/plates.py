@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import OpenImageIO as oiio
 
-from .errors import InputError, UsageError, library_text
+from ..errors import InputError, UsageError, library_text
 from .exr_yca import SUBSAMPLED_ERROR, open_yca
 from .frames import SequencePattern
 from .halfs import copy_into

@@ -2,7 +2,7 @@
 
 A movie (ProRes, DNxHR, H.264/HEVC in .mov/.mp4/.mxf/.mkv/.avi) is read as a plate sequence
 whose frames are numbered from a chosen start (1001 by default), with the same interface as
-`vrmbg.core.plates.PlateSequence`, so the engine cannot tell them apart.
+`vrmbg.core.io.plates.PlateSequence`, so the engine cannot tell them apart.
 
 Pixels are the movie's display-referred code values in 0..1 (YUV decoded to RGB with the
 matrix and range the file is tagged with; untagged HD is taken as Rec.709 limited range). No
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from .atomic import atomic_write
-from .errors import InputError, OutputError, UsageError
-from .plate_formats import DEFAULT_MOVIE_START
+from ..fs import atomic_write
+from ..errors import InputError, OutputError, UsageError
+from .formats import DEFAULT_MOVIE_START
 
 if TYPE_CHECKING:  # pragma: no cover
     from .plates import ImageInfo, Plate

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .frames import SequencePattern
+from ..io.frames import SequencePattern
 
 DEFAULT_FPS = 24.0
 
@@ -40,7 +40,7 @@ class MatteWriter:
         self.previous = dict(previous or {})
         # An alpha output compressed as the cache's mattes holds the same pixels: the cache
         # then keeps a hard link to it instead of a second copy.
-        from .engine.cache import MATTE_COMPRESSION
+        from ..engine.cache import MATTE_COMPRESSION
 
         self.share_with_cache = not self.rgba and compression == MATTE_COMPRESSION
         # RGBA is premultiplied in the config's scene-linear space, whatever the plate's.
@@ -52,8 +52,8 @@ class MatteWriter:
 
     def write(self, frame: int, cache_path: str) -> None:
         """Copy the finished matte of `frame` from the cache to the output, stamped."""
-        from .engine.cache import read_matte_stamp
-        from .mattes import read_matte
+        from ..engine.cache import read_matte_stamp
+        from ..io.mattes import read_matte
 
         self._write(frame, read_matte(cache_path), read_matte_stamp(cache_path) or {})
         if self.share_with_cache:
@@ -68,7 +68,7 @@ class MatteWriter:
         as the cache's matte is, and RGBA is premultiplied by the matte as the cache stores it.
         """
         if self.rgba:
-            from .halfs import copy_into, to_half
+            from ..io.halfs import copy_into, to_half
 
             stored = np.empty(alpha.shape, np.float32)
             copy_into(stored, to_half(alpha))
@@ -79,7 +79,7 @@ class MatteWriter:
                info: Any = None) -> None:
         """Write the output of `frame`: its matte, with the stamp of the cached matte it is
         (`info`: the plate's header when the caller has it)."""
-        from .mattes import write_matte
+        from ..io.mattes import write_matte
 
         rgb = None
         if self.rgba:
@@ -155,7 +155,7 @@ def share_file(source: str, target: str) -> bool:
     output matte carries the cache matte's key, start and tier. vrmbg replaces files and
     never edits them in place, so the two names never come to differ in content.
     """
-    from .atomic import temp_path_for
+    from ..fs import temp_path_for
 
     try:
         if os.path.lexists(target) and os.path.samefile(source, target):
@@ -177,12 +177,12 @@ def share_file(source: str, target: str) -> bool:
 
 def plate_fps(plates: Any) -> float:
     """The plate's frame rate (movie rate or EXR/DPX metadata), else 24."""
-    from .errors import InputError
+    from ..errors import InputError
 
     rate = getattr(plates, "fps", None)
     if rate:
         return rate
-    from .plates import metadata_fps
+    from ..io.plates import metadata_fps
 
     try:
         return metadata_fps(plates.info(plates.first_frame).metadata) or DEFAULT_FPS
@@ -201,8 +201,8 @@ def write_movie_output(path: str, frames: list[int], matte_path: Callable[[int],
     re-run of the same render recognises the movie as its own)."""
     import json
 
-    from .mattes import read_matte
-    from .movie import write_movie
+    from ..io.mattes import read_matte
+    from ..io.movie import write_movie
 
     def images():
         for frame in frames:
@@ -222,8 +222,8 @@ def write_movie_output(path: str, frames: list[int], matte_path: Callable[[int],
 
 def plate_timecode(plates: Any, frame: int) -> str:
     """The plate's SMPTE timecode at `frame` ("HH:MM:SS:FF"), or "" when it has none."""
-    from .errors import InputError
-    from .plates import timecode_text
+    from ..errors import InputError
+    from ..io.plates import timecode_text
 
     try:
         packed = plates.info(frame).metadata.get("smpte:TimeCode")
@@ -253,6 +253,6 @@ def movie_stamp(path: str) -> dict[str, Any] | None:
 
 
 def _spec(frames: list[int]) -> str:
-    from .frames import format_frame_ranges
+    from ..io.frames import format_frame_ranges
 
     return format_frame_ranges(frames)

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .frames import format_frame_ranges
+from ..io.frames import format_frame_ranges
 
 # How an existing output frame relates to this render.
 OURS = "ours"  # this shot, this chain

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .errors import InputError, UsageError
+from ..errors import InputError, UsageError
 
 MAX_SPEC_FRAMES = 1_000_000  # a spec larger than this is a typo, not a shot
 

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import OpenImageIO as oiio
 
-from .errors import library_text
+from ..errors import library_text
 
 # OpenEXR's reconstruction filter: taps at +-1, +-3, ... +-13 samples around a missing one.
 _TAPS = np.array([0.627123, -0.186077, 0.087929, -0.043159, 0.019597, -0.007540, 0.002128],

@@ -20,8 +20,8 @@ from typing import Any, Mapping
 import numpy as np
 import OpenImageIO as oiio
 
-from .atomic import atomic_write, disk_full_error
-from .errors import InputError, OutputError, UsageError, library_text
+from ..fs import atomic_write, disk_full_error
+from ..errors import InputError, OutputError, UsageError, library_text
 from .exr_writer import exr_header_for, write_exr
 from .halfs import copy_into, to_half
 from .plates import ImageInfo, ImageReader, Window, metadata_fps

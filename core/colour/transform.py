@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import PyOpenColorIO as OCIO
 
-from .errors import ColourError, first_line
-from .halfs import copy_into
-from .plate_formats import MOVIE_EXTENSIONS
+from ..errors import ColourError, first_line
+from ..io.halfs import copy_into
+from ..io.formats import MOVIE_EXTENSIONS
 
 BUILTIN_CONFIG = "ocio://studio-config-latest"
 DEFAULT_MODEL_SPACE = "sRGB Encoded Rec.709 (sRGB)"

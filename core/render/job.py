@@ -23,11 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TextIO
 
-from .cpu import process_threads
-from .errors import InputError, OutputError, UsageError
-from .frames import SequencePattern, format_frame_ranges, parse_frame_spec
+from ..cpu import process_threads
+from ..errors import InputError, OutputError, UsageError
+from ..io.frames import SequencePattern, format_frame_ranges, parse_frame_spec
 from .output_plan import OutputPlan, ShotOutputs, conflict_message, plan_outputs
-from .plate_checks import plate_warnings
+from ..io.plate_checks import plate_warnings
 
 MOVIE_OUTPUTS = (".mov",)
 
@@ -70,7 +70,7 @@ def default_render_cache(output: str) -> str:
     Beside the output (usually shared storage) lets every farm chunk of a shot, on any
     machine, continue from frames another chunk finished.
     """
-    from .engine.cache import RENDER_CACHE_FOLDER, default_cache_root
+    from ..engine.cache import RENDER_CACHE_FOLDER, default_cache_root
 
     if os.environ.get("VRMBG_CACHE"):
         return default_cache_root()
@@ -80,7 +80,7 @@ def default_render_cache(output: str) -> str:
 def shot_label(plates: Any, layer: str = "", part: str = "") -> str:
     """The shot's readable name in output stamps: the plate file name (canonical `#` token)
     plus layer and part. Which shot a matte belongs to is decided by `plate_id`, not this."""
-    from .engine.cache import plate_source
+    from ..engine.cache import plate_source
 
     name = os.path.basename(plate_source(plates))
     return "|".join(x for x in (name, layer, str(part or "")) if x) or name
@@ -155,7 +155,7 @@ class RenderJob:
                  frames: str = "", resume: bool = True, overwrite: bool = False,
                  movie_start: int = 1001, models: Any = None,
                  log: TextIO | None = None) -> None:
-        from .engine.models import ModelPool
+        from ..engine.models import ModelPool
 
         self.models = models if models is not None else ModelPool()
         self.input_path = input_path
@@ -184,8 +184,8 @@ class RenderJob:
 
     def _open(self) -> _Opened:
         """Plates, colour transform, frame stepper and requested frames (cheap checks first)."""
-        from .engine.chain import shot_frames
-        from .engine.opening import colour_for, open_plate_source, stepper_for
+        from ..engine.chain import shot_frames
+        from ..engine.opening import colour_for, open_plate_source, stepper_for
 
         plates = open_plate_source(self.input_path, self.settings, movie_start=self.movie_start)
         try:
@@ -230,7 +230,7 @@ class RenderJob:
 
     def _our_movie(self, plates: Any, start: int) -> bool:
         """True when the output movie was written by vrmbg from these plates' shot."""
-        from .engine.cache import plate_content_id, plate_part
+        from ..engine.cache import plate_content_id, plate_part
         from .output_writer import movie_stamp
 
         stamp = movie_stamp(self.output)
@@ -240,7 +240,7 @@ class RenderJob:
     def _session(self, opened: _Opened) -> Any:
         """The chain answering this request: exact, or bounded pre-roll when asked for and the
         cache cannot continue exactly."""
-        from .engine.opening import open_session
+        from ..engine.opening import open_session
 
         cache_root = self.settings.get("cache_dir") or default_render_cache(self.output)
         settings = {**self.settings, "preview_resolution": 0}
@@ -275,7 +275,7 @@ class RenderJob:
 
     def _shot_outputs(self, opened: _Opened, session: Any) -> ShotOutputs:
         """What this render's outputs are stamped with."""
-        from .engine.cache import plate_content_id
+        from ..engine.cache import plate_content_id
 
         start = opened.shot_frames[0]
         return ShotOutputs(
@@ -290,7 +290,7 @@ class RenderJob:
     def _plan(self, opened: _Opened, session: Any, shot: ShotOutputs) -> OutputPlan:
         """Read the stamps of the output frames on disk and plan the outputs; refuse
         conflicts (OutputError naming the frames and what they hold)."""
-        from .engine.cache import plate_content_id, read_matte_stamp
+        from ..engine.cache import plate_content_id, read_matte_stamp
 
         assert self.out_pattern is not None
         existing = {f: read_matte_stamp(self.out_pattern.path_for(f))
@@ -363,7 +363,7 @@ class RenderJob:
 
     def _header(self, opened: _Opened, session: Any) -> None:
         """What this render is about to do, for the farm log (one line per fact)."""
-        from .engine.cache import plate_source
+        from ..engine.cache import plate_source
 
         stepper, colour = opened.stepper, opened.colour
         size = opened.plates.info(opened.frames[0])
@@ -399,7 +399,7 @@ class RenderJob:
     def _say_if_locked(self, session: Any, to_compute: list[int]) -> None:
         """Say so when another render holds this chain's lock (this one waits for it and
         takes whatever frames the other one finishes)."""
-        from .engine.cache import is_locked
+        from ..engine.cache import is_locked
 
         if to_compute and is_locked(session.folder):
             self.say(f"waiting for another render's lock on chain {session.chain_id} "
@@ -409,7 +409,7 @@ class RenderJob:
                 plan: OutputPlan | None, stop: Any, flag: Any, progress_mode: str,
                 progress_stream: TextIO | None) -> None:
         """Write cached frames' outputs, compute the rest in order, then the movie if any."""
-        from .engine.cache import touch_chain
+        from ..engine.cache import touch_chain
         from .output_writer import MatteWriter, OutputSink, write_movie_output
         from .progress import Progress
 
@@ -517,7 +517,7 @@ def _after_gaps(frames: list[int]) -> dict[int, int]:
 
 def _restart_chain(folder: str) -> None:
     """`--no-resume`: drop the chain's cached frames so it is computed from the shot start."""
-    from .engine.cache import remove_chain
+    from ..engine.cache import remove_chain
 
     if os.path.isdir(folder) and not remove_chain(folder):
         raise OutputError("cannot restart the chain: another render is computing it",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from .errors import InputError, UsageError, first_line
+from ..errors import InputError, UsageError, first_line
 from .frames import format_frame_ranges, parse_frame_spec
 
 TIMELINE_EXTENSIONS = (".otio", ".edl", ".otioz", ".otiod")
