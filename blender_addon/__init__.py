@@ -23,12 +23,14 @@ def register() -> None:
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     properties.register_pointers()
+    properties.watch_settings(engine.settings_changed)
     handlers.register()
 
 
 def unregister() -> None:
     """Undo `register` in reverse order and stop the engine worker."""
     handlers.unregister()
+    properties.watch_settings(None)
     properties.unregister_pointers()
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)

@@ -18,7 +18,8 @@ import sys
 import bpy
 from bpy.app.handlers import persistent
 
-from . import compositor, engine, frame_map, node_group
+from . import compositor, engine, node_group
+from .plugin.requests import EngineError
 
 _rendering = False
 
@@ -34,31 +35,22 @@ def follow_frame(scene, *_args) -> None:
 
 
 def request_frame(tree: bpy.types.NodeTree, scene_frame: int) -> None:
-    """Ask for one frame of a matte without waiting; its matte reloads when it is ready."""
-    if tree.vrmbg.last < tree.vrmbg.first:
-        return
-    frame = frame_map.plate_frame(scene_frame, tree.vrmbg.first, tree.vrmbg.last)
+    """Ask for the plate frame shown at `scene_frame` (the nearest frame of the shot) without
+    waiting; its matte reloads when it is ready."""
     name = tree.name
-    if not engine.is_open(tree):
-        engine.open_session_async(tree, then=lambda _opened: _request_again(name, scene_frame))
-        return
-    request = engine.client().ensure(engine.session_id(tree), frame=frame, supersede=True)
-    request.add_done_callback(lambda event: engine.post(lambda: _frame_ready(name, event)))
 
-
-def _request_again(name: str, scene_frame: int) -> None:
-    tree = bpy.data.node_groups.get(name)
-    if tree is not None and engine.is_open(tree):
-        request_frame(tree, scene_frame)
+    def ready(event: dict) -> None:
+        engine.post(lambda: _frame_ready(name, event))
+    try:
+        engine.session_of(tree).follow(scene_frame, clamp=True, then=ready)
+    except (ValueError, EngineError):
+        pass  # the panel's status line says why
 
 
 def _frame_ready(name: str, event: dict) -> None:
     tree = bpy.data.node_groups.get(name)
-    if tree is None:
-        return
-    if event.get("event") == "error":
-        engine.set_status(engine.session_id(tree), "Error: " + event.get("message", ""))
-    elif not event.get("superseded") and not event.get("cancelled"):
+    if tree is not None and event.get("event") != "error" and not event.get("superseded") \
+            and not event.get("cancelled"):
         node_group.reload_matte(tree)
 
 
@@ -76,9 +68,8 @@ def exact_frame(scene, *_args) -> None:
 
 def ensure_exact(tree: bpy.types.NodeTree, scene_frame: int) -> str:
     """Block until the matte of the frame shown at `scene_frame` is exact; its path."""
-    frame = frame_map.plate_frame(scene_frame, tree.vrmbg.first, tree.vrmbg.last)
-    engine.open_session(tree)
-    path = engine.client().ensure_frame(engine.session_id(tree), frame)
+    engine.open_session(tree)  # here, not on the main-thread queue: a render does not wait
+    path = engine.session_of(tree).exact_frame(scene_frame, clamp=True)
     node_group.reload_matte(tree)
     return path
 
@@ -87,7 +78,6 @@ def stop_render(tree: bpy.types.NodeTree, frame: int, error: Exception) -> None:
     """The engine failed on a frame being rendered: never composite a wrong matte."""
     reason = "VRMBG: cannot render frame %d of %s: %s" % (frame, tree.name,
                                                           engine.engine_error_text(error))
-    engine.set_status(engine.session_id(tree), reason)
     if bpy.app.background:
         sys.stderr.write(reason + "\n")
         sys.stderr.flush()
@@ -115,7 +105,7 @@ def render_finished(*_args) -> None:
 @persistent
 def file_loaded(*_args) -> None:
     """A .blend was opened: forget the old file's sessions; background renders composite on CPU."""
-    engine.forget_sessions()
+    engine.HUB.forget_all()
     if bpy.app.background:
         for scene in bpy.data.scenes:
             if compositor.matte_trees(scene):

@@ -12,6 +12,8 @@ import os
 import bpy
 
 from . import compositor, frame_map
+from .plugin.formats import is_movie
+from .plugin.paths import frame_file
 
 PLATE_NODE = "Plate"
 MATTE_NODE = "Matte"
@@ -20,7 +22,7 @@ MATTE_NODE = "Matte"
 def load_plate(path: str) -> bpy.types.Image:
     """The plate as a Blender image: a movie, or the sequence that frame file `path` is in."""
     image = bpy.data.images.load(path, check_existing=True)
-    image.source = "MOVIE" if frame_map.is_movie(path) else "SEQUENCE"
+    image.source = "MOVIE" if is_movie(path) else "SEQUENCE"
     return image
 
 
@@ -78,7 +80,7 @@ def _apply_timing(node: bpy.types.Node, timing: frame_map.NodeTiming) -> None:
 def set_matte_pattern(tree: bpy.types.NodeTree, pattern: str) -> None:
     """Point the matte Image node at the engine's matte sequence (a `####` pattern)."""
     image = tree.nodes[MATTE_NODE].image
-    path = frame_map.frame_file(pattern, tree.vrmbg.first)
+    path = frame_file(pattern, tree.vrmbg.first)
     if image.filepath != path:
         image.filepath = path
     tree.vrmbg.matte_pattern = pattern

@@ -6,7 +6,9 @@ import os
 
 import bpy
 
-from . import compositor, engine, frame_map, node_group, preferences, properties
+from . import compositor, engine, node_group, preferences, properties
+from .plugin.frame_ranges import nearest_frame
+from .plugin.paths import sequence_pattern
 
 
 def _engine_failed(operator, error: Exception) -> set:
@@ -58,7 +60,7 @@ class VRMBG_OT_add_matte(bpy.types.Operator):
         settings = tree.vrmbg
         settings.is_matte = True
         settings.uid = engine.new_uid()
-        settings.plate = path if image.source == "MOVIE" else frame_map.sequence_pattern(path)
+        settings.plate = path if image.source == "MOVIE" else sequence_pattern(path)
         properties.copy_settings(self, settings)
         try:
             engine.open_session(tree)
@@ -82,7 +84,7 @@ class VRMBG_OT_add_matte(bpy.types.Operator):
 
 
 def _shot_name(path: str) -> str:
-    name = os.path.basename(frame_map.sequence_pattern(path))
+    name = os.path.basename(sequence_pattern(path))
     return name.split(".")[0].rstrip("#_-") or name
 
 
@@ -95,14 +97,14 @@ def _remove(tree: bpy.types.NodeTree) -> None:
 
 def _match_scene(scene, tree, image) -> None:
     scene.frame_start, scene.frame_end = tree.vrmbg.first, tree.vrmbg.last
-    scene.frame_current = min(max(scene.frame_current, scene.frame_start), scene.frame_end)
+    scene.frame_current = nearest_frame(scene.frame_current, scene.frame_start, scene.frame_end)
     width, height = image.size
     if width and height:
         scene.render.resolution_x, scene.render.resolution_y = width, height
         scene.render.resolution_percentage = 100
 
 
-class _MatteOperator:
+class MatteOperator:
     """Shared poll: these operators work on the active matte of the scene's compositor."""
 
     @classmethod
@@ -128,7 +130,7 @@ class VRMBG_OT_stop(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class VRMBG_OT_clear_cache(_MatteOperator, bpy.types.Operator):
+class VRMBG_OT_clear_cache(MatteOperator, bpy.types.Operator):
     """Delete the active matte's cached frames (they are computed again when asked for)"""
 
     bl_idname = "vrmbg.clear_cache"
@@ -138,10 +140,9 @@ class VRMBG_OT_clear_cache(_MatteOperator, bpy.types.Operator):
         tree = compositor.active_matte(context.scene)
         try:
             engine.open_session(tree)
-            engine.client().clear(engine.session_id(tree))
+            engine.session_of(tree).clear_cache()
         except Exception as error:
             return _engine_failed(self, error)
-        engine.set_status(engine.session_id(tree), "Cache cleared")
         node_group.reload_matte(tree)
         return {"FINISHED"}
 

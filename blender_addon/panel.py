@@ -6,6 +6,7 @@ import bpy
 
 from . import compositor, engine, properties
 
+
 class VRMBG_PT_matte(bpy.types.Panel):
     """VRMBG mattes of the scene's compositor"""
 
@@ -40,7 +41,7 @@ class VRMBG_PT_matte(bpy.types.Panel):
         box.label(text="Plate: %s (%d-%d)" % (bpy.path.basename(settings.plate),
                                                settings.first, settings.last))
         if engine.is_open(tree):
-            fraction = _fraction(tree)
+            fraction = engine.session_of(tree).fraction()
             if fraction is not None and hasattr(box, "progress"):
                 box.progress(factor=fraction, text="%d%%" % round(fraction * 100))
         params = properties.blender_params()
@@ -49,13 +50,6 @@ class VRMBG_PT_matte(bpy.types.Panel):
             for param in params:
                 if param.group == group:
                     column.prop(settings, param.name)
-
-
-def _fraction(tree) -> float | None:
-    event = engine.progress(engine.session_id(tree))
-    if not event.get("total"):
-        return None
-    return min(float(event.get("done", 0)) / float(event["total"]), 1.0)
 
 
 classes = (VRMBG_PT_matte,)

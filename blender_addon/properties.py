@@ -8,11 +8,12 @@ command line all speak of the same settings. `MatteSettings` hangs on each matte
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, List
 
 import bpy
 
 from .plugin import schema
+from .plugin.settings import Settings
 
 # Settings that only tell where things go (not what the matte is) get a folder picker.
 _FOLDERS = ("cache_dir",)
@@ -58,10 +59,9 @@ def schema_annotations(update: Callable | None = None) -> dict:
     return {param.name: schema_property(param, update) for param in blender_params()}
 
 
-def settings_of(holder) -> dict:
-    """The schema settings held by a property group or operator, as schema values."""
-    return {param.name: schema.coerce(param, getattr(holder, param.name))
-            for param in blender_params()}
+def settings_of(holder) -> Settings:
+    """The settings held by a property group or operator (the others at their defaults)."""
+    return Settings.from_mapping({p.name: getattr(holder, p.name) for p in blender_params()})
 
 
 def copy_settings(source, target) -> None:
@@ -70,10 +70,19 @@ def copy_settings(source, target) -> None:
         setattr(target, param.name, getattr(source, param.name))
 
 
+# Who hears that a matte's setting changed (the engine glue, set at registration): this
+# module is imported by the engine glue, so it calls back instead of importing it.
+_WATCHERS: List[Callable[[Any], None]] = []
+
+
+def watch_settings(watcher: Callable[[Any], None] | None) -> None:
+    """Call `watcher(node_tree)` when a matte's setting changes (None: nobody)."""
+    _WATCHERS[:] = [watcher] if watcher is not None else []
+
+
 def _settings_changed(self, context) -> None:
-    # Imported late: the engine glue imports this module.
-    from . import engine
-    engine.settings_changed(self.id_data)
+    for watcher in _WATCHERS:
+        watcher(self.id_data)
 
 
 class VRMBG_DefaultSettings(bpy.types.PropertyGroup):

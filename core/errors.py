@@ -15,8 +15,21 @@ EXIT_INTERNAL = 1  # a bug: unexpected exception (traceback printed)
 EXIT_USAGE = 2  # bad command line or settings
 EXIT_INPUT = 3  # plates: missing/corrupt frame, wrong channels, unknown colour space
 EXIT_MODEL = 4  # weights: missing, gated, corrupt, refused (pickle), unsupported variant
-EXIT_OUTPUT = 5  # cannot write mattes/cache: permissions, disk full, conflicting output
+EXIT_OUTPUT = 5  # cannot write mattes/cache: permissions, conflicting output
+EXIT_RETRY = 75  # this host cannot do it now (no GPU, no space, chain lock held): retry elsewhere
 EXIT_CANCELLED = 130  # SIGINT/SIGTERM: finished frames are kept, the current one finishes
+
+# What a farm should do with each code: retry on another host, or fail the job for a person.
+RETRYABLE_EXITS = frozenset({EXIT_RETRY, EXIT_CANCELLED})
+
+
+def retry_advice(code: int) -> str:
+    """What a farm wrangler should do about an exit code, in a few words."""
+    if code in RETRYABLE_EXITS:
+        return "a retry on another host may succeed"
+    if code == EXIT_INTERNAL:
+        return "a bug: please report it"
+    return "a retry will fail the same way: fix the input or settings"
 
 
 def one_line(text: object, default: str = "") -> str:
@@ -98,6 +111,19 @@ class OutputError(VrmbgError):
     """Mattes or cache entries that cannot be written safely."""
 
     exit_code = EXIT_OUTPUT
+
+
+class NoSpaceError(OutputError):
+    """The disk or quota is full: another host, or this one later, may succeed."""
+
+    exit_code = EXIT_RETRY
+
+
+class HostError(VrmbgError):
+    """This host cannot run the work now (no GPU here, a chain lock held too long); the same
+    command on another host may succeed."""
+
+    exit_code = EXIT_RETRY
 
 
 class Cancelled(VrmbgError):

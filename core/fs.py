@@ -1,5 +1,12 @@
-"""Atomic file writes: a reader (a Nuke Read node, a farm job on shared storage) sees either
-the old file or the complete new one, never a partial file.
+"""The one module in core that writes, renames, links and deletes files.
+
+Every change vrmbg makes on disk goes through here, so the rules live in one place:
+
+- Atomic writes: a reader (a Nuke Read node, a farm job on shared storage) sees either the old
+  file or the complete new one, never a partial file.
+- Temp files carry an exact name (`temp_path_for`), and only names of exactly that form are
+  ever swept (`is_temp_name`).
+- Deletes never follow a symlink: a symlinked folder is unlinked, never emptied.
 
 The writer fills a temp file in the destination folder (same file system, so the final
 `os.replace` is an atomic rename) whose name keeps the destination's extension, so
@@ -9,16 +16,23 @@ so sequence discovery never mistakes it for a frame.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
 import shutil
+import tempfile
 import uuid
-from typing import Callable
+from typing import Callable, Iterator
 
-from .errors import OutputError
+from .errors import NoSpaceError, OutputError
 
 TEMP_MARKER = ".vrmbg-tmp-"
 LOW_SPACE_BYTES = 1 << 20  # below this much room a failed write is reported as a full disk
+
+
+# `.{stem}.vrmbg-tmp-{pid}-{8 hex}{ext}`: the only names `remove_temp_files` deletes.
+_TEMP_NAME = re.compile(r"^\..+" + re.escape(TEMP_MARKER) + r"[0-9]+-[0-9a-f]{8}(\.[A-Za-z0-9]+)?$")
 
 
 def temp_path_for(path: str) -> str:
@@ -26,6 +40,115 @@ def temp_path_for(path: str) -> str:
     folder, name = os.path.split(os.fspath(path))
     stem, ext = os.path.splitext(name)
     return os.path.join(folder, f".{stem}{TEMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}{ext}")
+
+
+def is_temp_name(name: str) -> bool:
+    """True only for a name `temp_path_for` makes (a killed process's leftover)."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def remove_temp_files(folder: str) -> int:
+    """Delete the temp files a killed process left in `folder`; returns how many.
+
+    Only regular files whose name has exactly the form `temp_path_for` makes are removed;
+    a name that merely contains the marker is someone else's file.
+    """
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        path = os.path.join(folder, name)
+        if is_temp_name(name) and os.path.isfile(path) and not os.path.islink(path):
+            removed += remove_file(path)
+    return removed
+
+
+def make_folder(path: str) -> None:
+    """Create `path` and its missing parents (no error when it exists)."""
+    os.makedirs(path, exist_ok=True)
+
+
+def remove_file(path: str) -> bool:
+    """Delete one file (or symlink, never its target) if present; True when removed."""
+    try:
+        os.remove(path)
+        return True
+    except OSError:
+        return False
+
+
+def remove_empty_folder(path: str) -> bool:
+    """Remove `path` if it is an empty folder; True when removed."""
+    try:
+        os.rmdir(path)
+        return True
+    except OSError:
+        return False
+
+
+def remove_tree(path: str) -> None:
+    """Delete a folder and what it holds; a symlink is unlinked, never followed."""
+    if os.path.islink(path):
+        remove_file(path)
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def rename(source: str, target: str) -> None:
+    """Rename `source` to `target` atomically (same file system); OSError when it cannot."""
+    os.rename(source, target)
+
+
+def replace(source: str, target: str) -> None:
+    """Move `source` over `target` atomically (same file system); OSError when it cannot."""
+    os.replace(source, target)
+
+
+def copy_file(source: str, target: str) -> None:
+    """Copy a file with its times and mode, making the target's folder."""
+    make_folder(os.path.dirname(target) or ".")
+    shutil.copy2(source, target)
+
+
+def link_over(source: str, target: str) -> bool:
+    """Make `target` a hard link to `source`, atomically replacing what it was; False (and
+    `target` untouched) where links cannot be made (another file system, SMB)."""
+    try:
+        if os.path.lexists(target) and os.path.samefile(source, target):
+            return True
+    except OSError:
+        return False
+    tmp = temp_path_for(target)
+    try:
+        os.link(source, tmp)
+        os.replace(tmp, target)
+        return True
+    except OSError:
+        _remove_quietly(tmp)
+        return False
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str, folder: str | None = None) -> Iterator[str]:
+    """A fresh folder (in `folder`, else the system temp folder) removed on exit."""
+    path = tempfile.mkdtemp(prefix=prefix, dir=folder)
+    try:
+        yield path
+    finally:
+        remove_tree(path)
+
+
+@contextlib.contextmanager
+def scratch_file(prefix: str, suffix: str) -> Iterator[str]:
+    """A fresh empty file in the system temp folder, removed on exit."""
+    handle, path = tempfile.mkstemp(prefix=prefix, suffix=suffix)
+    os.close(handle)
+    try:
+        yield path
+    finally:
+        _remove_quietly(path)
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
@@ -79,7 +202,7 @@ def disk_full_error(path: str, what: str, *, code: int | None = None, reason: st
     Call it before the temp file is removed: its partial bytes are part of what ran out.
     """
     if code == errno.EDQUOT:
-        return OutputError(f"cannot {what}: disk quota exceeded", path=path,
+        return NoSpaceError(f"cannot {what}: disk quota exceeded", path=path,
                            hint="free some space or write elsewhere")
     full = code == errno.ENOSPC or "no space" in reason.lower()
     if not full and code is None and check_free:
@@ -90,7 +213,7 @@ def disk_full_error(path: str, what: str, *, code: int | None = None, reason: st
         full = free < LOW_SPACE_BYTES
     if not full:
         return None
-    return OutputError(f"cannot {what}: no space left on the device", path=path,
+    return NoSpaceError(f"cannot {what}: no space left on the device", path=path,
                        hint="free some space or write elsewhere")
 
 
@@ -122,3 +245,43 @@ def _remove_quietly(path: str) -> None:
         os.remove(path)
     except OSError:
         pass
+
+
+def open_lock_file(path: str) -> int:
+    """Open `path` for an advisory lock, creating it (empty) and its folder when missing;
+    returns the file descriptor (the caller locks and closes it). OSError when it cannot."""
+    make_folder(os.path.dirname(path) or ".")
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+
+
+def touch(path: str) -> bool:
+    """Set an existing file's modification time to now; False when it cannot (missing)."""
+    try:
+        os.utime(path)
+        return True
+    except OSError:
+        return False
+
+
+def remove_path(path: str) -> None:
+    """Delete what `path` names if anything: a file, a link (never its target) or a folder
+    with what it holds; OSError when it cannot (unlike `remove_file` / `remove_tree`)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def append_text(path: str, text: str) -> None:
+    """Append UTF-8 `text` to a file another program owns (made, with its folder, when
+    missing); not atomic, so only for adding whole lines. OSError when it cannot."""
+    make_folder(os.path.dirname(path) or ".")
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def open_lock_file_no_link(path: str) -> int:
+    """`open_lock_file`, but never through a symbolic link: where `path` is a link (to a
+    file or to nothing) the open fails (OSError, ELOOP on Linux) and nothing is created."""
+    make_folder(os.path.dirname(path) or ".")
+    return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import zipfile
 from datetime import datetime, timezone
 
 from . import __version__
 from .errors import OutputError, UsageError
+from .fs import (append_text, atomic_write, atomic_write_text, copy_file, make_folder,
+                 remove_path, replace, scratch_folder)
 
 SKIP_NAMES = {"README.md", "__pycache__", ".DS_Store"}
 SKIP_SUFFIXES = (".pyc", ".pyo")
@@ -66,10 +66,10 @@ def write_plugin_copy(folder: str, python: str) -> str:
     """Copy the plugin layer into `folder` and record the engine's Python there."""
     from ..plugin.engine_record import write_record
 
-    os.makedirs(folder, exist_ok=True)
+    make_folder(folder)
     for name in _files(plugin_source()):
         if os.sep not in name and name.endswith(".py"):
-            shutil.copy2(os.path.join(plugin_source(), name), os.path.join(folder, name))
+            copy_file(os.path.join(plugin_source(), name), os.path.join(folder, name))
     write_record(folder, python, __version__)
     return folder
 
@@ -100,26 +100,22 @@ def build_nuke_folder(folder: str, python: str = sys.executable, *, source: str 
     folder = os.path.abspath(os.path.expanduser(folder))
     source = source or glue_source("nuke")
     _check_nuke_folder(folder)
-    os.makedirs(folder, exist_ok=True)
-    stage = tempfile.mkdtemp(prefix=".vrmbg-install-", dir=folder)
-    try:
-        for rel in _files(source) if os.path.isdir(source) else []:
-            target = os.path.join(stage, rel)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copy2(os.path.join(source, rel), target)
-        package = os.path.join(stage, NUKE_PACKAGE)
-        if not os.path.isfile(os.path.join(package, "__init__.py")):
-            os.makedirs(package, exist_ok=True)
-            with open(os.path.join(package, "__init__.py"), "w", encoding="utf-8") as handle:
-                handle.write('"""vrmbg for Nuke (installed by `vrmbg install nuke`)."""\n')
-        write_plugin_copy(os.path.join(package, "plugin"), python)
-        entries = sorted(os.listdir(stage))
-        _swap_in(stage, folder, entries)
-        _write_manifest(folder, entries, python)
-    except OSError as exc:
-        raise OutputError(f"cannot write the Nuke plugin folder: {exc}", path=folder) from None
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    make_folder(folder)
+    with scratch_folder(".vrmbg-install-", folder) as stage:
+        try:
+            for rel in _files(source) if os.path.isdir(source) else []:
+                copy_file(os.path.join(source, rel), os.path.join(stage, rel))
+            package = os.path.join(stage, NUKE_PACKAGE)
+            if not os.path.isfile(os.path.join(package, "__init__.py")):
+                atomic_write_text(os.path.join(package, "__init__.py"),
+                                  '"""vrmbg for Nuke (installed by `vrmbg install nuke`)."""\n')
+            write_plugin_copy(os.path.join(package, "plugin"), python)
+            entries = sorted(os.listdir(stage))
+            _swap_in(stage, folder, entries)
+            _write_manifest(folder, entries, python)
+        except OSError as exc:
+            raise OutputError(f"cannot write the Nuke plugin folder: {exc}",
+                              path=folder) from None
     return folder
 
 
@@ -129,13 +125,9 @@ def _swap_in(stage: str, folder: str, entries: list[str]) -> None:
     for name in set(old) | set(entries):
         if os.sep in name or name.startswith("."):
             continue
-        path = os.path.join(folder, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.remove(path)
+        remove_path(os.path.join(folder, name))
     for name in entries:
-        os.replace(os.path.join(stage, name), os.path.join(folder, name))
+        replace(os.path.join(stage, name), os.path.join(folder, name))
 
 
 def _read_manifest(folder: str) -> dict:
@@ -150,10 +142,7 @@ def _read_manifest(folder: str) -> dict:
 def _write_manifest(folder: str, entries: list[str], python: str) -> None:
     data = {"entries": entries, "engine_version": __version__, "python": python,
             "installed": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    path = os.path.join(folder, NUKE_MANIFEST)
-    with open(f"{path}.tmp", "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(f"{path}.tmp", path)
+    atomic_write_text(os.path.join(folder, NUKE_MANIFEST), json.dumps(data, indent=2))
 
 
 def nuke_init_line(folder: str) -> str:
@@ -180,9 +169,7 @@ def add_to_nuke_init(folder: str, nuke_home: str = DEFAULT_NUKE_HOME) -> tuple[s
         addition += "import nuke\n"
     addition += f"{line}  # vrmbg\n"
     try:
-        os.makedirs(home, exist_ok=True)
-        with open(init, "a", encoding="utf-8") as handle:
-            handle.write(addition)
+        append_text(init, addition)
     except OSError as exc:
         raise OutputError(f"cannot add vrmbg to Nuke's init.py: {exc}", path=init) from None
     return init, True
@@ -206,23 +193,22 @@ def build_blender_zip(path: str, python: str = sys.executable, *, source: str = 
     if not os.path.isfile(os.path.join(source, "blender_manifest.toml")):
         raise UsageError("this vrmbg has no Blender add-on to install (no "
                          "blender_manifest.toml)", path=source)
-    temp = f"{path}.tmp-{os.getpid()}"
-    staging = tempfile.mkdtemp(prefix="vrmbg-plugin-")
-    try:
-        plugin = write_plugin_copy(os.path.join(staging, "plugin"), python)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive:
-            for rel in _files(source):
-                if rel.split(os.sep)[0] == "plugin":
-                    continue  # the fresh copy below is the one that ships
-                archive.write(os.path.join(source, rel), rel.replace(os.sep, "/"))
-            for rel in _files(plugin):
-                archive.write(os.path.join(plugin, rel), "plugin/" + rel.replace(os.sep, "/"))
-        os.replace(temp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write the Blender extension: {exc}", path=path) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if os.path.exists(temp):
-            os.remove(temp)
+    with scratch_folder("vrmbg-plugin-") as staging:
+        try:
+            plugin = write_plugin_copy(os.path.join(staging, "plugin"), python)
+            atomic_write(path, lambda tmp: _write_zip(tmp, source, plugin))
+        except OSError as exc:
+            raise OutputError(f"cannot write the Blender extension: {exc}",
+                              path=path) from None
     return path
+
+
+def _write_zip(path: str, source: str, plugin: str) -> None:
+    """The extension zip: the add-on from `source`, and the fresh plugin copy as `plugin/`."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for rel in _files(source):
+            if rel.split(os.sep)[0] == "plugin":
+                continue  # the fresh copy below is the one that ships
+            archive.write(os.path.join(source, rel), rel.replace(os.sep, "/"))
+        for rel in _files(plugin):
+            archive.write(os.path.join(plugin, rel), "plugin/" + rel.replace(os.sep, "/"))

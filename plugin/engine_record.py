@@ -11,6 +11,8 @@ import os
 from datetime import datetime, timezone
 from typing import Any, Dict
 
+from . import fs
+
 RECORD_NAME = "engine.json"
 
 
@@ -34,9 +36,4 @@ def write_record(folder: str, python: str, engine_version: str) -> str:
     path = record_path(folder)
     data = {"python": os.path.abspath(python), "engine_version": engine_version,
             "installed": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.replace(temp, path)
-    return path
+    return fs.write_json(path, data, indent=2)

@@ -18,6 +18,8 @@ import sys
 import tempfile
 from typing import Dict, List, Optional
 
+from . import fs
+
 
 def registry_dir() -> str:
     """The per-user folder of worker records."""
@@ -51,24 +53,17 @@ def process_start(pid: int) -> Optional[str]:
 def record_worker(worker_pid: int) -> str:
     """Note that this process started `worker_pid`; returns the record's path."""
     folder = registry_dir()
-    os.makedirs(folder, exist_ok=True)
+    fs.make_folder(folder)
     host = os.getpid()
     path = os.path.join(folder, f"host-{host}-worker-{worker_pid}.json")
     data = {"host_pid": host, "host_start": process_start(host),
             "worker_pid": worker_pid, "worker_start": process_start(worker_pid)}
-    temp = f"{path}.tmp"
-    with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(temp, path)
-    return path
+    return fs.write_json(path, data)
 
 
 def forget_worker(path: str) -> None:
     """Remove a worker's record (it has stopped)."""
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+    fs.remove_file(path)
 
 
 def _read(path: str) -> Dict:

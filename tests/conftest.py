@@ -7,7 +7,7 @@ import pytest
 from render_helpers import make_model
 
 # Variables a user's shell may set that would change where caches go or how colour is read.
-STEERING_VARIABLES = ("VRMBG_CACHE", "VRMBG_PROGRESS", "OCIO")
+STEERING_VARIABLES = ("VRMBG_CACHE", "VRMBG_PROGRESS", "OCIO", "VRMBG_TRUST_REMOTE_CODE")
 
 
 @pytest.fixture(autouse=True)

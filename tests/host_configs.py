@@ -17,7 +17,8 @@ import os
 import numpy as np
 import PyOpenColorIO as OCIO
 
-from vrmbg.core.colour.transform import BUILTIN_CONFIG, ColourTransform, builtin_config
+from vrmbg.core.colour.config import BUILTIN_CONFIG, builtin_config
+from vrmbg.core.colour.transform import ColourTransform
 
 # (space in Blender's own config, the same space in the built-in config).
 BLENDER_STANDARD_SPACES = (("Linear Rec.709", "Linear Rec.709 (sRGB)"),

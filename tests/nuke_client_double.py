@@ -1,6 +1,6 @@
-"""A stand-in for the engine client (plugin/client.py's documented API), for the node's unit
-tests: it records what the node asks, answers at once or when told, and raises the real
-client's EngineError. End-to-end tests use the real client and worker instead.
+"""A stand-in for the engine client (plugin/client.py's documented API), for the hosts' unit
+tests and the host session's: it records what is asked, answers at once or when told, and
+raises the real client's EngineError. End-to-end tests use the real client and worker instead.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from typing import Any, Callable, Dict, List, Optional
 
 
 class DoubleRequest:
-    """A request future: resolved by the double (at once, or by `finish`)."""
+    """A request future: resolved by the double (at once, or by `finish`); `wait` raises the
+    error class for an `error` answer, as the real client's requests do."""
 
-    def __init__(self, op: str, fields: Dict[str, Any]) -> None:
-        self.op, self.fields = op, fields
+    def __init__(self, op: str, fields: Dict[str, Any], error_class: type = RuntimeError) -> None:
+        self.op, self.fields, self.error_class = op, fields, error_class
         self._final: Optional[Dict[str, Any]] = None
         self._done = threading.Event()
         self._callbacks: List[Callable[[Dict[str, Any]], None]] = []
@@ -27,7 +28,10 @@ class DoubleRequest:
     def wait(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         if not self._done.wait(timeout):
             raise TimeoutError(f"no answer to {self.op} within {timeout} s")
-        return dict(self._final or {})
+        final = dict(self._final or {})
+        if final.get("event") == "error":
+            raise self.error_class(final.get("message", ""), final.get("code", 1))
+        return final
 
     def done(self) -> bool:
         return self._done.is_set()
@@ -71,21 +75,37 @@ class ClientDouble:
     def remove_listener(self, fn: Callable[[Dict[str, Any]], None]) -> None:
         self.listeners.remove(fn)
 
+    def open_request(self, input: str, settings: Dict[str, Any], *, session: str = "",
+                     preview: bool = False) -> DoubleRequest:
+        self._record("open", input, dict(settings), session)
+        request = DoubleRequest("open", {"session": session}, self.error_class)
+        if self.fail:
+            request.finish({"event": "error", "message": self.fail, "code": 3})
+        else:
+            request.finish({"event": "opened", "session": session, "first": self.first,
+                            "last": self.last, "frames": f"{self.first}-{self.last}",
+                            "cached": self.cached, "cached_count": 0,
+                            "matte_pattern": f"/cache/{session}/matte.####.exr",
+                            "total": self.last - self.first + 1, "device": "cpu",
+                            "precision": "bf16"})
+        return request
+
     def open(self, input: str, settings: Dict[str, Any], *, session: str = "",
              preview: bool = False, timeout: Optional[float] = None) -> Dict[str, Any]:
-        self._record("open", input, dict(settings), session)
-        if self.fail:
-            raise self.error_class(self.fail, 3)
-        return {"event": "opened", "session": session, "first": self.first, "last": self.last,
-                "frames": f"{self.first}-{self.last}", "cached": self.cached,
-                "matte_pattern": f"/cache/{session}/matte.####.exr",
-                "cached_count": 0, "total": self.last - self.first + 1, "device": "cpu",
-                "precision": "bf16"}
+        return self.open_request(input, settings, session=session).wait(timeout)
+
+    def request(self, op: str, **fields: Any) -> DoubleRequest:
+        """The generic form: `cache_info` is answered; other ops are recorded and done."""
+        request = DoubleRequest(op, fields, self.error_class)
+        request.finish(self.cache_info(fields["session"]) if op == "cache_info"
+                       else (self._record(op, fields) or {"event": "done"}))
+        return request
 
     def ensure(self, session: str, frame: Optional[int] = None, frames: str = "", *,
                supersede: bool = False) -> DoubleRequest:
         self._record("ensure", session, frame, frames, supersede)
-        request = DoubleRequest("ensure", {"session": session, "frame": frame, "frames": frames})
+        request = DoubleRequest("ensure", {"session": session, "frame": frame, "frames": frames},
+                                self.error_class)
         if self.hold:
             with self.lock:
                 self.pending.append(request)
@@ -133,7 +153,7 @@ class ClientDouble:
             pending, self.pending = self.pending, []
         for request in pending:
             self.finish(request, cancelled=True)
-        answer = DoubleRequest("cancel", {})
+        answer = DoubleRequest("cancel", {}, self.error_class)
         answer.finish({"event": "done", "cancelled": len(pending)})
         return answer
 

@@ -1,5 +1,6 @@
-"""Scene frames to plate frames in the Blender add-on (frame_map is standard library only, so
-it is checked here without Blender; the renders in test_blender_addon.py check it in Blender)."""
+"""Scene frames to plate frames in the Blender add-on (frame_map and the plugin's frame facts
+are standard library only, so they are checked here without Blender; the renders in
+test_blender_addon.py check them in Blender)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import importlib.util
 import os
 
 import pytest
+
+from vrmbg.plugin.formats import is_movie
+from vrmbg.plugin.frame_ranges import nearest_frame
+from vrmbg.plugin.paths import frame_file, sequence_pattern
 
 _PATH = os.path.join(os.path.dirname(__file__), os.pardir, "blender_addon", "frame_map.py")
 _SPEC = importlib.util.spec_from_file_location("vrmbg_blender_frame_map", _PATH)
@@ -27,8 +32,9 @@ def test_scene_frame_n_shows_plate_frame_n(first, last):
         assert shown_file_frame(frame, timing) == frame
     assert shown_file_frame(first - 20, timing) == first  # before the shot: its first frame
     assert shown_file_frame(last + 20, timing) == last
-    assert frame_map.plate_frame(first - 20, first, last) == first
-    assert frame_map.plate_frame(last + 20, first, last) == last
+    # the frame the add-on asks the engine for (the host session clamps the same way)
+    assert nearest_frame(first - 20, first, last) == first
+    assert nearest_frame(last + 20, first, last) == last
 
 
 def test_movie_frame_one_is_the_first_engine_frame():
@@ -48,10 +54,11 @@ def test_movie_frame_one_is_the_first_engine_frame():
 ])
 def test_any_frame_names_its_sequence(name, pattern):
     folder = os.path.join("shows", "x y", "plates é")
-    assert frame_map.sequence_pattern(os.path.join(folder, name)) == os.path.join(folder, pattern)
+    assert sequence_pattern(os.path.join(folder, name)) == os.path.join(folder, pattern)
 
 
 def test_frame_files_of_a_pattern():
-    assert frame_map.frame_file("/m/sh010.####.exr", 1003) == "/m/sh010.1003.exr"
-    assert frame_map.frame_file("/m/sh010.####.exr", -12) == "/m/sh010.-012.exr"  # as vrmbg writes
-    assert frame_map.is_movie("/edit/sh030.MOV") and not frame_map.is_movie("/p/sh.1001.exr")
+    assert frame_file("/m/sh010.####.exr", 1003) == "/m/sh010.1003.exr"
+    assert frame_file("/m/sh010.####.exr", -12) == "/m/sh010.-012.exr"  # as vrmbg writes
+    assert is_movie("/edit/sh030.MOV") and not is_movie("/p/sh.1001.exr")
+    assert is_movie("/edit/sh030.webm") and is_movie("/edit/sh030.m4v")  # PyAV reads both

@@ -10,6 +10,7 @@ import torch
 from vrmbg.core.cli import main
 from vrmbg.core.cli.cache_cmd import parse_size
 from vrmbg.core.engine import cache
+from vrmbg.core.engine.lock import ChainLock
 from vrmbg.core.model.loader import init_random
 
 DAY = 86400.0
@@ -109,7 +110,7 @@ def test_prune_removes_lru_first_and_never_a_chain_in_use(tmp_path, capsys):
                        last_used=2 * DAY)
     newest = fake_chain(tmp_path, "sh030-cccc0000", "3333333333333333", size=5_000,
                         last_used=3 * DAY)
-    lock = cache.ChainLock(os.path.join(busy, cache.LOCK_FILE))
+    lock = ChainLock(os.path.join(busy, cache.LOCK_FILE))
     assert lock.try_acquire()  # a render is using the least recently used chain
     try:
         code, out, _ = run_cli(capsys, "prune", "--max-size", "25K", "--json",

@@ -94,7 +94,7 @@ def test_console_entry_point(tmp_path):
 
 
 def test_movie_input(tmp_path, capsys):
-    from vrmbg.core.io.movie import write_movie
+    from vrmbg.core.io.movie_writer import write_movie
 
     path = str(tmp_path / "clip.mov")
     frames = [np.full((16, 32, 3), 0.25 * i, np.float32) for i in range(3)]

@@ -6,8 +6,8 @@ import numpy as np
 import PyOpenColorIO as OCIO
 import pytest
 
-from vrmbg.core.colour.transform import (ColourTransform, DEFAULT_MODEL_SPACE, default_input_space,
-                               resolve_config)
+from vrmbg.core.colour.config import DEFAULT_MODEL_SPACE, default_input_space, resolve_config
+from vrmbg.core.colour.transform import ColourTransform
 from vrmbg.core.errors import ColourError, EXIT_INPUT
 
 STUDIO = "ocio://studio-config-latest"

@@ -14,7 +14,8 @@ import PyOpenColorIO as OCIO
 import pytest
 
 from host_configs import write_blender_like_config, write_nuke_like_config
-from vrmbg.core.colour.transform import HALF_TOLERANCE, ColourTransform
+from vrmbg.core.colour.half import HALF_TOLERANCE
+from vrmbg.core.colour.transform import ColourTransform
 
 # (height, width): widths that do not divide a block of rows evenly, and a frame so wide that
 # every block is a single row.

@@ -15,7 +15,8 @@ from host_configs import (ACES_V1_STANDARD_SPACES, BLENDER_STANDARD_SPACES,
                           NUKE_STANDARD_SPACES, full_range_plate, model_input_differences,
                           rec709_decode, write_aces_v1_like_config, write_blender_like_config,
                           write_nuke_like_config)
-from vrmbg.core.colour.transform import BUILTIN_CONFIG, DEFAULT_MODEL_SPACE, ColourTransform
+from vrmbg.core.colour.config import BUILTIN_CONFIG, DEFAULT_MODEL_SPACE
+from vrmbg.core.colour.transform import ColourTransform
 from vrmbg.core.errors import ColourError, EXIT_INPUT
 
 

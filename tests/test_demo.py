@@ -16,7 +16,7 @@ import pytest
 
 from vrmbg.core.cli import main
 from vrmbg.core.cli.demo import render_mattes
-from vrmbg.core.demo import report, synth
+from vrmbg.core.demo import report, shot_files, synth
 
 SEEDS = (31337, 31338, 31339, 31340)  # held out: training used shot seeds >= 1,000,000
 # Issue 6: mean IoU >= 0.85 on held-out shots. Measured (fp32, CPU): 0.913 on SEEDS, 0.954 on
@@ -57,7 +57,7 @@ def held_out_shots(tmp_path_factory):
     shots = []
     for seed in SEEDS:
         shot = synth.generate_shot(seed, frames=FRAMES, width=WIDTH, height=HEIGHT)
-        shots.append((shot, synth.write_shot(shot, str(folder / str(seed)), name="sh010")))
+        shots.append((shot, shot_files.write_shot(shot, str(folder / str(seed)), name="sh010")))
     return shots
 
 
@@ -93,7 +93,7 @@ def test_linear_plates_without_the_ocio_conversion_lower_iou(held_out_shots, cor
 
 def test_dpx_log_plates_with_their_colour_space_work_too(tmp_path):
     shot = synth.generate_shot(SEEDS[0] + 100, frames=4, width=WIDTH, height=HEIGHT)
-    files = synth.write_shot(shot, str(tmp_path), name="sh020", dpx_space="ACEScct")
+    files = shot_files.write_shot(shot, str(tmp_path), name="sh020", dpx_space="ACEScct")
     out = render_mattes(files.dpx, input_space="ACEScct", cache=str(tmp_path / "cache"),
                         precision="fp32", log=lambda _m: None)
     assert report.quality(out["mattes"], list(shot.alpha))["iou"] >= IOU_FLOOR

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vrmbg.core.cli import main
-from vrmbg.core.errors import EXIT_USAGE, UsageError
+from vrmbg.core.errors import EXIT_RETRY, HostError, UsageError
 from vrmbg.core.model.devices import resolve_device
 
 
@@ -49,8 +49,8 @@ def test_explicit_devices_get_their_auto_precision(machine):
     assert resolve_device("mps", "auto") == (torch.device("mps"), torch.float16)
 
 
-def _one_line_usage_error(device: str, precision: str) -> str:
-    with pytest.raises(UsageError) as info:
+def _one_line_usage_error(device: str, precision: str, error: type = UsageError) -> str:
+    with pytest.raises(error) as info:
         resolve_device(device, precision)
     message = str(info.value)
     assert message and "\n" not in message
@@ -59,20 +59,21 @@ def _one_line_usage_error(device: str, precision: str) -> str:
 
 def test_unavailable_devices_and_bad_precisions_are_one_line_usage_errors(machine):
     machine(cuda=False, mps=False)
-    message = _one_line_usage_error("cuda", "auto")
+    # No GPU here is not a typo: another host may have one (exit 75, retry elsewhere).
+    message = _one_line_usage_error("cuda", "auto", HostError)
     assert "cuda" in message and "CUDA is not available" in message and "cpu" in message
-    assert "mps" in _one_line_usage_error("mps", "auto")
+    assert "mps" in _one_line_usage_error("mps", "auto", HostError)
     message = _one_line_usage_error("cpu", "fp16")
     assert "fp16 on CPU" in message and "bf16" in message
     _one_line_usage_error("auto", "fp16")  # auto lands on the CPU here
 
     machine(cuda=True, bf16=False)
     assert "bf16" in _one_line_usage_error("cuda", "bf16")
-    assert "cuda:1" in _one_line_usage_error("cuda:1", "auto")  # one device visible
+    assert "cuda:1" in _one_line_usage_error("cuda:1", "auto", HostError)  # one visible
 
 
-def test_cli_reports_missing_cuda_as_usage_error(machine, model, capsys):
+def test_cli_reports_missing_cuda_as_a_retry_on_another_host(machine, model, capsys):
     machine(cuda=False, mps=False)
-    assert main(["model", "info", model, "--device", "cuda"]) == EXIT_USAGE
+    assert main(["model", "info", model, "--device", "cuda"]) == EXIT_RETRY
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "CUDA is not available" in err

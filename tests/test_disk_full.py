@@ -17,7 +17,7 @@ from render_helpers import (FIRST, assert_same_mattes, debris, frames_on_disk, m
                             make_plates, one_error_line, read_frames, render_args, run_cli)
 from vrmbg.core import fs as atomic
 from vrmbg.core.io import exr_writer, mattes
-from vrmbg.core.errors import OutputError
+from vrmbg.core.errors import EXIT_RETRY, OutputError
 
 Usage = namedtuple("Usage", "total used free")
 
@@ -33,7 +33,7 @@ def test_disk_full_error_only_when_the_disk_is_full(monkeypatch, tmp_path):
     target = str(tmp_path / "m.1001.exr")
     monkeypatch.setattr(atomic.shutil, "disk_usage", usage_with_free(4096))
     error = atomic.disk_full_error(target, "write pixels")  # no errno: judged by free space
-    assert isinstance(error, OutputError) and error.exit_code == 5
+    assert isinstance(error, OutputError) and error.exit_code == EXIT_RETRY
     assert "no space left on the device" in str(error) and target in str(error)
     assert atomic.disk_full_error(target, "write", code=errno.EROFS) is None  # read-only
     assert atomic.disk_full_error(target, "write", code=errno.EACCES) is None
@@ -118,7 +118,7 @@ def test_when_both_writers_fail_the_matte_is_named_and_nothing_is_left(monkeypat
     with pytest.raises(OutputError) as full:
         mattes.write_matte(str(target), np.zeros((4, 6), np.float32))
     assert atomic.TEMP_MARKER not in str(full.value) and "sh010.1001.exr" in str(full.value)
-    assert "no space left on the device" in str(full.value) and full.value.exit_code == 5
+    assert "no space left on the device" in str(full.value) and full.value.exit_code == EXIT_RETRY
     assert os.listdir(tmp_path) == []
 
 
@@ -150,7 +150,7 @@ def test_render_onto_a_full_disk_stops_cleanly_and_resumes(tmp_path, small_disk,
 
     code, _, err = run_cli(render_args(plates, output, model), capsys)
 
-    assert code == 5
+    assert code == EXIT_RETRY  # a full disk: another host, or this one later, may succeed
     line = one_error_line(err)
     assert "no space left on the device" in line and str(small_disk) in line
     assert debris(str(small_disk)) == []  # no temp file anywhere, cache included

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from vrmbg.core.engine import cache, chain
+from vrmbg.core.engine.housekeeping import remove_chain
+from vrmbg.core.engine.lock import ChainLock, is_locked
 from vrmbg.core.engine.pipeline import FramePipeline, Prepared, Run, frames_to_read
 from vrmbg.core.errors import Cancelled, InputError, OutputError
 
@@ -79,18 +81,18 @@ def test_new_state_replaces_the_frames_stale_states(tmp_path):
 
 def test_lock_is_exclusive_and_survives_a_removed_folder(tmp_path):
     folder = tmp_path / "chain"
-    first = cache.ChainLock(str(folder / cache.LOCK_FILE))
-    second = cache.ChainLock(str(folder / cache.LOCK_FILE))
+    first = ChainLock(str(folder / cache.LOCK_FILE))
+    second = ChainLock(str(folder / cache.LOCK_FILE))
     assert first.try_acquire()
-    assert cache.is_locked(str(folder))
+    assert is_locked(str(folder))
     assert not second.try_acquire()
     assert not second.acquire(poll=0.01, stop=lambda: True)
-    assert not cache.remove_chain(str(folder))  # never delete a chain in use
+    assert not remove_chain(str(folder))  # never delete a chain in use
     first.release()
-    assert not cache.is_locked(str(folder))
+    assert not is_locked(str(folder))
     assert second.try_acquire()
     os.remove(folder / cache.LOCK_FILE)  # someone removed the chain under a holder
-    third = cache.ChainLock(str(folder / cache.LOCK_FILE))
+    third = ChainLock(str(folder / cache.LOCK_FILE))
     assert third.try_acquire()  # a fresh lock file: the old holder no longer guards it
     second.release()
     third.release()
@@ -100,7 +102,7 @@ def test_sweep_removes_only_temp_files(tmp_path):
     store = cache.ChainStore(str(tmp_path / "chain"), name="sh010")
     os.makedirs(store.matte_dir)
     keep = store.matte_path(1001)
-    temp = os.path.join(store.matte_dir, ".sh010.1002.vrmbg-tmp-1-abcd.exr")
+    temp = os.path.join(store.matte_dir, ".sh010.1002.vrmbg-tmp-1-abcd1234.exr")
     for path in (keep, temp):
         open(path, "wb").close()
     assert store.sweep_temp_files() == 1
@@ -168,7 +170,7 @@ def test_pipeline_cancel_between_frames_keeps_finished_ones():
 def test_an_unusable_cache_folder_is_an_output_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    lock = cache.ChainLock(str(blocker / "chain" / cache.LOCK_FILE))
+    lock = ChainLock(str(blocker / "chain" / cache.LOCK_FILE))
     with pytest.raises(OutputError) as error:
         lock.try_acquire()
     assert str(blocker) in str(error.value)

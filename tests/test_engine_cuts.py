@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from vrmbg.core.demo import synth
+from vrmbg.core.demo import shot_files, synth
 from vrmbg.core.io.edits import resolve_cuts
 from vrmbg.core.engine.cuts import cut_score, is_cut
 from vrmbg.core.engine.opening import open_session
@@ -37,7 +37,7 @@ def edit(tmp_path_factory):
     for index, seed in enumerate((2001, 2002)):
         shot = synth.generate_shot(seed, frames=LENGTH, width=96, height=64,
                                    first_frame=FIRST + index * LENGTH)
-        synth.write_shot(shot, str(root / f"shot{index}"), name="edit")
+        shot_files.write_shot(shot, str(root / f"shot{index}"), name="edit")
     os.makedirs(root / "edit")
     for index in (0, 1):
         for name in os.listdir(root / f"shot{index}" / "plate"):

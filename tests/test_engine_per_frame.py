@@ -85,7 +85,7 @@ def test_a_replaced_plate_recomputes_only_its_own_frame(per_frame, tmp_path):
 
 
 def test_per_frame_mattes_say_so_and_preroll_is_ignored(per_frame, tmp_path):
-    from vrmbg.core.engine.cache import read_matte_stamp
+    from vrmbg.core.io.mattes import read_matte_stamp
 
     exact = session(per_frame, tmp_path / "cache")
     preview = open_session(per_frame["pattern"], {"model": per_frame["model"], "device": "cpu",

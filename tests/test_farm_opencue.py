@@ -77,15 +77,24 @@ def test_layer_commands_render_the_shot_with_merged_settings(tmp_path, home):
 
 
 def test_a_thread_budget_books_that_many_cores_and_reaches_the_render(tmp_path, home):
-    root, _ = write_job(tmp_path, "--threads", "4")
+    root, _ = write_job(tmp_path, "--threads", "6")
     for layer in layers(root).values():
-        assert float(layer.findtext("cores")) == 4.0
-        assert "--threads=4" in shlex.split(layer.findtext("cmd"))
+        assert float(layer.findtext("cores")) == 6.0
+        assert "--threads=6" in shlex.split(layer.findtext("cmd"))
+    # Without --threads every layer is pinned to 4 and books 4 cores: on a CPU the thread
+    # count is part of a chain's identity, so every host forms the same chain.
     (tmp_path / "default").mkdir()
     root, _ = write_job(tmp_path / "default")
     for layer in layers(root).values():
-        assert layer.find("cores") is None  # the service's own cores
-        assert not any(a.startswith("--threads") for a in shlex.split(layer.findtext("cmd")))
+        assert float(layer.findtext("cores")) == 4.0
+        assert "--threads=4" in shlex.split(layer.findtext("cmd"))
+        assert layer.find("gpus") is None or layer.findtext("gpus") in ("", "0")
+
+
+def test_cuda_layers_book_a_gpu(tmp_path, home):
+    root, _ = write_job(tmp_path, "--device", "cuda")
+    for layer in layers(root).values():
+        assert layer.findtext("gpus") == "1"
 
 
 def test_job_header_and_no_session_folder_left_behind(tmp_path, home):

@@ -207,16 +207,52 @@ def test_a_thread_budget_asks_for_workers_with_that_many_vcpus(tmp_path, extra):
     assert openjd("check", job).returncode == 0
     steps = yaml.safe_load(job.read_text())["steps"]
     for step in steps:
-        assert step["hostRequirements"] == {
-            "amounts": [{"name": "amount.worker.vcpu", "min": 2}]}, step["name"]
+        assert step["hostRequirements"]["amounts"] == [
+            {"name": "amount.worker.vcpu", "min": 2}], step["name"]
     result = openjd("run", job, "-p", f"VrmbgExecutable={fake}", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert all(flag(args, "threads") == "2" for args in read_calls(log))
 
 
-def test_without_a_thread_budget_any_worker_will_do(tmp_path):
-    steps = yaml.safe_load(write_template(tmp_path).read_text())["steps"]
-    assert all("hostRequirements" not in step for step in steps)
+def test_without_threads_every_task_is_pinned_and_books_the_same_count(tmp_path):
+    """On a CPU the thread count is part of a chain's identity: tasks on hosts with other
+    core counts would otherwise make mattes that differ."""
+    fake, log = make_fake_vrmbg(tmp_path)
+    job = write_template(tmp_path, "--chunk", "2")
+    steps = yaml.safe_load(job.read_text())["steps"]
+    for step in steps:
+        assert step["hostRequirements"]["amounts"] == [
+            {"name": "amount.worker.vcpu", "min": 4}], step["name"]
+        assert step["hostRequirements"]["attributes"] == [
+            {"name": "attr.worker.os.family", "anyOf": ["linux", "macos"]}]
+    result = openjd("run", job, "-p", f"VrmbgExecutable={fake}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {flag(args, "threads") for args in read_calls(log)} == {"4"}
+
+
+def test_cuda_tasks_ask_the_farm_for_a_gpu(tmp_path):
+    job = write_template(tmp_path, "--device", "cuda")
+    assert openjd("check", job).returncode == 0
+    for step in yaml.safe_load(job.read_text())["steps"]:
+        assert {"name": "amount.worker.gpu", "min": 1} in step["hostRequirements"]["amounts"]
+    (tmp_path / "cpu").mkdir()
+    cpu = yaml.safe_load(write_template(tmp_path / "cpu", "--device", "cpu").read_text())
+    assert all(a["name"] != "amount.worker.gpu"
+               for step in cpu["steps"] for a in step["hostRequirements"]["amounts"])
+
+
+def test_a_movie_output_is_one_task_whatever_the_chunk_size(tmp_path):
+    """A movie is written whole or not at all: chunks would leave only the last one."""
+    make_shotlist(tmp_path, [
+        {"name": "sh010", "input": "plates/sh010.####.exr", "output": "mattes/sh010.mov",
+         "frames": "1001-1015"},
+        {"name": "sh020", "input": "plates/sh020.####.exr", "output": "mattes/sh020.####.exr",
+         "frames": "1001-1010"}])
+    job = tmp_path / "job.yaml"
+    assert main(["job", "openjd", str(tmp_path / "shots.json"), "-o", str(job), "--no-check",
+                 "--chunk", "5"]) == 0
+    names = [step["name"] for step in yaml.safe_load(job.read_text())["steps"]]
+    assert names == ["sh010", "sh020 part 001", "sh020 part 002"]
 
 
 def test_openjd_run_one_shot_by_its_step_name(tmp_path):
@@ -309,18 +345,67 @@ def test_plates_outputs_and_cache_are_path_job_parameters(tmp_path):
     job = write_template(tmp_path, "--cache-dir", str(tmp_path / "shared cache"))
     template = yaml.safe_load(job.read_text())
     params = {p["name"]: p for p in template["parameterDefinitions"]}
-    assert params["sh010Plates"]["type"] == "PATH"
-    assert params["sh010Plates"]["default"] == os.path.join("plates", "sh010.####.exr")
-    assert params["sh020Output"]["default"] == os.path.join("mattes", "sh020.####.exr")
+    assert {k: params["sh010PlatesDir"][k] for k in ("type", "objectType", "dataFlow",
+                                                     "default")} == {
+        "type": "PATH", "objectType": "DIRECTORY", "dataFlow": "IN", "default": "plates"}
+    assert params["sh010Plates"] == {**params["sh010Plates"], "type": "STRING",
+                                     "default": "sh010.####.exr"}
+    assert params["sh020OutputDir"]["dataFlow"] == "OUT"
+    assert params["sh020OutputDir"]["default"] == "mattes"
+    assert params["sh020Output"]["default"] == "sh020.####.exr"
     assert params["CacheDir"]["default"] == "shared cache"
-    mapped = tmp_path / "mapped ü" / "sh010.####.exr"
-    (tmp_path / "mapped ü").mkdir()
-    result = openjd("run", job, "-p", f"VrmbgExecutable={fake}", "-p", f"sh010Output={mapped}",
+    assert params["CacheDir"]["dataFlow"] == "INOUT"
+    mapped = tmp_path / "mapped ü"
+    mapped.mkdir()
+    result = openjd("run", job, "-p", f"VrmbgExecutable={fake}", "-p", f"sh010OutputDir={mapped}",
                     "--step", "sh010", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     (call,) = read_calls(log)
-    assert call[1:4] == [str(tmp_path / "plates" / "sh010.####.exr"), "-o", str(mapped)]
+    assert call[1:4] == [str(tmp_path / "plates" / "sh010.####.exr"), "-o",
+                         str(mapped / "sh010.####.exr")]
     assert flag(call, "cache-dir") == str(tmp_path / "shared cache")
+
+
+def test_a_job_bundle_checks_and_its_paths_follow_the_farms_path_mapping(tmp_path):
+    """A Deadline Cloud bundle: template, parameter values and asset references; under
+    `openjd run --path-mapping-rules` the task reads and writes the mapped folders."""
+    fake, log = make_fake_vrmbg(tmp_path)
+    shotlist = make_shotlist(tmp_path)
+    model = tmp_path / "models" / "vrmbg3"
+    model.mkdir(parents=True)
+    bundle = tmp_path / "bundle"
+    assert main(["job", "openjd", str(shotlist), "-o", str(bundle), "--bundle", "--no-check",
+                 "--model", str(model), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert sorted(os.listdir(bundle)) == ["asset_references.yaml", "parameter_values.yaml",
+                                          "template.yaml"]
+    template = bundle / "template.yaml"
+    assert openjd("check", template).returncode == 0
+    params = {p["name"]: p for p in yaml.safe_load(template.read_text())["parameterDefinitions"]}
+    assert params["Model"]["type"] == "PATH" and params["Model"]["objectType"] == "DIRECTORY"
+    values = {v["name"]: v["value"]
+              for v in yaml.safe_load((bundle / "parameter_values.yaml").read_text())[
+                  "parameterValues"]}
+    assert values["sh010PlatesDir"] == str(tmp_path / "plates")
+    assert values["Model"] == str(model)
+    refs = yaml.safe_load((bundle / "asset_references.yaml").read_text())["assetReferences"]
+    assert str(tmp_path / "plates") in refs["inputs"]["directories"]
+    assert str(tmp_path / "mattes") in refs["outputs"]["directories"]
+    # The farm sees the project under another root: every PATH parameter moves with it.
+    farm = tmp_path / "farm root"
+    shutil.copytree(tmp_path / "models", farm / "models")
+    (farm / "mattes").mkdir()
+    rules = {"version": "pathmapping-1.0", "path_mapping_rules": [
+        {"source_path_format": "POSIX", "source_path": str(tmp_path),
+         "destination_path": str(farm)}]}
+    result = openjd("run", template, "-p", f"VrmbgExecutable={fake}",
+                    *[arg for name, value in values.items() for arg in ("-p", f"{name}={value}")],
+                    "--path-mapping-rules", json.dumps(rules), "--step", "sh010", cwd=bundle)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (call,) = read_calls(log)
+    assert call[1:4] == [str(farm / "plates" / "sh010.####.exr"), "-o",
+                         str(farm / "mattes" / "sh010.####.exr")]
+    assert flag(call, "model") == str(farm / "models" / "vrmbg3")
+    assert flag(call, "cache-dir") == str(farm / "cache")
 
 
 def test_a_shots_cuts_and_edge_settings_reach_its_task_only(tmp_path):
@@ -351,7 +436,7 @@ def test_a_shots_cuts_and_edge_settings_reach_its_task_only(tmp_path):
 def test_chunks_of_a_per_frame_model_are_exact_in_any_order_on_the_farm(tmp_path):
     """Public per-frame weights need no chain: pre-roll chunks, the last one run first, give a
     straight render's mattes bit for bit and are labelled exact."""
-    from vrmbg.core.engine.cache import read_matte_stamp
+    from vrmbg.core.io.mattes import read_matte_stamp
     from vrmbg.core.model import ModelConfig, init_random
 
     model = init_random(str(tmp_path / "per-frame"),

@@ -18,10 +18,10 @@ from plate_factory import (ramp_rgb, write_dpx_sequence, write_exr, write_exr_se
                            write_video)
 
 from vrmbg.core import cpu
-from vrmbg.core.io import plates as plates_module
+from vrmbg.core.io import display_window as display_window_module
 from vrmbg.core.cpu import lower_thread_priority
 from vrmbg.core.engine import MatteSession
-from vrmbg.core.engine import session as session_module
+from vrmbg.core.engine import frame_work as frame_work_module
 from vrmbg.core.engine.opening import open_session
 from vrmbg.core.io.mattes import read_matte
 from vrmbg.core.io.movie import MovieSequence
@@ -200,21 +200,21 @@ def test_engine_readers_run_low_and_leave_the_shared_pools_alone(tmp_path, model
     (tmp_path / "plates").mkdir()
     # 10-bit DPX big enough (1.5M values) for the shared integer -> float conversion pool
     pattern = write_dpx_sequence(tmp_path / "plates", [1001, 1002, 1003], size=(1024, 512))
-    monkeypatch.setattr(plates_module, "_pool", None)  # as in a fresh process
+    monkeypatch.setattr(display_window_module, "_pool", None)  # as in a fresh process
     seen: list[int] = []
-    original_read = session_module._FrameWork.read
+    original_read = frame_work_module.FrameWork.read
 
     def read(self, frame):
         seen.append(nice())
         return original_read(self, frame)
 
-    monkeypatch.setattr(session_module._FrameWork, "read", read)
+    monkeypatch.setattr(frame_work_module.FrameWork, "read", read)
     main_nice = nice()
     engine_session(pattern, model, str(tmp_path / "cache"), {},
                    input_space="ACEScct").ensure(1003)
 
     assert seen and set(seen) == {min(19, main_nice + cpu.IO_NICE_INCREMENT)}
-    pool = plates_module._pool  # created by a lowered reader, its threads would stay low
+    pool = display_window_module._pool  # created by a lowered reader, its threads would stay low
     workers = [t for t in threading.enumerate() if t.name.startswith("vrmbg-convert")]
     assert pool is None or all(
         os.getpriority(os.PRIO_PROCESS, t.native_id) == main_nice for t in workers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import OpenImageIO as oiio
@@ -322,7 +323,7 @@ def test_a_header_openexr_cannot_reproduce_is_written_by_openimageio(tmp_path, m
 def test_header_templates_leave_nothing_in_the_temp_folder(tmp_path, monkeypatch):
     temp = tmp_path / "temp"
     temp.mkdir()
-    monkeypatch.setattr(exr_writer.tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     write_matte(str(tmp_path / "a.exr"), half_alpha(4, 6), attributes={"leak_check": 1})
     real = exr_writer._write_with_oiio
     calls = []

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vrmbg.core.errors import ModelError, UsageError
+from vrmbg.core.errors import HostError, ModelError, UsageError
 from vrmbg.core.model.config import ModelConfig
 from vrmbg.core.model.blocks import ASPPDeformable
 from vrmbg.core.model.decoder import image_to_patches
@@ -346,7 +346,7 @@ def test_aspp_equals_concat_then_fuse():
 def test_resolve_device_rules():
     dev, dtype = resolve_device("auto", "auto")
     if not torch.cuda.is_available():
-        with pytest.raises(UsageError, match="CUDA is not available"):
+        with pytest.raises(HostError, match="CUDA is not available"):
             resolve_device("cuda", "auto")
     if dev.type == "cpu":
         assert dtype == torch.bfloat16

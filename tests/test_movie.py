@@ -13,8 +13,9 @@ from plate_factory import VIDEO_709, write_video
 
 from vrmbg.core.colour.transform import ColourTransform
 from vrmbg.core.errors import InputError, OutputError, UsageError
-from vrmbg.core.io.movie import MOVIE_DEFAULT_COLORSPACE, MovieSequence, read_movie_frames, write_movie
-from vrmbg.core.io.formats import open_plates
+from vrmbg.core.io.movie import MOVIE_DEFAULT_COLORSPACE, MovieSequence, read_movie_frames
+from vrmbg.core.io.movie_writer import write_movie
+from vrmbg.core.io.plates import open_plates
 
 W, H, COUNT = 64, 48, 40
 CODEC_TOL = 0.006  # 10-bit limited-range YUV through ProRes: a few code values

@@ -21,7 +21,7 @@ import pytest
 
 from nuke_harness import build_folder, make_read, new_vrmbg, pump, start_nuke, stop_nuke, \
     use_cg_config
-from vrmbg.core.demo import synth
+from vrmbg.core.demo import shot_files, synth
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def shot(tmp_path_factory) -> str:
     """A synthetic ACEScg shot (half EXR) in a folder whose name has a space."""
     folder = tmp_path_factory.mktemp("shots") / "sh 010"
     shot = synth.generate_shot(7, frames=COUNT, width=64, height=48, first_frame=FIRST)
-    return synth.write_shot(shot, str(folder), name="sh010").plate
+    return shot_files.write_shot(shot, str(folder), name="sh010").plate
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def analysing(nuke, vrmbg_nuke, shot: str, cache: str):
     """A node whose Analyse range is running and has finished its first frame."""
     node = vrmbg_node(nuke, vrmbg_nuke, shot, cache, auto=False)
     node["analyse_range"].execute()
-    pump(nuke, lambda: controller(node).valid, TIMEOUT)
+    pump(nuke, lambda: controller(node).matte.valid, TIMEOUT)
     return node
 
 
@@ -192,8 +192,8 @@ def test_cancel_keeps_finished_frames_and_a_rerun_completes_exactly(
     node = analysing(nuke, vrmbg_nuke, shot, str(tmp_path / "cache"))
     nuke.ProgressTask._instances[-1]._cancel()
     pump(nuke, lambda: controller(node).task is None, TIMEOUT)
-    done = sorted(controller(node).valid)
-    assert "stopped" in node["status"].value()
+    done = sorted(controller(node).matte.valid)
+    assert "Stopped: " in node["status"].value()
     assert 0 < len(done) < COUNT
     assert_exact(nuke, node, reference, done)
     assert shown(nuke, node, LAST) is None
@@ -238,10 +238,11 @@ def test_two_nodes_share_one_worker(session, shot, reference, tmp_path):
                      frame_range="1001-1003")
     one["analyse_range"].execute()
     two["analyse_range"].execute()
-    pump(nuke, lambda: {1001, 1002} <= controller(one).valid and
-         {1001, 1002, 1003} <= controller(two).valid, TIMEOUT)
+    pump(nuke, lambda: {1001, 1002} <= controller(one).matte.valid and
+         {1001, 1002, 1003} <= controller(two).matte.valid, TIMEOUT)
     status = vrmbg_nuke.controller.get_client().status()
-    assert {controller(one).session, controller(two).session} <= set(status["sessions"])
+    sessions = {controller(one).matte.session, controller(two).matte.session}
+    assert sessions <= set(status["sessions"])
     assert_exact(nuke, two, reference, [1001, 1002, 1003])
 
 

@@ -14,7 +14,8 @@ from plate_factory import (TIMECODE_01, Part, frame_path, ramp_rgb, write_dpx,
 
 from vrmbg.core.errors import InputError
 from vrmbg.core.io.plate_info import describe
-from vrmbg.core.io.plates import ImageInfo, Plate, PlateSequence
+from vrmbg.core.io.plate_types import ImageInfo, Plate
+from vrmbg.core.io.plates import PlateSequence
 
 
 def as_half(pixels: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from plate_factory import Part, ramp_rgb, write_exr, write_parts
 from render_helpers import (FIRST, SIZE, assert_same_mattes, exr_pixels, frame_file,
                             frames_on_disk, make_other_plates, make_plates, one_error_line,
                             render_args, run_cli, run_json, run_process)
-from vrmbg.core.engine.cache import read_matte_stamp
+from vrmbg.core.io.mattes import read_matte_stamp
 from vrmbg.core.errors import EXIT_OK, EXIT_OUTPUT
 
 FRAMES = list(range(FIRST, FIRST + 8))  # 1001-1008
@@ -254,7 +254,7 @@ def test_the_log_says_the_header_the_lead_in_and_a_wait_for_another_render(tmp_p
     import sys
 
     from render_helpers import clean_env
-    from vrmbg.core.engine.cache import ChainLock
+    from vrmbg.core.engine.lock import ChainLock
 
     pattern = make_plates(str(tmp_path / "plates"), FRAMES[:5])
     output = str(tmp_path / "out" / "sh010.####.exr")

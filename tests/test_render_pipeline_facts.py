@@ -11,7 +11,7 @@ import pytest
 from plate_factory import ramp_rgb, write_exr
 from render_helpers import (FIRST, exr_pixels, exr_spec, frame_file, make_plates, read_frames,
                             render_args, run_cli, run_json)
-from vrmbg.core.engine.cache import read_matte_stamp
+from vrmbg.core.io.mattes import read_matte_stamp
 from vrmbg.core.errors import EXIT_USAGE
 from vrmbg.core.farm.shotlist import job_settings
 

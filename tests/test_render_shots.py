@@ -15,7 +15,7 @@ import time
 import pytest
 
 from vrmbg.core.cli import main
-from vrmbg.core.errors import EXIT_CANCELLED, EXIT_INPUT, EXIT_INTERNAL, EXIT_USAGE
+from vrmbg.core.errors import EXIT_CANCELLED, EXIT_INPUT, EXIT_RETRY, EXIT_USAGE
 
 DEADLINE = re.compile(r"Progress: (\d+)%")
 
@@ -161,15 +161,27 @@ def test_a_failed_shot_is_summarised_and_the_others_still_render(farm, monkeypat
     assert 100 not in [int(v) for v in DEADLINE.findall(captured.out)]
 
 
-def test_different_failures_give_exit_code_1(farm, monkeypatch, capsys):
+def test_different_failures_give_the_first_failed_shots_code(farm, monkeypatch, capsys):
+    """Exit 1 is kept for bugs: shots failing on their input give the code of the first
+    shot that failed, in shot-list order."""
     monkeypatch.setenv("FAKE_FAIL", "sh010,sh030")
     bad = farm.folder / "bad-vrmbg"
     bad.write_text(f"#!/bin/sh\ncase \"$*\" in *sh030*) exit 4;; esac\nexec {farm.fake} \"$@\"\n")
     bad.chmod(0o755)
     code = main(["render-shots", str(farm.shotlist), "--vrmbg", str(bad)])
     err = capsys.readouterr().err
-    assert code == EXIT_INTERNAL
+    assert code == EXIT_INPUT
     assert "sh010 (exit 3 (input error))" in err and "sh030 (exit 4 (model error))" in err
+
+
+def test_a_shot_killed_by_the_system_asks_for_a_retry(farm, capsys):
+    killed = farm.folder / "killed-vrmbg"
+    killed.write_text(f'#!/bin/sh\ncase "$*" in *sh020*) kill -9 $$;; esac\n'
+                      f'exec {farm.fake} "$@"\n')
+    killed.chmod(0o755)
+    code = main(["render-shots", str(farm.shotlist), "--vrmbg", str(killed)])
+    assert code == EXIT_RETRY
+    assert "sh020 (killed by SIGKILL)" in capsys.readouterr().err
 
 
 def test_fail_fast_starts_no_further_shot(farm, monkeypatch, capsys):

@@ -118,7 +118,25 @@ def test_unknown_key_names_the_shot_the_key_and_the_valid_keys(tmp_path):
 def test_valid_keys_come_from_the_schema():
     keys = valid_keys()
     assert keys[:4] == ["name", "input", "output", "frames"]
-    assert set(keys[4:]) == {p.name for p in schema.for_host("cli")}
+    # every command-line setting but the one only the person running vrmbg may give
+    assert set(keys[4:]) == {p.name for p in schema.for_host("cli")} - {"trust_remote_code"}
+
+
+def test_a_shot_list_cannot_switch_on_downloaded_model_code(tmp_path):
+    """A data file must never run the weights' own model.py."""
+    path = tmp_path / "shots.json"
+    path.write_text(json.dumps({"shots": [
+        {"name": "sh010", "input": "a.####.exr", "output": "m.####.exr", "frames": "1-3",
+         "trust_remote_code": True}]}))
+    with pytest.raises(UsageError, match="trust_remote_code cannot come from a shot list"):
+        load_shotlist(path)
+
+
+def test_a_shot_list_nested_too_deeply_is_a_usage_error(tmp_path):
+    path = tmp_path / "shots.json"
+    path.write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(UsageError, match="nests too deeply"):
+        load_shotlist(path)
 
 
 @pytest.mark.parametrize("key", ["name", "input", "output", "frames"])

@@ -9,7 +9,7 @@ import OpenImageIO as oiio
 import PyOpenColorIO as OCIO
 import pytest
 
-from vrmbg.core.demo import synth
+from vrmbg.core.demo import shot_files, synth
 
 
 def _read(path: str) -> tuple[np.ndarray, oiio.ImageSpec]:
@@ -63,7 +63,7 @@ def test_background_is_less_saturated_than_the_foreground():
 
 def test_written_exr_and_dpx_sequences_read_back(tmp_path):
     shot = synth.generate_shot(5, frames=3, width=80, height=48)
-    files = synth.write_shot(shot, str(tmp_path), name="sh010", dpx_space="ACEScct")
+    files = shot_files.write_shot(shot, str(tmp_path), name="sh010", dpx_space="ACEScct")
     processor = OCIO.Config.CreateFromFile(synth.DEFAULT_CONFIG).getProcessor(
         "ACEScct", "ACEScg").getDefaultCPUProcessor()
     for i, frame in enumerate((1001, 1002, 1003)):

@@ -231,6 +231,16 @@ BAD_LINES = [
     (b'{"id": 15, "op": "cache_info"}', 15, "missing field"),
     (b'{"id": "s", "op": "status", "session": "ghost"}', "s", "unknown session"),
     (b'\xff\xfe{"id": 1}', None, "UTF-8"),
+    # Lone surrogates (how a non-UTF-8 path reads in Python), NUL bytes, deep nesting.
+    (b'{"id":"\\ud800","op":"nope"}', None, "id"),
+    (b'{"id": 16, "op": "open", "input": "/p/\\udcff/a.####.exr"}', 16, "input"),
+    (b'{"id": 17, "op": "open", "input": "/p/a\\u0000.####.exr"}', 17, "NUL"),
+    (b'{"id": 18, "op": "status", "session": "\\udc80"}', 18, "session"),
+    (b'{"id": 19, "op": "open", "input": "a", "settings": {"\\ud800": 1}}', 19, "settings"),
+    (b'{"id": 20, "op": "hello", "client": ' + b"[" * 100000 + b"]" * 100000 + b"}",
+     None, "nests too deeply"),
+    (b'{"id": 21, "op": "open", "input": "a", "settings": ' + b'{"a":' * 20 + b"1"
+     + b"}" * 20 + b"}", 21, "nests too deeply"),
 ]
 
 
@@ -255,6 +265,28 @@ def test_bad_requests_get_one_error_and_the_next_request_works(shared_worker, li
     error = caused[0]
     assert error["id"] == request_id and error["code"] == 2
     assert words.lower() in error["message"].lower() and "\n" not in error["message"]
+
+
+def test_a_refused_open_leaves_later_opens_answered(shared_worker, shot):
+    worker = shared_worker
+    bad = worker.send("open", input="/plates/\udcff/sh010.####.exr", session="bad")
+    assert worker.final(bad, timeout=30)["event"] == "error"
+    good = worker.send("open", input=shot, session="good",
+                       settings={"model": "/no/such/model"})
+    answer = worker.final(good, timeout=60)
+    assert answer["id"] == good and answer["event"] in ("opened", "error")
+    assert "internal error" not in answer.get("message", "")
+    assert worker.proc.poll() is None
+
+
+def test_a_request_alone_cannot_switch_on_downloaded_model_code(shared_worker):
+    """A host knob saved in someone else's scene reaches the worker as a setting: refused
+    unless the worker's own user allowed it (flag or environment)."""
+    answer = shared_worker.call("open", input="/plates/a.####.exr",
+                                settings={"trust_remote_code": True})
+    assert answer["event"] == "error" and answer["code"] == 4
+    assert "trust_remote_code refused" in answer["message"]
+    assert "--trust-remote-code" in answer["message"]
 
 
 def test_a_line_over_1_mib_is_refused_and_the_next_request_works(shared_worker):
@@ -318,7 +350,7 @@ def test_cuts_and_edge_upsampling_reach_the_worker_as_they_reach_a_render(worker
                                                                          tmp_path):
     """A host's session with an edit's cut and the colour-guided edges gives the mattes a
     `vrmbg render` with the same flags gives, and the cut frame says it restarted."""
-    from vrmbg.core.engine.cache import read_matte_stamp
+    from vrmbg.core.io.mattes import read_matte_stamp
 
     cut = FIRST + 4
     out = tmp_path / "render"
@@ -343,7 +375,7 @@ def test_cuts_and_edge_upsampling_reach_the_worker_as_they_reach_a_render(worker
 def test_a_per_frame_model_answers_a_jump_with_that_frame_alone(worker, shot, tmp_path):
     """Public per-frame weights in a host: a jump to the last frame computes one frame, and it
     is the matte `vrmbg render` gives that frame."""
-    from vrmbg.core.engine.cache import read_matte_stamp
+    from vrmbg.core.io.mattes import read_matte_stamp
     from vrmbg.core.model import ModelConfig, init_random
 
     per_frame = init_random(str(tmp_path / "per-frame"),

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .. import __version__
-from ..errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_USAGE, Cancelled, VrmbgError
+from ..errors import (EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Cancelled,
+                      UsageError, VrmbgError, one_line, retry_advice)
 
 # Sub-command modules, in the order `--help` lists them. Every one must import: a missing
 # or broken command module is an error of the installation, never silently skipped.
@@ -43,9 +45,18 @@ Start here:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises a UsageError instead of exiting, so `--json` callers still get
+    one JSON object and farm logs get an `openjd_fail:` line (sub-parsers inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{self.prog}: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every available sub-command registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vrmbg", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vrmbg {__version__}")
@@ -60,8 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # OpenMP threads that spin while waiting make a busy machine (a farm node running
     # other work, or our own reader threads) 5-10x slower; set before torch is imported.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return _failed(exc, exc.exit_code, json_wanted="--json" in argv)
     if not hasattr(args, "func"):
         parser.print_help()
         return EXIT_USAGE
@@ -71,13 +86,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vrmbg: cancelled: {exc}", file=sys.stderr)
         return exc.exit_code
     except VrmbgError as exc:
-        print(f"vrmbg: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _failed(exc, exc.exit_code)
     except KeyboardInterrupt:
         print("vrmbg: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    except BrokenPipeError:  # `vrmbg info ... | head`: the reader has all it wanted
+        _silence_stdout()
+        return EXIT_OK
     except Exception:  # a bug: keep the traceback for the report
         import traceback
         traceback.print_exc()
         print("vrmbg: internal error (please report the traceback above)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _failed(exc: VrmbgError, code: int, *, json_wanted: bool = False) -> int:
+    """Report an error as one line (and as JSON or an `openjd_fail:` line where asked)."""
+    print(f"vrmbg: error: {exc}", file=sys.stderr)
+    if json_wanted:
+        print(json.dumps({"error": str(exc), "exit_code": code}, sort_keys=True), flush=True)
+    if os.environ.get("VRMBG_PROGRESS") == "plain":  # farm tasks: OpenJD fails the task
+        print(f"openjd_fail: {one_line(exc)} [exit {code}: {retry_advice(code)}]", flush=True)
+    return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

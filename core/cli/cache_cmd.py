@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from ..engine import cache as store
+from ..engine import housekeeping as store
 from ..errors import UsageError
 from ..io.frames import SequencePattern
 from .options import add_schema_arguments

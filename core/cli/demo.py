@@ -103,11 +103,11 @@ def render_demo(outdir: str, *, frames: int = 24, width: int = 384, height: int 
                 precision: str = "auto", model: str = "demo", log=_say) -> dict[str, Any]:
     """Do the whole demo into `outdir`; returns the report (also written as report.json)."""
     started = time.perf_counter()
-    from ..demo import report, synth
+    from ..demo import report, shot_files, synth
 
     log(f"generating a {frames}-frame {width}x{height} shot (seed {seed}) in {outdir}")
     shot = synth.generate_shot(seed, frames=frames, width=width, height=height)
-    files = synth.write_shot(shot, outdir, name="demo", dpx_space="ACEScct" if dpx else "")
+    files = shot_files.write_shot(shot, outdir, name="demo", dpx_space="ACEScct" if dpx else "")
     plate_pattern = files.dpx if dpx else files.plate
     input_space = "ACEScct" if dpx else ""  # EXR: the config's scene_linear role (ACEScg)
 

@@ -64,7 +64,8 @@ def describe_layered(pattern: str) -> dict[str, Any]:
 
     Re-raises the original InputError when no part holds a layer with R, G, B either.
     """
-    from ..io.plates import ImageReader, PlateSequence, split_layers
+    from ..io.image_reader import ImageReader, split_layers
+    from ..io.plates import PlateSequence
 
     sequence = PlateSequence(pattern)
     with ImageReader(sequence.path_for(sequence.first_frame), sequence.first_frame) as reader:

@@ -7,10 +7,12 @@ import os
 import re
 import sys
 
-from ..fs import atomic_write
+from ..fs import atomic_write_text
 from ..errors import UsageError
 from ..farm import job_settings, load_shotlist
 from .options import add_schema_arguments
+
+FARM_THREADS = 4  # the thread count a job pins and books when --threads is not given
 
 DESCRIPTION = """\
 Write a render-farm job that renders every shot of a SHOTLIST with `vrmbg render`.
@@ -26,6 +28,13 @@ to every shot; a shot's own keys (any render setting, e.g. "input_colorspace") w
 Before the job is written every shot is checked (plates on disk for its frames, colour
 spaces known to the OCIO config, model folder present); --no-check skips that when this
 machine cannot see the plates.
+
+Every task is pinned to --threads (4 unless given) and books that many cores: on a CPU the
+thread count is part of a chain's identity, so tasks on hosts with other core counts
+would otherwise make mattes that differ. --device cuda tasks ask the farm for a GPU.
+Exit codes of the tasks: 75 means this host could not do it now (no GPU, no space, the
+chain lock held too long) and a retry elsewhere may succeed; 2-5 mean the input or
+settings must be fixed first (see `vrmbg --help`).
 
 Examples:
   vrmbg job openjd shots.json -o job.yaml --model /show/models/vrmbg3 --device cuda
@@ -81,7 +90,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common_arguments(openjd, "job.yaml")
     openjd.add_argument("--chunk", type=int, default=0, metavar="N",
-                        help="split each shot into tasks of N frames (0 = one task per shot)")
+                        help="split each shot into tasks of N frames (0 = one task per shot; "
+                             "a shot whose output is a movie is always one task)")
+    openjd.add_argument("--bundle", action="store_true",
+                        help="write a Deadline Cloud job bundle: -o names a folder that gets "
+                             "template.yaml, parameter_values.yaml and asset_references.yaml")
     openjd.set_defaults(func=run, engine="openjd")
 
     opencue = engines.add_parser(
@@ -116,11 +129,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("choose a farm engine: vrmbg job openjd ... or vrmbg job opencue ...")
     shots = load_shotlist(args.shotlist)
     job = job_settings(vars(args))
+    if not int(job.get("threads") or 0):
+        job["threads"] = FARM_THREADS  # every task forms the same chain, on any host
     if args.check:
         from ..farm.checks import check_shots
 
         check_shots(shots, job)
     name = args.name or default_job_name(args.shotlist)
+    if getattr(args, "bundle", False):
+        return _write_bundle(shots, job, name, args)
     if args.engine == "openjd":
         text = _openjd_text(shots, job, name, args)
     else:
@@ -138,16 +155,40 @@ def default_job_name(shotlist: str) -> str:
     return "vrmbg_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
 
 
-def _openjd_text(shots: list, job: dict, name: str, args: argparse.Namespace) -> str:
-    """The OpenJD template as YAML."""
+def _openjd_template(shots: list, job: dict, name: str, args: argparse.Namespace,
+                     folder: str) -> dict:
+    """The OpenJD template with PATH defaults relative to `folder`."""
     from ..farm import openjd
 
     if args.chunk < 0:
         raise UsageError(f"--chunk must be 0 or more, got {args.chunk}")
+    return openjd.build_template(shots, job, name=name, executable=args.vrmbg,
+                                 chunk=args.chunk, template_dir=folder)
+
+
+def _openjd_text(shots: list, job: dict, name: str, args: argparse.Namespace) -> str:
+    """The OpenJD template as YAML."""
+    from ..farm import openjd
+
     folder = os.getcwd() if args.output == "-" else os.path.dirname(os.path.abspath(args.output))
-    template = openjd.build_template(shots, job, name=name, executable=args.vrmbg,
-                                     chunk=args.chunk, template_dir=folder)
-    return openjd.template_text(template)
+    return openjd.template_text(_openjd_template(shots, job, name, args, folder))
+
+
+def _write_bundle(shots: list, job: dict, name: str, args: argparse.Namespace) -> int:
+    """Write a Deadline Cloud job bundle folder; returns 0."""
+    from ..farm import openjd
+
+    if args.output == "-":
+        raise UsageError("--bundle writes a folder: give it with -o FOLDER")
+    folder = os.path.abspath(args.output)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError("--bundle needs a folder, and this is a file", path=folder)
+    template = _openjd_template(shots, job, name, args, folder)
+    for file_name, text in openjd.bundle_files(template, folder).items():
+        _write(os.path.join(folder, file_name), text)
+    print(f"vrmbg job: wrote a job bundle for {len(shots)} shot(s) to {folder}",
+          file=sys.stderr)
+    return 0
 
 
 def _opencue_text(shots: list, job: dict, name: str, args: argparse.Namespace) -> str:
@@ -165,8 +206,4 @@ def _write(path: str, text: str) -> None:
         sys.stdout.write(text)
         return
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-
-    atomic_write(path, write)
+    atomic_write_text(path, text)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..errors import (EXIT_CANCELLED, EXIT_INPUT, EXIT_INTERNAL, EXIT_MODEL, EXIT_OK,
-                      EXIT_OUTPUT, EXIT_USAGE, UsageError)
+                      EXIT_OUTPUT, EXIT_RETRY, EXIT_USAGE, UsageError)
 from ..farm import Shot, job_settings, load_shotlist, render_args
 from ..render.progress import CancelFlag, Progress
 from .options import add_schema_arguments
@@ -34,7 +34,8 @@ CHILD_PROGRESS = re.compile(r"^Progress: (\d+)%\s*$")
 CHILD_FARM_LINE = re.compile(r"^openjd_(progress|status):")
 EXIT_NAMES = {EXIT_INTERNAL: "internal error", EXIT_USAGE: "usage error",
               EXIT_INPUT: "input error", EXIT_MODEL: "model error",
-              EXIT_OUTPUT: "output error", EXIT_CANCELLED: "cancelled", 127: "not started"}
+              EXIT_OUTPUT: "output error", EXIT_RETRY: "retry on another host",
+              EXIT_CANCELLED: "cancelled", 127: "not started"}
 
 DESCRIPTION = """\
 Render every shot of a SHOTLIST on this machine, N shots at a time, each in its own
@@ -302,8 +303,9 @@ def describe_exit(code: int | None) -> str:
 def summarise(runs: Sequence[ShotRun], *, cancelled: bool) -> int:
     """Print which shots failed or never ran; return the command's exit code.
 
-    0 when all shots finished; 130 when cancelled; otherwise the failed shots' common exit
-    code (e.g. 3 when every failure was an input error), else 1.
+    0 when all shots finished; 130 when cancelled; otherwise the exit code of the first
+    shot that failed, in shot-list order (3 for an input error, 75 for a shot a retry on
+    another host may finish, such as one killed by the system); 1 only for a bug.
     """
     failed = [item for item in runs if item.returncode not in (0, None)]
     not_run = [item for item in runs if item.returncode is None]
@@ -323,7 +325,16 @@ def summarise(runs: Sequence[ShotRun], *, cancelled: bool) -> int:
         return EXIT_CANCELLED
     if not failed and not not_run:
         return EXIT_OK
-    codes = {item.returncode for item in failed}
-    if len(codes) == 1 and next(iter(codes)) in EXIT_NAMES and next(iter(codes)) != 127:
-        return int(next(iter(codes)))
+    if not failed:  # shots left unstarted by --fail-fast after a cancel
+        return EXIT_CANCELLED
+    return shot_exit(failed[0].returncode)
+
+
+def shot_exit(code: int | None) -> int:
+    """A failed shot's exit code as render-shots reports it: vrmbg's own codes as they are,
+    a shot killed by a signal or never started as retryable, anything else as a bug."""
+    if code in EXIT_NAMES and code not in (127, EXIT_OK):
+        return int(code)
+    if code is None or code < 0 or code in (127, 137, 143):
+        return EXIT_RETRY
     return EXIT_INTERNAL

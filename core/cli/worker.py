@@ -25,11 +25,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: $VRMBG_CACHE, else the user cache folder)")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
                         help="CPU threads for the whole process (0 = every core)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let sessions whose settings ask for it run the model's own "
+                             "downloaded code (a scene or request alone cannot switch it on)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve requests until stdin closes or `shutdown`; returns the exit code."""
+    from ..model.trust import allow_remote_code
     from ..worker.server import run_worker
 
+    if args.trust_remote_code:
+        allow_remote_code()
     return run_worker(cache_dir=args.cache_dir, threads=max(0, args.threads))

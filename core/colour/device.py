@@ -32,7 +32,7 @@ import numpy as np
 import PyOpenColorIO as OCIO
 import torch
 
-from .transform import probe_pixels
+from .probes import probe_pixels
 
 # The largest difference from the OCIO CPU processor allowed on the model input on the probe
 # pixels (the budget is 1e-4; half plates of every studio-config space measured <= 5.5e-6).

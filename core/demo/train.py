@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..fs import atomic_write_text
 from ..engine.step import IMAGENET_MEAN, IMAGENET_STD, resize_bilinear
 from . import synth
-from .train_cli import TrainSettings
+from .train_settings import TrainSettings
 
 _MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 _STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)

@@ -8,29 +8,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
 
 from ..errors import UsageError
-
-DEMO_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "demo")
-
-
-@dataclass
-class TrainSettings:
-    """Everything that defines a training run (recorded in the model card)."""
-
-    out: str = DEMO_FOLDER
-    minutes: float = 30.0
-    steps: int = 0  # 0 = as many as fit in `minutes`
-    seed: int = 1
-    resolution: int = 192
-    batch: int = 4
-    clip_frames: int = 6
-    pool: int = 48  # clips kept in memory; one is replaced every `refresh` optimiser steps
-    refresh: int = 2
-    lr: float = 1.5e-3
-    threads: int = 2
-    init: str = ""  # start from the weights in this model folder (fine-tuning)
+from .train_settings import DEMO_FOLDER, TrainSettings
 
 
 EPILOG = """\
@@ -80,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    from .train import train
+    from .train import train  # here, not above: it imports torch, which `vrmbg --help` skips
 
     train(settings, log=log)
     print(os.path.join(settings.out, "MODEL_CARD.md"))

@@ -1,4 +1,4 @@
-"""The temporal cache on disk: folder layout, per-chain lock, lossless state files, housekeeping.
+"""The temporal cache on disk: the folder layout and the lossless state files of a chain.
 
 Layout (every file is written atomically: temp file + rename in the same folder)::
 
@@ -18,29 +18,31 @@ Layout (every file is written atomically: temp file + rename in the same folder)
                                         and/or bounded pre-roll); mattes say vrmbg:tier=preview
 
 A frame is valid when its state file exists under the recomputed key *and* its matte carries
-that key. The matte is written before the state, so a crash between the two leaves a frame that
-is simply recomputed. Temp files (`.vrmbg-tmp-` in the name) left by a killed process are
-never read and are swept by the next process that takes the chain's lock.
+that key (`io.mattes.read_matte_stamp`). The matte is written before the state, so a crash
+between the two leaves a frame that is simply recomputed. Temp files (`fs.temp_path_for`) left
+by a killed process are never read and are swept by the next process that takes the chain's
+lock.
+
+Beside this module: `lock` (the per-chain lock), `housekeeping` (listing, sizing and deleting
+chains: `vrmbg cache`), and `io.plate_identity` (which shot a plate is: the shot folder name).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     import torch
 
-from ..fs import TEMP_MARKER, atomic_write, atomic_write_text
-from ..errors import OutputError, UsageError, library_text
+from ..errors import OutputError, UsageError
+from ..fs import (atomic_write, atomic_write_text, is_temp_name, make_folder, remove_file,
+                  remove_temp_files, touch)
 from ..io.frames import format_frame
 
 TIERS = ("final", "preview")
@@ -54,198 +56,256 @@ KEY_CHARS = 32  # key characters kept in state file names (128 bits)
 
 _STATE_NAME = re.compile(r"^(-?\d+)_(-?\d+)_([0-9a-f]+)\.npy$")
 
-try:  # POSIX advisory locks (local disks, and NFSv4 where flock maps to byte-range locks)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-    import msvcrt
-
 
 # --------------------------------------------------------------------------- cache root
 
 RENDER_CACHE_FOLDER = ".vrmbg-cache"  # a render's cache, beside its output
 
+# The marker that makes a folder a vrmbg cache: the cache commands delete only in a marked
+# folder (or one they adopt, `housekeeping.claim_cache`). Written by the engine the first
+# time it computes into a root (`guard_chain_folder`). FORMAT counts layout changes: a
+# folder marked with a newer format is left alone.
+MARKER_FILE = ".vrmbg-cache.json"
+CACHE_FORMAT = 1
+MADE_BY = "vrmbg"
+
+# What may sit in a cache root besides shot folders: the hosts' own folders (the Nuke node
+# renders a plate it cannot read directly to nuke-input/, nuke/vrmbg_nuke/pixels_in.py) and
+# the litter file browsers and file systems leave everywhere.
+HOST_FOLDERS = ("nuke-input",)
+LITTER_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "lost+found",
+                          ".Spotlight-V100", ".fseventsd", ".Trashes", ".TemporaryItems"})
+LITTER_PREFIXES = ("._", ".nfs", ".fuse_hidden")
+CHAIN_NAME = re.compile(r"^[0-9a-f]{16}$")  # `chain.chain_id`: 16 hex of the identity hash
+TRASH_PREFIX = ".trash-"  # a chain being deleted (`housekeeping.remove_chain`)
+
 
 def default_cache_root(explicit: str = "") -> str:
-    """Where the cache lives: explicit > $VRMBG_CACHE > $XDG_CACHE_HOME/vrmbg > ~/.cache/vrmbg."""
+    """Where the cache lives: explicit > $VRMBG_CACHE > $XDG_CACHE_HOME/vrmbg > ~/.cache/vrmbg.
+
+    UsageError for a folder that must never be a cache (`check_cache_root`): every user of a
+    cache root (render, worker sessions, `vrmbg cache`) resolves it here, so it is refused
+    before anything is created.
+    """
     if explicit:
-        return os.path.abspath(os.path.expanduser(explicit))
-    env = os.environ.get("VRMBG_CACHE", "")
-    if env:
-        return os.path.abspath(os.path.expanduser(env))
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "vrmbg")
+        root = os.path.abspath(os.path.expanduser(explicit))
+    elif os.environ.get("VRMBG_CACHE", ""):
+        root = os.path.abspath(os.path.expanduser(os.environ["VRMBG_CACHE"]))
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        base = (xdg if xdg and os.path.isabs(xdg)
+                else os.path.join(os.path.expanduser("~"), ".cache"))
+        root = os.path.join(base, "vrmbg")
+    check_cache_root(root)
+    return root
 
 
-def plate_source(plates: Any) -> str:
-    """The plate's canonical location: real folder + pattern with a `#` token, or movie path.
-
-    Spellings of one sequence (`####`, `%04d`, `@@@@`, `$F4`, and `###` or `#` matching the
-    same 4-digit files, a symlinked folder) give the same text, so they share one cache.
-    """
-    pattern = getattr(plates, "pattern", None)
-    if getattr(pattern, "is_sequence", False):
-        folder = os.path.realpath(pattern.folder or ".")
-        token = "#" * _file_padding(plates, int(pattern.padding))
-        return os.path.join(folder, f"{pattern.prefix}{token}{pattern.tail}")
-    text = getattr(pattern, "pattern", None) or getattr(plates, "path", None)
-    if text is None and isinstance(pattern, str):
-        text = pattern
-    return os.path.realpath(str(text)) if text else repr(plates)
-
-
-def _file_padding(plates: Any, padding: int) -> int:
-    """The padding the files on disk actually have: a `#` or `###` token matches 4-digit
-    files too (frame numbers are never cut), so the first frame's digits count as well."""
-    first = getattr(plates, "first_frame", None)
-    if first is None:
-        return max(1, padding)
-    return max(1, padding, len(format_frame(int(first), max(1, padding))))
+def check_cache_root(root: str) -> None:
+    """UsageError when `root` must not be a cache folder: a file-system root (`/`, `C:\\`),
+    the home folder, or the top folder of a mounted file system that holds other things (an
+    empty one, or one that is already a vrmbg cache, is a cache volume of its own)."""
+    real = os.path.realpath(root)
+    hint = "give the cache a folder of its own, e.g. --cache-dir /path/to/vrmbg-cache"
+    if os.path.dirname(real) == real:
+        raise UsageError("the file-system root cannot be the cache folder", path=root,
+                         hint=hint)
+    if real in _home_folders():
+        raise UsageError("the home folder cannot be the cache folder", path=root, hint=hint)
+    if os.path.ismount(real) and read_marker(real) is None:
+        problem, _ = layout_problem(real)
+        if problem:
+            raise UsageError("the top folder of a mounted file system cannot be the cache "
+                             f"folder unless it is empty or a vrmbg cache ({problem})",
+                             path=root, hint=hint)
 
 
-def plate_part(plates: Any) -> str:
-    """The EXR part a plate sequence reads, by name ("" for single-part files and movies).
-
-    `--part 1`, `--part beauty` and no `--part` at all name one part when they select the
-    same one, so they are one shot; the name comes from the first frame's header.
-    """
-    if not getattr(plates, "part", "") and not hasattr(plates, "path_for"):
-        return ""
+def _home_folders() -> set[str]:
+    """The user's home folder, as $HOME and as the password database say."""
+    homes = {os.path.realpath(os.path.expanduser("~"))}
     try:
-        info = plates.info(plates.first_frame)
-    except Exception:  # unreadable here: the render reports it when it reads the frame
-        return str(getattr(plates, "part", "") or "")
-    parts = tuple(getattr(info, "parts", ()) or ())
-    if len(parts) <= 1:
-        return ""
-    return str(parts[int(getattr(info, "part_index", 0) or 0)])
+        import pwd
+        homes.add(os.path.realpath(pwd.getpwuid(os.getuid()).pw_dir))
+    except (ImportError, KeyError, AttributeError, OSError):
+        pass
+    return homes
 
 
-_CONTENT_IDS: dict[tuple, str] = {}  # (path, inode, size, mtime) -> content id, per process
-
-
-def plate_content_id(plates: Any, frame: int) -> str:
-    """Identity of the pictures in one plate frame: a hash of its file's bytes (of its
-    decoded pixels for a movie), 16 hex characters.
-
-    Where the plates are mounted and how the pattern is spelled do not enter it, so a farm
-    node reading the same files through another mount recognises them; a v001 and a v002
-    folder with the same file names but other pictures never match.
-    """
-    path_for = getattr(plates, "path_for", None)
-    if path_for is None:
-        return hashlib.sha256(plates.fingerprint(frame, content=True).encode()).hexdigest()[:16]
-    path = path_for(frame)
+def read_marker(root: str) -> dict[str, Any] | None:
+    """The cache root's marker ({"format": N, "made_by": "vrmbg"}), or None when there is
+    none, it is a link, or it is not vrmbg's."""
+    path = os.path.join(root, MARKER_FILE)
+    if os.path.islink(path) or not os.path.isfile(path):
+        return None
     try:
-        stat = os.stat(path)
-        memo = (os.path.realpath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    except OSError:
-        memo = None
-    found = _CONTENT_IDS.get(memo) if memo else None
-    if found is None:
-        found = hashlib.sha256(plates.fingerprint(frame, content=True).encode()).hexdigest()[:16]
-        if memo:
-            _CONTENT_IDS[memo] = found
-    return found
+        with open(path, encoding="utf-8") as handle:
+            marker = json.load(handle)
+    except (OSError, ValueError, RecursionError):
+        return None
+    if (not isinstance(marker, dict) or marker.get("made_by") != MADE_BY
+            or not isinstance(marker.get("format"), int) or isinstance(marker["format"], bool)):
+        return None
+    return marker
 
 
-def plate_name(plates: Any) -> str:
-    """A file-name friendly shot name from the plate pattern (`sh010` for sh010.####.exr)."""
-    pattern = getattr(plates, "pattern", None)
-    prefix = getattr(pattern, "prefix", None)
-    if prefix is None:
-        prefix = os.path.splitext(os.path.basename(plate_source(plates)))[0]
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", prefix).strip("._-")
-    return name or "matte"
+def write_marker(root: str) -> None:
+    """Mark `root` as a vrmbg cache (made when missing); OutputError when it cannot."""
+    make_folder(root)
+    atomic_write_text(os.path.join(root, MARKER_FILE),
+                      json.dumps({"format": CACHE_FORMAT, "made_by": MADE_BY}) + "\n")
 
 
-def shot_id(plates: Any, layer: str = "", part: str = "") -> str:
-    """Folder name of a shot: its name plus a short hash of its path and channel selection."""
-    digest = hashlib.sha256("\0".join((plate_source(plates), layer, part)).encode()).hexdigest()
-    return f"{plate_name(plates)}-{digest[:8]}"
+def newer_format_error(root: str, marker: dict[str, Any]) -> str | None:
+    """Why a marked cache cannot be used by this vrmbg (a newer layout), or None."""
+    if marker["format"] > CACHE_FORMAT:
+        return (f"made by a newer vrmbg (cache format {marker['format']}, this vrmbg "
+                f"knows {CACHE_FORMAT}): use that version, or another cache folder")
+    return None
 
 
-# --------------------------------------------------------------------------- lock
+def mark_cache_root(root: str) -> None:
+    """The engine is about to compute into `root`: mark it as a vrmbg cache (best effort: a
+    root others made read-only stays usable where its shot folders are writable).
+    OutputError when a newer vrmbg made it."""
+    marker = read_marker(root)
+    if marker is None:
+        try:
+            write_marker(root)
+        except OSError:
+            pass
+        except OutputError:
+            pass
+        return
+    why = newer_format_error(root, marker)
+    if why:
+        raise OutputError(f"the cache folder was {why}", path=root)
 
-class ChainLock:
-    """An exclusive advisory lock on a chain (a lock file in the chain folder).
 
-    Held while a process computes and writes frames of the chain; readers of finished frames
-    never need it. A process killed while holding it releases it (the kernel closes the file).
+def is_litter(name: str) -> bool:
+    """A file browser's or file system's own file (.DS_Store, ._name, .nfsNNNN, lost+found)."""
+    return name in LITTER_NAMES or name.startswith(LITTER_PREFIXES)
+
+
+def layout_problem(root: str) -> tuple[str | None, int]:
+    """Why `root` is not laid out as a vrmbg cache (None when it is), and how many shot
+    folders carry vrmbg's stamps (shot.json, chain.json).
+
+    A vrmbg cache holds shot folders (shot.json, final/ and preview/ holding chain folders:
+    16 hex names holding chain.json, chain.lock, matte/, state/), the hosts' own folders
+    (`HOST_FOLDERS`), vrmbg's temp files and litter. Symbolic links are left out: vrmbg never
+    follows one, so they decide nothing. Reads only.
     """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def try_acquire(self) -> bool:
-        """Take the lock if it is free; never waits."""
-        if self._fd is not None:
-            return True
-        while True:
-            try:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            except OSError as exc:
-                raise OutputError(f"cannot use the cache folder ({exc.strerror or exc})",
-                                  path=os.path.dirname(self.path),
-                                  hint="check --cache-dir / $VRMBG_CACHE") from None
-            if not _lock_fd(fd):
-                os.close(fd)
-                return False
-            if _same_file(self.path, fd):
-                self._fd = fd
-                return True
-            os.close(fd)  # the chain was removed under us (prune): lock the new file
-
-    def acquire(self, *, poll: float = 0.1, stop: Callable[[], bool] | None = None) -> bool:
-        """Wait for the lock; returns False as soon as `stop()` is true while waiting."""
-        while not self.try_acquire():
-            if stop is not None and stop():
-                return False
-            time.sleep(poll)
-        return True
-
-    def release(self) -> None:
-        """Give the lock back (closing the file releases it)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-
-def _lock_fd(fd: int) -> bool:
-    """Non-blocking exclusive lock of an open file; False when someone else holds it."""
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        else:  # pragma: no cover - Windows
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    except OSError:
+        names = sorted(os.listdir(root))
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})", 0
+    shots = 0
+    for name in names:
+        path = os.path.join(root, name)
+        if _neutral(path, name) or name == MARKER_FILE:
+            continue
+        if os.path.isdir(path) and (name in HOST_FOLDERS or name == RENDER_CACHE_FOLDER):
+            continue
+        if not os.path.isdir(path):
+            return f"{name!r} is not something vrmbg makes", shots
+        problem = _shot_problem(path, name)
+        if problem:
+            return problem, shots
+        shots += 1
+    return None, shots
+
+
+def _neutral(path: str, name: str) -> bool:
+    """An entry that says nothing about who made a folder: a link, litter, a temp file."""
+    return os.path.islink(path) or is_litter(name) or is_temp_name(name)
+
+
+def _shot_problem(shot_dir: str, shot: str) -> str | None:
+    """Why a folder in a cache root is not a vrmbg shot folder (None when it is)."""
+    stamped = False
+    for name in sorted(os.listdir(shot_dir)):
+        path = os.path.join(shot_dir, name)
+        rel = f"{shot}/{name}"
+        if _neutral(path, name):
+            continue
+        if name == SHOT_FILE and os.path.isfile(path):
+            if not _json_object(path):
+                return f"{rel} is not vrmbg's"
+            stamped = True
+        elif name in TIERS and os.path.isdir(path):
+            for chain in sorted(os.listdir(path)):
+                chain_dir = os.path.join(path, chain)
+                if _neutral(chain_dir, chain):
+                    continue
+                if os.path.isdir(chain_dir) and chain.startswith(TRASH_PREFIX):
+                    continue
+                if not (CHAIN_NAME.match(chain) and os.path.isdir(chain_dir)):
+                    return f"{rel}/{chain} is not a vrmbg chain folder"
+                problem, has_chain_file = _chain_problem(chain_dir, f"{rel}/{chain}")
+                if problem:
+                    return problem
+                stamped = stamped or has_chain_file
+        else:
+            return f"{rel} is not something vrmbg makes"
+    if not stamped:
+        return f"{shot!r} holds neither {SHOT_FILE} nor a {CHAIN_FILE}"
+    return None
+
+
+def _chain_problem(chain_dir: str, rel: str) -> tuple[str | None, bool]:
+    """Why a chain-named folder is not a vrmbg chain (None when it is), and whether it
+    holds its chain.json."""
+    has_chain_file = False
+    for name in os.listdir(chain_dir):
+        path = os.path.join(chain_dir, name)
+        if _neutral(path, name) or name == LOCK_FILE:
+            continue
+        if name == CHAIN_FILE and os.path.isfile(path) and _json_object(path):
+            has_chain_file = True
+        elif name in (MATTE_DIR, STATE_DIR) and os.path.isdir(path):
+            continue
+        else:
+            return f"{rel}/{name} is not something vrmbg makes", False
+    return None, has_chain_file
+
+
+def _json_object(path: str) -> bool:
+    """True when the file holds one JSON object (a vrmbg stamp)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return isinstance(json.load(handle), dict)
+    except (OSError, ValueError, RecursionError):
         return False
-    return True
 
 
-def _same_file(path: str, fd: int) -> bool:
-    """True when `path` still names the open file `fd`."""
-    try:
-        on_disk, opened = os.stat(path), os.fstat(fd)
-    except OSError:
-        return False
-    return (on_disk.st_ino, on_disk.st_dev) == (opened.st_ino, opened.st_dev)
+def chain_parents(chain_dir: str) -> tuple[str, str, str] | None:
+    """(cache root, shot folder, tier folder) of a chain folder laid out as the engine lays
+    it out (ROOT/<shot>/<final|preview>/<chain-id>), None for a folder elsewhere."""
+    chain_dir = os.path.abspath(chain_dir)
+    tier_dir = os.path.dirname(chain_dir)
+    shot_dir = os.path.dirname(tier_dir)
+    root = os.path.dirname(shot_dir)
+    if os.path.basename(tier_dir) not in TIERS or root == shot_dir:
+        return None
+    return root, shot_dir, tier_dir
 
 
-def is_locked(chain_dir: str) -> bool:
-    """True when a running process holds the chain's lock."""
-    path = os.path.join(chain_dir, LOCK_FILE)
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        return not _lock_fd(fd)
-    finally:
-        os.close(fd)
+def guard_chain_folder(chain_dir: str, *, mark: bool = False) -> None:
+    """OutputError when writing or deleting in a chain folder would go through a symbolic
+    link out of the cache: the chain, tier and shot folders must be folders of their own.
+    With `mark`, the cache root gets its marker (the engine is about to compute into it)."""
+    parents = chain_parents(chain_dir)
+    for folder in (*(parents[1:] if parents else ()), chain_dir):
+        refuse_link(folder)
+    if mark and parents:
+        mark_cache_root(parents[0])
+
+
+def refuse_link(folder: str) -> None:
+    """OutputError when `folder` is a symbolic link (vrmbg never writes or deletes through
+    one in its cache)."""
+    if os.path.islink(folder):
+        raise OutputError("is a symbolic link: vrmbg never writes or deletes through a link "
+                          "in its cache", path=folder, hint="remove the link")
 
 
 # --------------------------------------------------------------------------- state tensors
@@ -368,7 +428,7 @@ class ChainStore:
         atomic_write(path, lambda tmp: np.save(tmp, array, allow_pickle=False))
         for entry in self._states.get(frame, []):
             if entry.path != path:
-                _remove(entry.path)
+                remove_file(entry.path)
         self._states[frame] = [StateEntry(frame, start, key[:KEY_CHARS], path)]
 
     def read_state(self, frame: int, start: int, key: str, dtype: torch.dtype,
@@ -383,12 +443,13 @@ class ChainStore:
             return None
         return array
 
-    # ----------------------------------------------------------------- housekeeping
+    # ----------------------------------------------------------------- folders
 
     def ensure_folders(self, description: dict[str, Any]) -> None:
         """Create the chain folders and its chain.json (once); needs the lock held."""
-        for folder in (self.matte_dir, self.state_dir):
-            os.makedirs(folder, exist_ok=True)
+        for folder in (self.folder, self.matte_dir, self.state_dir):
+            refuse_link(folder)  # a linked matte/ or state/ would take mattes elsewhere
+            make_folder(folder)
         path = os.path.join(self.folder, CHAIN_FILE)
         if not os.path.isfile(path):
             text = json.dumps(description, indent=2, sort_keys=True, default=str) + "\n"
@@ -400,34 +461,17 @@ class ChainStore:
 
     def sweep_temp_files(self) -> int:
         """Remove temp files left by killed processes; call only with the lock held."""
-        removed = 0
-        for folder in (self.folder, self.matte_dir, self.state_dir):
-            try:
-                names = os.listdir(folder)
-            except FileNotFoundError:
-                continue
-            for name in names:
-                if TEMP_MARKER in name:
-                    removed += _remove(os.path.join(folder, name))
-        return removed
+        return sum(remove_temp_files(folder)
+                   for folder in (self.folder, self.matte_dir, self.state_dir)
+                   if not os.path.islink(folder))  # only in folders vrmbg owns
 
 
 def touch_chain(folder: str) -> None:
     """Mark a chain folder as just used: `cache prune` removes least recently used chains
     first, and reading finished frames counts as use."""
-    try:
-        os.utime(os.path.join(folder, CHAIN_FILE))
-    except OSError:
-        pass
-
-
-def _remove(path: str) -> int:
-    """Delete a file if present; 1 when removed."""
-    try:
-        os.remove(path)
-        return 1
-    except OSError:
-        return 0
+    path = os.path.join(folder, CHAIN_FILE)
+    if not os.path.islink(path):  # never the time of a file a link leads to
+        touch(path)
 
 
 def write_shot_file(shot_dir: str, description: dict[str, Any]) -> None:
@@ -440,203 +484,3 @@ def write_shot_file(shot_dir: str, description: dict[str, Any]) -> None:
         atomic_write_text(path, text)
     except OutputError:
         pass  # purely informative
-
-
-# --------------------------------------------------------------------------- whole cache
-
-@dataclass
-class ChainInfo:
-    """One chain folder as `vrmbg cache ls` shows it."""
-
-    folder: str
-    shot: str
-    tier: str
-    chain_id: str
-    frames: list[int]
-    size: int
-    last_used: float
-    locked: bool
-    description: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        from ..io.frames import format_frame_ranges
-        return {"folder": self.folder, "shot": self.shot, "tier": self.tier,
-                "chain_id": self.chain_id, "frames": format_frame_ranges(self.frames),
-                "frame_count": len(self.frames), "bytes": self.size,
-                "last_used": self.last_used, "locked": self.locked,
-                "settings": self.description.get("identity", {}),
-                "plate": self.description.get("plate", "")}
-
-
-def render_cache_inside(folder: str) -> str | None:
-    """The render cache kept in `folder` (an output folder), when `folder` holds no chains
-    of its own but has a `.vrmbg-cache` inside; None otherwise."""
-    inner = os.path.join(folder, RENDER_CACHE_FOLDER)
-    if not os.path.isdir(inner) or os.path.basename(os.path.normpath(folder)) == \
-            RENDER_CACHE_FOLDER:
-        return None
-    if next(iter_chain_dirs(folder), None) is not None:
-        return None
-    return inner
-
-
-def iter_chain_dirs(root: str) -> Iterator[tuple[str, str, str]]:
-    """(shot id, tier, chain folder) of every chain under `root` (UsageError for a root
-    that is a file or cannot be read; nothing for one that does not exist yet)."""
-    try:
-        shots = sorted(os.listdir(root))
-    except FileNotFoundError:
-        return
-    except NotADirectoryError:
-        raise UsageError("the cache folder is a file, not a folder", path=root) from None
-    except PermissionError:
-        raise UsageError("the cache folder cannot be read (permission denied)",
-                         path=root) from None
-    for shot in shots:
-        for tier in TIERS:
-            tier_dir = os.path.join(root, shot, tier)
-            try:
-                chains = sorted(os.listdir(tier_dir))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for chain in chains:
-                folder = os.path.join(tier_dir, chain)
-                if os.path.isdir(folder) and not chain.startswith(".trash-"):
-                    yield shot, tier, folder
-
-
-def folder_size(folder: str) -> int:
-    """Bytes of every file below `folder`."""
-    total = 0
-    for base, _dirs, files in os.walk(folder):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(base, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
-def _matte_frames(folder: str) -> list[int]:
-    """Frame numbers of the mattes in a chain folder."""
-    frames = []
-    try:
-        names = os.listdir(os.path.join(folder, MATTE_DIR))
-    except FileNotFoundError:
-        return frames
-    for name in names:
-        match = re.search(r"\.(-?\d+)\.exr$", name)
-        if match and TEMP_MARKER not in name:
-            frames.append(int(match.group(1)))
-    return sorted(frames)
-
-
-def chain_info(shot: str, tier: str, folder: str) -> ChainInfo:
-    """Describe one chain folder."""
-    chain_file = os.path.join(folder, CHAIN_FILE)
-    try:
-        with open(chain_file, encoding="utf-8") as handle:
-            description = json.load(handle)
-        last_used = os.stat(chain_file).st_mtime
-    except (OSError, ValueError):
-        description, last_used = {}, _newest_mtime(folder)
-    return ChainInfo(folder=folder, shot=shot, tier=tier, chain_id=os.path.basename(folder),
-                     frames=_matte_frames(folder), size=folder_size(folder),
-                     last_used=last_used, locked=is_locked(folder), description=description)
-
-
-def _newest_mtime(folder: str) -> float:
-    """Latest modification time of anything in `folder` (for chains without chain.json)."""
-    newest = 0.0
-    for base, _dirs, files in os.walk(folder):
-        for name in files:
-            try:
-                newest = max(newest, os.lstat(os.path.join(base, name)).st_mtime)
-            except OSError:
-                pass
-    return newest
-
-
-def list_chains(root: str) -> list[ChainInfo]:
-    """Every chain in the cache, least recently used first."""
-    infos = [chain_info(shot, tier, folder) for shot, tier, folder in iter_chain_dirs(root)]
-    return sorted(infos, key=lambda info: info.last_used)
-
-
-def remove_chain(folder: str) -> bool:
-    """Delete a chain folder unless a running process holds its lock; True when removed."""
-    lock = ChainLock(os.path.join(folder, LOCK_FILE))
-    if not os.path.isdir(folder) or not lock.try_acquire():
-        return False
-    trash = os.path.join(os.path.dirname(folder),
-                         f".trash-{os.path.basename(folder)}-{os.getpid()}-{time.time_ns()}")
-    try:
-        os.rename(folder, trash)  # atomic: a render waiting for the lock starts afresh
-    except OSError:
-        lock.release()
-        return False
-    lock.release()
-    shutil.rmtree(trash, ignore_errors=True)
-    _remove_empty_parents(folder)
-    return True
-
-
-def _remove_empty_parents(folder: str) -> None:
-    """Remove the tier and shot folders left empty (shot.json alone counts as empty)."""
-    tier_dir = os.path.dirname(folder)
-    shot_dir = os.path.dirname(tier_dir)
-    try:
-        os.rmdir(tier_dir)
-    except OSError:
-        return
-    if any(os.path.isdir(os.path.join(shot_dir, tier)) for tier in TIERS):
-        return
-    _remove(os.path.join(shot_dir, SHOT_FILE))
-    try:
-        os.rmdir(shot_dir)
-    except OSError:
-        pass
-
-
-def prune(root: str, max_bytes: int) -> tuple[list[ChainInfo], list[ChainInfo], int]:
-    """Delete least-recently-used chains until the cache fits in `max_bytes`.
-
-    Chains locked by a running render are never deleted. Returns (removed, kept busy, final
-    size in bytes).
-    """
-    chains = list_chains(root)
-    total = sum(info.size for info in chains)
-    removed: list[ChainInfo] = []
-    busy: list[ChainInfo] = []
-    for info in chains:
-        if total <= max_bytes:
-            break
-        if remove_chain(info.folder):
-            removed.append(info)
-            total -= info.size
-        else:
-            busy.append(info)
-    return removed, busy, total
-
-
-# --------------------------------------------------------------------------- matte stamps
-
-def read_matte_stamp(path: str) -> dict[str, Any] | None:
-    """The `vrmbg:*` attributes of a matte (key, start, tier, chain...), or None if unreadable.
-
-    Only the header is read, so checking a cached frame costs about a millisecond.
-    """
-    import OpenImageIO as oiio
-
-    if not os.path.isfile(path):
-        return None
-    image = oiio.ImageInput.open(path)
-    if image is None:
-        library_text(oiio.geterror)  # clear the global error message
-        return None
-    try:
-        return {attr.name[len("vrmbg:"):]: attr.value for attr in image.spec().extra_attribs
-                if attr.name.startswith("vrmbg:")}
-    finally:
-        image.close()

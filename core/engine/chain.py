@@ -26,6 +26,7 @@ import threading
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import InputError, UsageError
+from .interfaces import plate_file
 
 # Bump when the meaning of cached files changes (state layout, matte attributes, key recipe):
 # older caches then simply stop matching instead of being misread.
@@ -220,11 +221,11 @@ class PlateFingerprints:
 
     def _compute(self, frame: int) -> str:
         """Read the fingerprint; content hashes are reused while the file is unchanged."""
-        path_for = getattr(self._plates, "path_for", None)
-        if not self._content or path_for is None:
+        path = plate_file(self._plates, frame) if self._content else None
+        if path is None:  # size + mtime, or a movie frame's content
             return self._plates.fingerprint(frame, content=self._content)
         try:
-            stat = os.stat(path_for(frame))
+            stat = os.stat(path)
             key: tuple | None = (frame, stat.st_ino, stat.st_size, stat.st_mtime_ns,
                                  stat.st_ctime_ns)
         except OSError:

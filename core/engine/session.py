@@ -30,36 +30,28 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-import numpy as np
-import torch
-
 from ..cpu import lower_thread_priority, reader_threads, writer_threads
-from ..io.edits import resolve_cuts
 from ..errors import Cancelled, InputError, UsageError
+from ..fs import remove_file
+from ..io.edits import resolve_cuts
 from ..io.frames import format_frame_ranges
-from ..io.mattes import write_matte
-from .cache import (MATTE_COMPRESSION, ChainLock, default_cache_root, plate_name, plate_part,
-                    plate_source, read_matte_stamp, shot_id, state_from_array, state_to_array,
-                    write_shot_file)
+from ..io.mattes import read_matte_stamp
+from ..io.plate_identity import plate_name, plate_part, plate_source, shot_id
+from .cache import default_cache_root, write_shot_file
 from .chain import (ENGINE_FORMAT, ChainFrames, ContentMemo, PlateFingerprints,
                     compute_identity, shot_frames)
-from .cuts import DETECTOR_ID, is_cut
-from .interfaces import ModelColour, Plates, Stepper, plate_padding
-from .pipeline import FramePipeline, Prepared, Run
-from .streams import ReaderStream
+from .cuts import DETECTOR_ID
+from .frame_work import (EngineCounters, EnsureResult, FrameWork, MatteSink, ProgressCallback,
+                         StaleState)
+from .interfaces import ModelColour, Plates, Stepper, plate_layer, plate_padding
+from .lock import ChainLock
+from .pipeline import FramePipeline, Run
 from .tiers import ExactChain, PerFrameChain, PrerollChain, Tier
 
-ProgressCallback = Callable[[int, int, int], None]  # (frames done, frames to do, frame)
-# `sink(frame, alpha, stamp, info, cache_path)`: a computed frame's plate-resolution matte in
-# memory, before its state makes it valid. True when the sink has put that matte at
-# `cache_path` itself (a hard link to an output with the same pixels, stamped with the key,
-# start and tier of `stamp`, which is what makes a cached matte valid); False when the engine
-# still writes its own copy.
-MatteSink = Callable[[int, np.ndarray, dict, Any, str], bool]
 LOCK_POLL_SECONDS = 0.1
 WAIT_RECHECK_SECONDS = 0.25  # while another process holds the lock, look for its results
 MAX_REPLANS = 3  # an unreadable state file is dropped and the plan made again
@@ -78,51 +70,6 @@ SETTING_IN_IDENTITY: dict[str, str] = {
     "cuts": "cuts", "detect_cuts": "cuts",
     "upsample": "upsample", "upsample_radius": "upsample", "upsample_eps": "upsample",
 }
-
-
-@dataclass
-class EngineCounters:
-    """What a session (or one request) did, for the command line's `--json` summary."""
-
-    frames_requested: int = 0
-    frames_computed: int = 0  # model steps run
-    frames_from_cache: int = 0  # requested frames answered without computing
-    states_loaded: int = 0  # stored predictions continued from
-    seconds_computing: float = 0.0  # wall time of compute passes (I/O overlapped included)
-    seconds_in_model: float = 0.0  # time inside the model step alone
-
-    @property
-    def seconds_per_computed_frame(self) -> float:
-        """Wall seconds per model step (0 when nothing was computed)."""
-        return self.seconds_computing / self.frames_computed if self.frames_computed else 0.0
-
-    def add(self, other: "EngineCounters") -> None:
-        """Add another request's counts to these."""
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly counters."""
-        return {**asdict(self), "seconds_per_computed_frame": self.seconds_per_computed_frame}
-
-
-@dataclass
-class EnsureResult:
-    """What one request returned: matte paths, NaN/Inf pixels zeroed per frame, counts."""
-
-    paths: dict[int, str]
-    bad_pixels: dict[int, int] = field(default_factory=dict)
-    computed: list[int] = field(default_factory=list)  # frames the model stepped, in order
-    cuts: list[int] = field(default_factory=list)  # computed frames that restarted the chain
-    counters: EngineCounters = field(default_factory=EngineCounters)
-
-
-class _StaleState(Exception):
-    """A state file named valid could not be read back (then it is removed and re-planned)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.path = path
 
 
 def _cancel_check(cancel: Any) -> Callable[[], bool]:
@@ -145,7 +92,7 @@ class MatteSession:
         """`stepper` runs at the final inference size; the preview stepper is derived from it.
         `readers` frames are read at once (0 = from the thread budget, `cpu.reader_threads`).
         `device_colour` (a `DeviceColour`) converts plates on the model's device instead of
-        `colour`'s CPU processor. Sessions are opened with `engine.opening.open_session`."""
+        `colour`'s CPU processor. Sessions are opened by `engine.opening` (`open_shot`)."""
         self.plates = plates
         self.colour = colour
         self.device_colour = device_colour
@@ -157,12 +104,12 @@ class MatteSession:
         # the shot start are dropped by ChainFrames
         cuts = resolve_cuts(str(self.settings.get("cuts") or ""), sorted(plates.frames))
         self.frames = ChainFrames(shot, cuts)
-        self.layer = str(getattr(plates, "layer", self.settings.get("layer", "")) or "")
+        self.layer = plate_layer(plates, str(self.settings.get("layer", "") or ""))
         self.part = plate_part(plates)  # the part read, by name, however it was asked for
         self.cache_root = default_cache_root(cache_root or self.settings.get("cache_dir", ""))
         self.shot_dir = os.path.join(self.cache_root, shot_id(plates, self.layer, self.part))
         # reader threads (decode + colour + resize) beside the model; a movie decodes in order
-        self.io_threads = (1 if getattr(plates, "reads_in_order", False)
+        self.io_threads = (1 if plates.reads_in_order
                            else readers or reader_threads(int(self.settings.get("threads") or 0)))
         self._content_memo = ContentMemo()
         self._counters = EngineCounters()
@@ -178,7 +125,7 @@ class MatteSession:
         size = int(self.settings.get("preview_resolution") or 0)
         preroll = max(0, int(self.settings.get("preroll") or 0))
         lower = size and size != stepper.resolution
-        if not lower and (not preroll or not getattr(stepper, "temporal", True)):
+        if not lower and (not preroll or not stepper.temporal):
             return self._final
         return self._make_tier("preview", stepper.at_resolution(size) if lower else stepper,
                                preroll)
@@ -201,15 +148,14 @@ class MatteSession:
             "plate_fingerprint": "content" if self.content_hash else "size+mtime",
             "preroll": preroll,
         }
-        upsampling = getattr(stepper, "upsampling", None)
-        if upsampling is not None and upsampling.identity != "bilinear":
-            identity["upsample"] = upsampling.identity  # absent for the card's bilinear
+        if stepper.upsampling.identity != "bilinear":
+            identity["upsample"] = stepper.upsampling.identity  # absent for the card's bilinear
         if self.frames.cuts or self.detect_cuts:  # absent otherwise: older chains still match
             identity["cuts"] = (format_frame_ranges(self.frames.cuts)
                                 + (f"|detect={DETECTOR_ID}" if self.detect_cuts else ""))
         place = (stepper, identity, self.frames, self.shot_dir, plate_name(self.plates),
                  plate_padding(self.plates))
-        if not getattr(stepper, "temporal", True):
+        if not stepper.temporal:
             identity.update(preroll=0, temporal=False)  # no prior: pre-roll means nothing
             return PerFrameChain(name, *place)
         if preroll:
@@ -425,19 +371,16 @@ class MatteSession:
             try:
                 self._run(tier, runs, progress, cancelled, result, sink)
                 return
-            except _StaleState as bad:
+            except StaleState as bad:
                 if attempt == MAX_REPLANS:
                     raise
-                try:
-                    os.remove(bad.path)
-                except OSError:
-                    pass
+                remove_file(bad.path)
 
     def _run(self, tier: Tier, runs: list[Run], progress: ProgressCallback | None,
              cancelled: Callable[[], bool], result: EnsureResult,
              sink: MatteSink | None = None) -> None:
         """Compute the planned runs through the pipeline, counting and reporting each frame."""
-        work = _FrameWork(self, tier, runs, result, sink)
+        work = FrameWork(self, tier, runs, result, sink)
         total = sum(len(run.frames) for run in runs)
         done = 0
 
@@ -458,8 +401,9 @@ class MatteSession:
         finally:
             result.counters.seconds_computing += time.perf_counter() - began
 
-    def _mark_computing(self, frame: int | None) -> None:
-        """Record the frame a pass is computing (read by `status()` from other threads)."""
+    def mark_computing(self, frame: int | None) -> None:
+        """Record the frame a pass is computing (`FrameWork.step` calls it; `status()` reads
+        it from other threads)."""
         with self._status_lock:
             self._computing = frame
 
@@ -468,109 +412,4 @@ class MatteSession:
         return {"chain_id": tier.chain_id, "tier": tier.name, "identity": tier.identity,
                 "plate": plate_source(self.plates), "matte_pattern": tier.store.matte_pattern,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "model_source": str(getattr(tier.stepper.loaded, "source", ""))}
-
-
-class _FrameWork:
-    """The per-frame operations of one compute pass, as the pipeline calls them.
-
-    `read` runs on reader threads, `step` and `load_prior` on the caller's thread (the model
-    is serial), `write` on the writer threads (several frames at once). What the pass learns
-    (NaN/Inf pixels, counts, frames computed) goes into its own `EnsureResult`.
-    """
-
-    def __init__(self, session: MatteSession, tier: Tier, runs: list[Run],
-                 result: EnsureResult, sink: MatteSink | None = None) -> None:
-        self.session, self.tier, self.stepper, self.result = session, tier, tier.stepper, result
-        self.sink = sink
-        self.where = {f: run for run in runs for f in run.frames}  # frame -> run (start, keys)
-        for run in runs:
-            if run.prior is not None:
-                self.where.setdefault(run.prior, run)
-        self._bad_lock = threading.Lock()
-
-    def read(self, frame: int) -> Prepared:
-        """Decode, colour-convert and resize one plate frame for the model.
-
-        A half plate stays half until the colour conversion widens it block by block, and
-        each frame is converted on its reader thread: the frames in flight are the
-        parallelism, so no frame spreads over the cores the model is using. On a GPU the
-        plate is converted there when the transform has a device form, on the reader
-        thread's own stream (`streams.ReaderStream`).
-        """
-        plate = self.session.plates.read(frame, keep_half=True, threads=1)
-        on_device = self.session.device_colour
-        with ReaderStream(self.stepper.device) as stream:
-            if on_device is not None and on_device.handles(plate.rgb.dtype):
-                # uploaded as decoded, converted where the model runs
-                planes, bad = on_device.convert(torch.from_numpy(plate.rgb))
-                cur, guide = self.stepper.prepare_planes(planes), planes.permute(1, 2, 0)
-            else:
-                rgb01, bad = self._convert(plate.rgb)
-                cur, guide = self.stepper.prepare(rgb01), rgb01
-        stream.hand_over(cur, guide)
-        if bad:
-            with self._bad_lock:
-                self.result.bad_pixels[frame] = bad
-        return Prepared(frame, cur, plate.info, plate.rgb.shape[0], plate.rgb.shape[1],
-                        guide=self.stepper.guide_for(guide))
-
-    def _convert(self, rgb: np.ndarray) -> tuple[np.ndarray, int]:
-        """The plate as the model sees it: every pixel, or only those the resize to the model
-        reads when that is a small share of a large plate (`FrameStepper.pixels_read`)."""
-        colour = self.session.colour
-        pixels_read = getattr(self.stepper, "pixels_read", None)  # optional on both sides
-        convert_pixels = getattr(colour, "convert_pixels", None)
-        taps = pixels_read(rgb.shape[0], rgb.shape[1]) if pixels_read and convert_pixels else None
-        if taps is None:
-            return colour.convert(rgb, threads=1)
-        return convert_pixels(rgb, *taps, threads=1)
-
-    def load_prior(self, frame: int) -> Any:
-        """The stored prediction of `frame`, exactly as it was computed."""
-        run = self.where[frame]
-        resolution = self.stepper.resolution
-        array = self.tier.store.read_state(frame, run.start, run.keys[frame], self.stepper.dtype,
-                                           (1, 1, resolution, resolution))
-        if array is None:
-            raise _StaleState(self.tier.store.state_path(frame, run.start, run.keys[frame]))
-        self.result.counters.states_loaded += 1
-        return state_from_array(array, self.stepper.dtype, self.stepper.device)
-
-    def step(self, item: Prepared, prev: Prepared | None, prior: Any) -> tuple[Any, Any]:
-        """One model step; the next frame continues from the state as stored on disk.
-
-        At a cut (given, or detected between the previous frame and this one) the prior is
-        dropped: the frame starts a new chain, as the first frame of a shot does.
-        """
-        self.session._mark_computing(item.frame)
-        counters = self.result.counters
-        began = time.perf_counter()
-        given_cut = prev is None and item.frame in self.session.frames.cuts
-        if prev is not None and self.session.detect_cuts and is_cut(prev.cur, item.cur):
-            prev, prior, given_cut = None, None, True
-        if given_cut:
-            self.result.cuts.append(item.frame)
-        pred = self.stepper.step(item.cur, prev.cur if prev else None, prior)
-        array = state_to_array(pred)  # the exact bits a resumed run will load
-        state = state_from_array(array, self.stepper.dtype, self.stepper.device)
-        counters.seconds_in_model += time.perf_counter() - began
-        counters.frames_computed += 1
-        self.result.computed.append(item.frame)
-        return state, (state, array, given_cut)
-
-    def write(self, item: Prepared, payload: tuple[Any, np.ndarray, bool]) -> None:
-        """The plate-resolution matte first (through the sink, if any), then the state that
-        makes the frame valid."""
-        state, array, cut = payload
-        run = self.where[item.frame]
-        key = run.keys[item.frame]
-        alpha = self.stepper.to_plate(state, item.height, item.width, guide=item.guide)
-        stamp = self.tier.stamp(run.start, key)
-        if cut:
-            stamp["cut"] = 1
-        path = self.tier.store.matte_path(item.frame)
-        if self.sink is None or not self.sink(item.frame, alpha, stamp, item.info, path):
-            write_matte(path, alpha, like=item.info, compression=MATTE_COMPRESSION,
-                        attributes=stamp)
-        self.tier.store.write_state(item.frame, run.start, key, array)
+                "model_source": str(tier.stepper.loaded.source)}

@@ -57,8 +57,7 @@ class FrameStepper:
         self.device = torch.device(loaded.device)
         self.dtype = loaded.dtype
         self.resolution = check_resolution(resolution or loaded.config.resolution)
-        self.temporal = bool(getattr(loaded, "temporal",
-                                     int(getattr(loaded.config, "in_channels", 6)) == 6))
+        self.temporal = bool(loaded.temporal)
         options = {"dtype": torch.float32, "device": self.device}
         self._mean = torch.tensor(IMAGENET_MEAN, **options).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, **options).view(1, 3, 1, 1)

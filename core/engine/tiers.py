@@ -20,7 +20,9 @@ import os
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import InputError
-from .cache import ChainStore, read_matte_stamp
+from ..fs import remove_file
+from ..io.mattes import read_matte_stamp
+from .cache import ChainStore
 from .chain import ChainFrames, chain_id, fold_keys, identity_hash
 from .pipeline import Run
 from .planning import States, has_state, plan_exact, plan_preroll, skippable
@@ -88,10 +90,7 @@ class Tier:
     def _forget(self, frame: int, entries: Sequence[Any]) -> None:
         """Remove a frame's state files and its matte (a stale frame must not stay visible)."""
         for path in [entry.path for entry in entries] + [self.store.matte_path(frame)]:
-            try:
-                os.remove(path)
-            except FileNotFoundError:
-                pass
+            remove_file(path)
 
 
 class ExactChain(Tier):

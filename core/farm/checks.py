@@ -32,22 +32,11 @@ def check_shots(shots: Iterable[Shot], job: Mapping[str, Any]) -> None:
 
 def check_shot(shot: Shot, settings: Mapping[str, Any]) -> None:
     """The shot's plates exist for its frames (from its shot start), its colour spaces
-    resolve, and its model source is there."""
-    from ..engine.chain import shot_frames
-    from ..engine.opening import colour_for, open_plate_source
-    from ..render.job import requested_frames
+    resolve, and its model source is there: the shot opened as a render opens it
+    (`engine.opening.open_shot`), stopping before the model loads."""
+    from ..engine.opening import open_shot  # here: the engine imports torch (CLI start-up)
 
-    plates = open_plate_source(shot.input, settings)
-    try:
-        frames = shot_frames(plates.frames, settings.get("shot_start"))
-        requested_frames(shot.frame_spec, frames, list(plates.frames), shot.input,
-                         getattr(plates, "path_for", None), int(settings.get("preroll") or 0),
-                         bool(settings.get("chain_over_gaps")))
-        colour_for(plates, settings).close()
-    finally:
-        close = getattr(plates, "close", None)
-        if close is not None:
-            close()
+    open_shot(shot.input, settings, frames=shot.frame_spec, load_model=False).close()
     check_model_source(str(settings.get("model") or ""))
 
 

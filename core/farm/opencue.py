@@ -18,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import getpass
 import shlex
-import tempfile
 from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import UsageError
+from ..fs import scratch_folder
 from .shotlist import Shot, merged_settings, render_args
 
 SERVICE = "shell"
@@ -44,7 +44,7 @@ def _scratch_session_dir(outline: Any) -> Iterator[None]:
     """Point pyoutline's session folder at a temp folder while a job is serialised."""
     config = outline.config
     previous = config.get("outline", "session_dir")
-    with tempfile.TemporaryDirectory(prefix="vrmbg-outline-") as scratch:
+    with scratch_folder("vrmbg-outline-") as scratch:
         config.set("outline", "session_dir", scratch)
         try:
             yield
@@ -70,9 +70,12 @@ def job_xml(shots: Sequence[Shot], job: Mapping[str, Any], *, name: str, show: s
     job_outline = outline.Outline(name, show=show, shot=shot, user=user)
     for item in shots:
         layer_args = {"range": item.frame_spec, "chunk": len(item.frames), "service": SERVICE}
-        threads = int(merged_settings(item, job).get("threads") or 0)
-        if threads:  # Cue books the cores the render is told to use
+        settings = merged_settings(item, job)
+        threads = int(settings.get("threads") or 0)
+        if threads:  # Cue books the cores the render is pinned to (part of a CPU chain's id)
             layer_args["cores"] = threads
+        if str(settings.get("device") or "").startswith("cuda"):
+            layer_args["gpus"] = 1  # CUDA renders run only on hosts with a GPU
         job_outline.add_layer(shell(item.name, command=shot_command(item, job, executable),
                                     **layer_args))
     with _scratch_session_dir(outline):

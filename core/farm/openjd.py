@@ -21,11 +21,18 @@ chunk keeps the step name "sh010"):
   from a straight run near chunk starts; labelled in the output).
 
 Job parameters: `VrmbgExecutable` (default `vrmbg`; point it at the farm's install),
-`Model` (the weights: a Hugging Face id or a folder the workers can read), and PATH
-parameters for every shot's plates and output (`<shot>Plates`, `<shot>Output`) and the
-job's cache folder (`CacheDir`, when `--cache-dir` is given), so the farm's path mapping
-applies to them; their defaults are relative to the template's folder, as OpenJD wants.
-With a thread budget (`--threads N`) every step asks for workers with at least N vCPUs.
+`Model` (the weights: a STRING Hugging Face id, or a PATH when it is a local folder or
+file), and for every shot its plates' folder and its output folder as DIRECTORY PATH
+parameters with their data flow (`<shot>PlatesDir` IN, `<shot>OutputDir` OUT), each with
+its pattern as a STRING beside it (`<shot>Plates`, `<shot>Output`), and the job's cache
+folder (`CacheDir`, INOUT, when `--cache-dir` is given). A farm's path mapping and job
+attachments apply to the folders; their defaults are relative to the template's folder,
+as OpenJD wants. `write_bundle` adds what a Deadline Cloud job bundle needs.
+Every step pins its renders' thread count (`--threads`, 4 unless given: on a CPU the
+thread count is part of a chain's identity, so chunks on hosts with other core counts would
+otherwise form other chains) and asks for workers with at least that many vCPUs; steps of
+`--device cuda` renders ask for a GPU. A shot whose output is a movie is one task whatever
+`--chunk` says: a movie is written whole or not at all.
 Tasks run an embedded bash script (Linux/macOS workers) that gets every path as an
 argument. Cancelling a task sends SIGTERM, `vrmbg render` finishes and keeps
 the current frame, and is killed after the grace period.
@@ -42,7 +49,7 @@ from typing import Any, Mapping, Sequence
 
 from ...plugin import schema
 from ..errors import UsageError
-from .shotlist import Shot, chunk_specs, merged_settings, setting_flags
+from .shotlist import Shot, chunk_specs, is_movie_output, merged_settings, setting_flags
 
 SPECIFICATION = "jobtemplate-2023-09"
 CANCEL_GRACE_SECONDS = 120  # a full-size frame on CPU takes ~30 s; finish it, then kill
@@ -51,13 +58,16 @@ MAX_NAME = 64  # OpenJD limit on step and parameter names
 
 @dataclass(frozen=True)
 class _Paths:
-    """The PATH job parameters of a template: each shot's plates and output, the cache."""
+    """The job parameters naming a template's files: for each shot its plates' folder and
+    pattern and its output's folder and name (folders are DIRECTORY PATH parameters, so job
+    attachments and path mapping move them; patterns are STRINGs beside them), the cache."""
 
-    names: Mapping[str, tuple[str, str]]  # shot name -> (plates parameter, output parameter)
+    # shot name -> (plates folder, plates pattern, output folder, output name) parameters
+    names: Mapping[str, tuple[str, str, str, str]]
     cache: str  # the CacheDir parameter, "" when the job has no cache folder
 
     def args(self, shots: Sequence[Shot]) -> list[str]:
-        """`{{Param.X}}` task arguments: each shot's plates and output, then the cache."""
+        """`{{Param.X}}` task arguments: each shot's four, then the cache."""
         refs = [f"{{{{Param.{name}}}}}" for shot in shots for name in self.names[shot.name]]
         return refs + ([f"{{{{Param.{self.cache}}}}}"] if self.cache else [])
 
@@ -82,7 +92,8 @@ def build_template(shots: Sequence[Shot], job: Mapping[str, Any], *, name: str =
         "specificationVersion": SPECIFICATION,
         "name": name[:128],
         "description": _job_description(chunk, preroll),
-        "parameterDefinitions": (_parameter_definitions(job, executable)
+        "parameterDefinitions": (_parameter_definitions(job, executable,
+                                                        template_dir or os.getcwd())
                                  + _path_definitions(shots, job, paths,
                                                      template_dir or os.getcwd())),
         "steps": steps,
@@ -106,33 +117,43 @@ def _path_names(shots: Sequence[Shot], job: Mapping[str, Any]) -> _Paths:
     for index, shot in enumerate(shots, start=1):
         stem = re.sub(r"\W", "_", shot.name)
         stem = stem if stem[:1].isalpha() else f"Shot_{stem}"
-        if f"{stem}Plates" in used or f"{stem}Output" in used:
+        suffixes = ("PlatesDir", "Plates", "OutputDir", "Output")
+        if any(f"{stem}{suffix}" in used for suffix in suffixes):
             stem = f"{stem}_{index}"
-        pair = (f"{stem}Plates"[:MAX_NAME], f"{stem}Output"[:MAX_NAME])
-        used.update(pair)
-        names[shot.name] = pair
+        four = tuple(f"{stem[:MAX_NAME - len(suffix)]}{suffix}" for suffix in suffixes)
+        used.update(four)
+        names[shot.name] = four
     return _Paths(names, "CacheDir" if job.get("cache_dir") else "")
 
 
 def _path_definitions(shots: Sequence[Shot], job: Mapping[str, Any], paths: _Paths,
                       folder: str) -> list[dict[str, Any]]:
-    """PATH job parameters (path mapping applies to them), defaults relative to `folder`."""
-    def path(name: str, value: str, text: str, **kind: str) -> dict[str, Any]:
-        # frame patterns are not files: no object type or data flow for job attachments
-        return {"name": name, "type": "PATH", **kind,
+    """Folders as DIRECTORY PATH parameters with their data flow (path mapping and job
+    attachments apply to them; defaults relative to `folder`), patterns as STRINGs."""
+    def directory(name: str, value: str, flow: str, text: str) -> dict[str, Any]:
+        return {"name": name, "type": "PATH", "objectType": "DIRECTORY", "dataFlow": flow,
                 "default": os.path.relpath(value, folder), "description": text}
+
+    def pattern(name: str, value: str, text: str) -> dict[str, Any]:
+        return {"name": name, "type": "STRING", "minLength": 1, "default": value,
+                "description": text}
 
     definitions = []
     for shot in shots:
-        plates, output = paths.names[shot.name]
-        definitions.append(path(plates, shot.input,
-                                f"Plates of shot {shot.name} (a frame pattern or a movie)."))
-        definitions.append(path(output, shot.output,
-                                f"Mattes of shot {shot.name} (a frame pattern or a .mov)."))
+        plates_dir, plates, output_dir, output = paths.names[shot.name]
+        definitions += [
+            directory(plates_dir, os.path.dirname(shot.input), "IN",
+                      f"Folder of shot {shot.name}'s plates."),
+            pattern(plates, os.path.basename(shot.input),
+                    f"Plates of shot {shot.name} in that folder (a frame pattern or a movie)."),
+            directory(output_dir, os.path.dirname(shot.output), "OUT",
+                      f"Folder shot {shot.name}'s mattes are written to."),
+            pattern(output, os.path.basename(shot.output),
+                    f"Mattes of shot {shot.name} in that folder (a frame pattern or a .mov)."),
+        ]
     if paths.cache:
-        definitions.append(path(paths.cache, str(job["cache_dir"]),
-                                "The shared temporal cache every task continues from.",
-                                objectType="DIRECTORY"))
+        definitions.append(directory(paths.cache, str(job["cache_dir"]), "INOUT",
+                                     "The shared temporal cache every task continues from."))
     return definitions
 
 
@@ -147,16 +168,24 @@ def _job_description(chunk: int, preroll: int) -> str:
             "continues exactly from the cached end of the one before.")
 
 
-def _parameter_definitions(job: Mapping[str, Any], executable: str) -> list[dict[str, Any]]:
+def _parameter_definitions(job: Mapping[str, Any], executable: str,
+                           folder: str) -> list[dict[str, Any]]:
     """Job parameters farms override at submission: the executable and the model."""
     model = str(job.get("model") or schema.get("model").default)
-    return [
+    definitions: list[dict[str, Any]] = [
         {"name": "VrmbgExecutable", "type": "STRING", "minLength": 1, "default": executable,
-         "description": "The vrmbg command on the workers (a path to the farm's install)."},
-        {"name": "Model", "type": "STRING", "minLength": 1, "default": model,
-         "description": "Weights: a Hugging Face repo id, or a model folder or .safetensors "
-                        "file the workers can read."},
-    ]
+         "description": "The vrmbg command on the workers (a path to the farm's install)."}]
+    if os.path.exists(model):  # a local model folder or file: path mapping must move it
+        kind = "DIRECTORY" if os.path.isdir(model) else "FILE"
+        definitions.append({"name": "Model", "type": "PATH", "objectType": kind,
+                            "dataFlow": "IN", "default": os.path.relpath(model, folder),
+                            "description": "Weights: the model folder or .safetensors file."})
+    else:
+        definitions.append({"name": "Model", "type": "STRING", "minLength": 1, "default": model,
+                            "description": "Weights: a Hugging Face repo id (the workers need "
+                                           "network access or a filled HF cache), or a model "
+                                           "folder or .safetensors file they can read."})
+    return definitions
 
 
 def _shot_steps(shot: Shot, job: Mapping[str, Any], chunk: int, chained: bool,
@@ -166,7 +195,8 @@ def _shot_steps(shot: Shot, job: Mapping[str, Any], chunk: int, chained: bool,
     Names do not depend on the mode: `<shot>` for a shot rendered in one piece, `<shot> part
     NNN` for its chunks. `chained`: each chunk depends on the one before (exact, in order);
     otherwise chunks are independent (pre-roll, approximate)."""
-    specs = chunk_specs(shot, chunk) if chunk > 0 else [shot.frame_spec]
+    whole = chunk <= 0 or is_movie_output(shot.output)  # a movie is written in one piece
+    specs = [shot.frame_spec] if whole else chunk_specs(shot, chunk)
     steps: list[dict[str, Any]] = []
     for index, spec in enumerate(specs, start=1):
         if len(specs) == 1:
@@ -187,7 +217,7 @@ def _shot_steps(shot: Shot, job: Mapping[str, Any], chunk: int, chained: bool,
         script = "\n".join([_script_header(f"shot {shot.name}: {purpose}",
                                            paths="the shot's plates and output"),
                             _command_line(shot, job, frames=shlex.quote(f"--frames={spec}"),
-                                          where=(3, 4, 5 if paths.cache else 0))])
+                                          where=(3, 5, 7 if paths.cache else 0))])
         after = [steps[-1]["name"]] if steps and chained else []
         steps.append(_step(name, script + "\n", after=after, description=text,
                            host=_host_requirements([shot], job), paths=paths.args([shot])))
@@ -199,20 +229,29 @@ def _step_name(shot: str, suffix: str = "") -> str:
     return shot[:MAX_NAME - len(suffix)] + suffix
 
 
-def _host_requirements(shots: Sequence[Shot], job: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Workers with at least as many vCPUs as the step's renders may use (`--threads`), or
-    None when the renders use whatever the worker has."""
-    threads = max((int(merged_settings(shot, job).get("threads") or 0) for shot in shots),
-                  default=0)
-    if threads <= 0:
-        return None
-    return {"amounts": [{"name": "amount.worker.vcpu", "min": threads}]}
+def _host_requirements(shots: Sequence[Shot], job: Mapping[str, Any]) -> dict[str, Any]:
+    """What a worker needs to run the step: a POSIX shell (tasks are bash), as many vCPUs
+    as the renders are pinned to (`--threads`: the thread count is part of a CPU chain's
+    identity), and a GPU when the renders ask for CUDA."""
+    settings = [merged_settings(shot, job) for shot in shots]
+    threads = max((int(item.get("threads") or 0) for item in settings), default=0)
+    amounts = []
+    if threads > 0:
+        amounts.append({"name": "amount.worker.vcpu", "min": threads})
+    if any(str(item.get("device") or "").startswith("cuda") for item in settings):
+        amounts.append({"name": "amount.worker.gpu", "min": 1})
+    requirements: dict[str, Any] = {"attributes": [
+        {"name": "attr.worker.os.family", "anyOf": ["linux", "macos"]}]}
+    if amounts:
+        requirements["amounts"] = amounts
+    return requirements
 
 
 def _script_header(purpose: str, paths: str = "") -> str:
     """The start of every task script: arguments and strict bash settings."""
     arguments = "# $1 = vrmbg executable, $2 = model"
-    arguments += f", then {paths} (and the cache folder, if any)." if paths else "."
+    arguments += (f", then {paths} (each a folder and a name in it), and the cache folder, "
+                  "if any." if paths else ".")
     return "\n".join([
         "#!/usr/bin/env bash",
         f"# vrmbg: {purpose}.",
@@ -228,8 +267,9 @@ def _command_line(shot: Shot, job: Mapping[str, Any], *, frames: str,
                   where: tuple[int, int, int]) -> str:
     """The bash line running `vrmbg render` for a shot (`frames` is a ready bash word).
 
-    `where`: the script arguments holding the shot's plates, its output and the job's cache
-    folder (0 = no cache argument: the shot's own or none).
+    `where`: the script arguments holding the shot's plates folder (its pattern follows),
+    its output folder (its name follows) and the job's cache folder (0 = no cache argument:
+    the shot's own or none).
     """
     settings = merged_settings(shot, job)
     if "model" in shot.settings:  # the shot names its own weights
@@ -238,8 +278,8 @@ def _command_line(shot: Shot, job: Mapping[str, Any], *, frames: str,
         model = '"--model=$MODEL"'
     plates, output, cache = where
     skip = ["model"]
-    words = ['exec "$VRMBG"', "render", f'"${{{plates}}}"', "-o", f'"${{{output}}}"', frames,
-             model]
+    words = ['exec "$VRMBG"', "render", f'"${{{plates}}}/${{{plates + 1}}}"', "-o",
+             f'"${{{output}}}/${{{output + 1}}}"', frames, model]
     if cache and "cache_dir" not in shot.settings:
         skip.append("cache_dir")
         words.append(f'"--cache-dir=${{{cache}}}"')
@@ -287,3 +327,26 @@ def template_text(template: Mapping[str, Any]) -> str:
     _Dumper.add_representer(str, _string)
     return yaml.dump(dict(template), Dumper=_Dumper, sort_keys=False, width=100,
                      allow_unicode=True)
+
+
+def bundle_files(template: Mapping[str, Any], folder: str) -> dict[str, str]:
+    """The files of a Deadline Cloud job bundle in `folder` (name -> text): the template,
+    the parameter values (every PATH parameter as an absolute path on this machine, so the
+    submitter can attach or map it) and the asset references (folders read, written)."""
+    values, inputs, outputs, files = [], [], [], []
+    for definition in template["parameterDefinitions"]:
+        if definition["type"] != "PATH":
+            continue
+        path = os.path.normpath(os.path.join(folder, definition["default"]))
+        values.append({"name": definition["name"], "value": path})
+        flow = definition.get("dataFlow", "NONE")
+        if flow in ("IN", "INOUT"):
+            (inputs if definition.get("objectType") == "DIRECTORY" else files).append(path)
+        if flow in ("OUT", "INOUT"):
+            outputs.append(path)
+    references = {"assetReferences": {
+        "inputs": {"directories": sorted(set(inputs)), "filenames": sorted(set(files))},
+        "outputs": {"directories": sorted(set(outputs))}, "referencedPaths": []}}
+    return {"template.yaml": template_text(template),
+            "parameter_values.yaml": template_text({"parameterValues": values}),
+            "asset_references.yaml": template_text(references)}

@@ -39,9 +39,13 @@ def setting_names() -> list[str]:
     return [p.name for p in schema.for_host("cli")]
 
 
+# Settings a shot list may never carry: only the person running vrmbg switches them on.
+PERSONAL_KEYS = ("trust_remote_code",)
+
+
 def valid_keys() -> list[str]:
     """Every key a shot may carry, required ones first."""
-    return [*REQUIRED_KEYS, *setting_names()]
+    return [*REQUIRED_KEYS, *(name for name in setting_names() if name not in PERSONAL_KEYS)]
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ def _json_records(text: str, path: str) -> list[dict[str, Any]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"not valid JSON: {exc.msg} at line {exc.lineno}", path=path) from None
+    except RecursionError:
+        raise UsageError("the JSON nests too deeply to be a shot list", path=path) from None
     shots = data.get("shots") if isinstance(data, dict) else data
     if not isinstance(shots, list):
         raise UsageError('expected {"shots": [ {...}, ... ]}', path=path)
@@ -156,6 +162,10 @@ def _shot_from_record(record: Mapping[str, Any], index: int, folder: str, path: 
                          f"(required: {', '.join(REQUIRED_KEYS)})", path=path)
     allowed = set(valid_keys())
     for key in record:
+        if key in PERSONAL_KEYS:
+            raise UsageError(f"shot {name!r}: {key} cannot come from a shot list (it runs "
+                             "downloaded code): give --trust-remote-code on the command line "
+                             "of the person running vrmbg", path=path)
         if key not in allowed:
             raise UsageError(f"shot {name!r}: unknown key {key!r} "
                              f"(valid keys: {', '.join(valid_keys())})", path=path)
@@ -285,6 +295,13 @@ def render_args(shot: Shot, job: Mapping[str, Any], *, frames: str | None = None
     spec = frames if frames is not None else shot.frame_spec
     return ["render", shot.input, "-o", shot.output, f"--frames={spec}",
             *setting_flags(merged_settings(shot, job), skip=skip)]
+
+
+def is_movie_output(path: str) -> bool:
+    """True when a shot's output is a movie file (written whole, never in chunks)."""
+    from ..io.formats import is_movie
+
+    return is_movie(path)
 
 
 def chunk_specs(shot: Shot, size: int) -> list[str]:

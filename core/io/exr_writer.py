@@ -7,23 +7,24 @@ by every render, so the writes go through OpenEXR; what the header holds stays O
 business: the plate's metadata, OpenImageIO's names for it (`smpte:TimeCode` becomes
 `timeCode`, `oiio:ColorSpace` the colour tag) and its types are taken from a one-pixel file
 that OpenImageIO writes with the same spec for every matte (about 0.8 ms, in the system temp
-folder, removed at once). Each kind of header (the attributes' names and types) is checked
-once per process: the OpenEXR-written file must read back through OpenImageIO with the very
-attributes of the OpenImageIO-written one, else that kind of header is written by
-OpenImageIO as before. (OpenEXR also stores the `type` attribute, 29 bytes that OpenImageIO
-reads as it reads any scanline file.)
+folder, removed at once: `fs.scratch_file`). Each kind of header (the attributes' names and
+types) is checked once per process: the OpenEXR-written file must read back through
+OpenImageIO with the very attributes of the OpenImageIO-written one, else that kind of header
+is written by OpenImageIO as before. (OpenEXR also stores the `type` attribute, 29 bytes
+that OpenImageIO reads as it reads any scanline file.)
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
 import threading
 from typing import Any, Callable
 
 import numpy as np
 import OpenEXR
 import OpenImageIO as oiio
+
+from ..fs import scratch_file
 
 Header = dict
 
@@ -81,20 +82,13 @@ def _one_pixel_spec(spec: oiio.ImageSpec) -> oiio.ImageSpec:
 def _in_temp_file(read: Callable[[str], Any], *writes: Callable[[str], None]) -> list:
     """Fill one fresh local temp file per `writes` entry, return `read` of each path, and
     remove the files whatever happens."""
-    paths: list[str] = []
-    try:
+    with contextlib.ExitStack() as files:
+        paths: list[str] = []
         for write in writes:
-            handle, path = tempfile.mkstemp(prefix="vrmbg-header-", suffix=".exr")
-            os.close(handle)
+            path = files.enter_context(scratch_file("vrmbg-header-", ".exr"))
             paths.append(path)
             write(path)
         return [read(path) for path in paths]
-    finally:
-        for path in paths:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
 
 def _write_with_oiio(path: str, spec: oiio.ImageSpec) -> None:

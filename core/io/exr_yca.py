@@ -15,8 +15,8 @@ it (ImfRgbaYca):
    them, as OpenEXR does to hide ringing at sharp chroma edges.
 
 Every stage rounds to half, as OpenEXR's half-float RGBA buffers do. `YcaInput` shows such
-a file to `plates.ImageReader` as an image whose channels are `R, G, B` (`layer.R`... for a
-prefixed group) beside the file's other full-resolution channels.
+a file to `image_reader.ImageReader` as an image whose channels are `R, G, B` (`layer.R`...
+for a prefixed group) beside the file's other full-resolution channels.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def _groups(channels: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
 
 
 class YcaInput:
-    """The few `oiio.ImageInput` calls `plates.ImageReader` makes, for a luminance/chroma
+    """The few `oiio.ImageInput` calls `image_reader.ImageReader` makes, for a luminance/chroma
     EXR read through OpenEXR (every part decoded at open; they are small camera frames)."""
 
     def __init__(self, path: str) -> None:

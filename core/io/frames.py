@@ -20,13 +20,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
+from ...plugin.frame_ranges import format_frame_ranges, parse_frame_ranges
 from ..errors import InputError, UsageError
 
-MAX_SPEC_FRAMES = 1_000_000  # a spec larger than this is a typo, not a shot
-
-_SPEC_ITEM = re.compile(r"^(-?\d+)(?:-(-?\d+)(?:x(\d+))?)?$")
 _TOKEN = re.compile(r"(#+)|%(0?\d*)d|(@+)|\$F(\d*)(?![A-Za-z_])")
 _PLAIN_FRAME = re.compile(r"[._](-?\d+)\.[^.]+$")  # `name.1001.exr` / `name_1001.exr`
 
@@ -34,75 +32,15 @@ _PLAIN_FRAME = re.compile(r"[._](-?\d+)\.[^.]+$")  # `name.1001.exr` / `name_100
 def parse_frame_spec(spec: str) -> list[int]:
     """Frames named by a spec like `1001-1100x2,1200`, sorted and without duplicates.
 
-    Raises UsageError with the offending item for anything malformed, reversed or empty,
-    so a typo on a farm submission fails at once instead of rendering the wrong frames.
+    The rules are the wire's (`plugin/frame_ranges.py`), so hosts and the engine read a
+    range the same way. Raises UsageError with the offending item for anything malformed,
+    reversed or empty, so a typo on a farm submission fails at once instead of rendering the
+    wrong frames.
     """
-    text = str(spec).strip()
-    if not text:
-        raise UsageError("empty frame range (expected e.g. 1001-1100, 1001-1100x2, 1001,1005)")
-    frames: set[int] = set()
-    for group in text.split(","):
-        items = group.split()
-        if not items:
-            raise UsageError(f"frame range {spec!r} has an empty item")
-        for item in items:
-            frames.update(_parse_spec_item(item, spec))
-            if len(frames) > MAX_SPEC_FRAMES:
-                raise UsageError(f"frame range {spec!r} names more than {MAX_SPEC_FRAMES} frames")
-    return sorted(frames)
-
-
-def _parse_spec_item(item: str, spec: str) -> range:
-    """One `a`, `a-b` or `a-bxN` item as a range (inclusive of b)."""
-    match = _SPEC_ITEM.match(item)
-    if not match:
-        raise UsageError(f"bad frame range item {item!r} in {spec!r} "
-                         "(expected e.g. 1001, 1001-1100, 1001-1100x2, -5--1)")
-    first = int(match.group(1))
-    last = int(match.group(2)) if match.group(2) is not None else first
-    step = int(match.group(3)) if match.group(3) is not None else 1
-    if last < first:
-        raise UsageError(f"frame range item {item!r} in {spec!r} ends before it starts")
-    if step < 1:
-        raise UsageError(f"frame range item {item!r} in {spec!r} has a step below 1")
-    if (last - first) // step + 1 > MAX_SPEC_FRAMES:
-        raise UsageError(f"frame range {spec!r} names more than {MAX_SPEC_FRAMES} frames")
-    return range(first, last + 1, step)
-
-
-def format_frame_ranges(frames: Iterable[int]) -> str:
-    """Compact text for a set of frames, e.g. `1001-1010,1012,1020-1030x2`.
-
-    Runs of 3+ frames with a constant step become `a-bxN`; the text parses back to the
-    same frames with `parse_frame_spec`.
-    """
-    ordered = sorted(set(int(f) for f in frames))
-    items: list[str] = []
-    index = 0
-    while index < len(ordered):
-        end, step = _run_from(ordered, index)
-        first, last = ordered[index], ordered[end]
-        if end == index:
-            items.append(str(first))
-        elif step == 1:
-            items.append(f"{first}-{last}")
-        else:
-            items.append(f"{first}-{last}x{step}")
-        index = end + 1
-    return ",".join(items)
-
-
-def _run_from(ordered: Sequence[int], index: int) -> tuple[int, int]:
-    """End index and step of the constant-step run starting at `index` (step>1 needs 3 frames)."""
-    if index + 1 >= len(ordered):
-        return index, 1
-    step = ordered[index + 1] - ordered[index]
-    end = index + 1
-    while end + 1 < len(ordered) and ordered[end + 1] - ordered[end] == step:
-        end += 1
-    if step > 1 and end - index < 2:
-        return index, 1
-    return end, step
+    try:
+        return parse_frame_ranges(spec)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def find_gaps(frames: Sequence[int]) -> list[tuple[int, int]]:
@@ -114,6 +52,21 @@ def find_gaps(frames: Sequence[int]) -> list[tuple[int, int]]:
 def format_frame(frame: int, padding: int) -> str:
     """A frame number padded to `padding` characters, sign included (-1 -> `-001`)."""
     return f"{frame:0{padding}d}" if padding > 1 else str(frame)
+
+
+def check_path_text(path: str) -> str:
+    """`path` when the image and movie libraries can open it; UsageError when it holds
+    bytes that are not UTF-8 (Python reads them as lone surrogates, which OpenImageIO and
+    FFmpeg cannot take) or a NUL character."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise UsageError(f"the path '{shown}' is not UTF-8 text, which the image libraries "
+                         "cannot open", hint="rename the folder or file") from None
+    if "\x00" in path:
+        raise UsageError(f"the path {path!r} holds a NUL character")
+    return path
 
 
 @dataclass(frozen=True)
@@ -130,8 +83,9 @@ class SequencePattern:
 
     @classmethod
     def parse(cls, path: str) -> "SequencePattern":
-        """Recognise the frame token in `path`; UsageError for two tokens in one file name."""
-        text = os.fspath(path)
+        """Recognise the frame token in `path`; UsageError for two tokens in one file name
+        or a path that is not UTF-8 text."""
+        text = check_path_text(os.fspath(path))
         folder, name = os.path.split(text)
         tokens = list(_TOKEN.finditer(name))
         if not tokens:

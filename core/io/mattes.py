@@ -8,7 +8,9 @@ has no pixels outside it, so overscan is not reproduced, while a cropped data wi
 kept), timecode, frame rate, camera and custom attributes. What describes the source file
 rather than the matte is dropped: compression, colour space (`oiio:ColorSpace`, interop
 IDs, chromaticities of an alpha-only matte), format-specific (`dpx:`, `openexr:`, `tiff:`...)
-and tool fields. Caller attributes are added as `vrmbg:<name>`. Writes are atomic.
+and tool fields. Caller attributes are added as `vrmbg:<name>` (the matte's stamp: key, start,
+tier, chain... of the cache, shot and identity of a render's output), and `read_matte_stamp`
+reads them back, so the stamp is written and read here. Writes are atomic.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from ..fs import atomic_write, disk_full_error
 from ..errors import InputError, OutputError, UsageError, library_text
 from .exr_writer import exr_header_for, write_exr
 from .halfs import copy_into, to_half
-from .plates import ImageInfo, ImageReader, Window, metadata_fps
+from .image_reader import ImageReader
+from .plate_types import ImageInfo, Window, metadata_fps
 
+STAMP_PREFIX = "vrmbg:"  # of the attributes vrmbg adds to a matte (its stamp)
 FPS_ATTRIBUTE = "framesPerSecond"  # OpenEXR's standard frame-rate attribute (rational)
 COMPRESSIONS = ("zip", "zips", "piz", "rle", "none", "dwaa", "dwab")
 
@@ -86,6 +90,24 @@ def read_matte(path: str) -> np.ndarray:
                              path=path)
         info = reader.info_for_channels(0, [name])
         return np.ascontiguousarray(reader.pixels(info)[..., 0])
+
+
+def read_matte_stamp(path: str) -> dict[str, Any] | None:
+    """The `vrmbg:*` attributes of a matte (key, start, tier, chain...), or None if unreadable.
+
+    Only the header is read, so checking a cached frame costs about a millisecond.
+    """
+    if not os.path.isfile(path):
+        return None
+    image = oiio.ImageInput.open(path)
+    if image is None:
+        library_text(oiio.geterror)  # clear the global error message
+        return None
+    try:
+        return {attr.name[len(STAMP_PREFIX):]: attr.value for attr in image.spec().extra_attribs
+                if attr.name.startswith(STAMP_PREFIX)}
+    finally:
+        image.close()
 
 
 def _matte_pixels(path: str, alpha: np.ndarray, rgb: np.ndarray | None) -> np.ndarray:
@@ -179,7 +201,7 @@ def _type_name(value: Any) -> str:
 
 def _set_vrmbg_attribute(spec: oiio.ImageSpec, key: str, value: object) -> None:
     """Add one caller attribute as `vrmbg:<key>` (int, float or string)."""
-    name = key if key.startswith("vrmbg:") else f"vrmbg:{key}"
+    name = key if key.startswith(STAMP_PREFIX) else f"{STAMP_PREFIX}{key}"
     if isinstance(value, bool):
         spec.attribute(name, int(value))
     elif isinstance(value, (int, np.integer)):

@@ -1,8 +1,8 @@
-"""Movie plates and movie output through PyAV (FFmpeg).
+"""Movie plates through PyAV (FFmpeg): a movie read as a plate sequence.
 
-A movie (ProRes, DNxHR, H.264/HEVC in .mov/.mp4/.mxf/.mkv/.avi) is read as a plate sequence
-whose frames are numbered from a chosen start (1001 by default), with the same interface as
-`vrmbg.core.io.plates.PlateSequence`, so the engine cannot tell them apart.
+A movie (ProRes, DNxHR, H.264/HEVC in .mov/.mp4/.mxf/.mkv/.avi: `formats.FORMATS`) is read as a
+plate sequence whose frames are numbered from a chosen start (1001 by default), with the same
+interface as `vrmbg.core.io.plates.PlateSequence`, so the engine cannot tell them apart.
 
 Pixels are the movie's display-referred code values in 0..1 (YUV decoded to RGB with the
 matrix and range the file is tagged with; untagged HD is taken as Rec.709 limited range). No
@@ -12,8 +12,9 @@ colour conversion happens here: the colour space is chosen explicitly by the use
 Decoding is sequential-friendly: the file stays open and frames are decoded forward; a seek
 happens only on a jump backwards or far forwards. Movies are assumed constant frame rate.
 
-Output: `write_movie` writes a matte as ProRes 4444 with the matte in alpha (and as grey RGB),
-or a composite as ProRes 422 HQ of premultiplied RGB, atomically.
+PyAV is imported where a movie is opened, not with this module: importing it costs about
+65 ms, which every `vrmbg` command that reads no movie would pay. Writing movies is
+`movie_writer`.
 """
 
 from __future__ import annotations
@@ -24,16 +25,16 @@ import re
 import threading
 from collections import OrderedDict
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..fs import atomic_write
-from ..errors import InputError, OutputError, UsageError
-from .formats import DEFAULT_MOVIE_START
+from ..errors import InputError
+from .ffmpeg import (AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, AVCOL_SPC_UNSPECIFIED, ffmpeg_message,
+                     fps_fraction)
+from .plate_types import ImageInfo, Plate
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .plates import ImageInfo, Plate
+DEFAULT_MOVIE_START = 1001  # frame number of a movie's first frame unless told otherwise
 
 # The studio/cg configs' name for Rec.709 video (BT.1886 EOTF, gamma 2.4). Converting it to
 # 'sRGB Encoded Rec.709 (sRGB)' is a pure transfer-function swap (the configs' default view
@@ -45,24 +46,7 @@ _MAX_DECODE_AHEAD = 24
 # Decoded frames kept, so readers on several threads asking for neighbouring frames slightly
 # out of order do not force a seek back.
 _KEEP_DECODED = 4
-# FFmpeg enum values (libavutil/pixfmt.h).
-_AVCOL_SPC_UNSPECIFIED = 2
-_AVCOL_RANGE_MPEG, _AVCOL_RANGE_JPEG = 1, 2
-_BT709 = 1
 
-
-def _plate_types() -> tuple[type, type]:
-    """ImageInfo and Plate, imported late (plates pulls in OpenImageIO)."""
-    from .plates import ImageInfo, Plate
-    return ImageInfo, Plate
-
-
-def _ffmpeg_message(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-# --------------------------------------------------------------------------- reading
 
 class _Overshot(InputError):
     """Decoding went past the wanted frame (a seek landed after it, or it is missing)."""
@@ -92,7 +76,7 @@ class MovieSequence:
             self._close_container()
             raise InputError("the movie has no video stream", path=self.path) from None
         except (av.FFmpegError, OSError) as exc:
-            raise InputError(f"cannot open the movie ({_ffmpeg_message(exc)})",
+            raise InputError(f"cannot open the movie ({ffmpeg_message(exc)})",
                              path=self.path) from None
         self._stream.thread_type = "AUTO"
         self.fps = Fraction(self._stream.average_rate or self._stream.guessed_rate or 24)
@@ -120,7 +104,7 @@ class MovieSequence:
         except StopIteration:
             raise InputError("the movie holds no video frames", path=self.path) from None
         except (av.FFmpegError, OSError) as exc:
-            raise InputError(f"cannot decode the movie ({_ffmpeg_message(exc)})",
+            raise InputError(f"cannot decode the movie ({ffmpeg_message(exc)})",
                              path=self.path) from None
         self._next_index = 1
         self._remember(0, frame)
@@ -140,7 +124,7 @@ class MovieSequence:
                     if packet.size:
                         count += 1
         except (av.FFmpegError, OSError) as exc:
-            raise InputError(f"cannot scan the movie ({_ffmpeg_message(exc)})",
+            raise InputError(f"cannot scan the movie ({ffmpeg_message(exc)})",
                              path=self.path) from None
         return count
 
@@ -166,7 +150,7 @@ class MovieSequence:
             else:
                 self._container.seek(0, stream=self._stream, backward=True)
         except (av.FFmpegError, OSError) as exc:
-            raise InputError(f"cannot seek in the movie ({_ffmpeg_message(exc)})",
+            raise InputError(f"cannot seek in the movie ({ffmpeg_message(exc)})",
                              path=self.path, frame=self._frame_number(index)) from None
         self._frames_iter = self._container.decode(self._stream)
         self._next_index = None  # unknown until the first frame after the seek is decoded
@@ -183,7 +167,7 @@ class MovieSequence:
                 frame = None
             except (av.FFmpegError, OSError) as exc:
                 self._next_index = None  # the decoder is spent: the next read seeks afresh
-                raise InputError(f"cannot decode the movie ({_ffmpeg_message(exc)})",
+                raise InputError(f"cannot decode the movie ({ffmpeg_message(exc)})",
                                  path=self.path, frame=self._frame_number(index)) from None
             if frame is None:
                 self._next_index = None
@@ -237,15 +221,14 @@ class MovieSequence:
 
     # ---- PlateSequence interface
 
-    def info(self, frame: int) -> "ImageInfo":
+    def info(self, frame: int) -> ImageInfo:
         """Image description of a frame (size, channels, codec metadata, this frame's timecode)."""
         index = self._index(frame)
-        image_info, _ = _plate_types()
         sample = self._sample
         bits = _bit_depth(sample)
         width, height = sample.width, sample.height
         metadata, types = self._metadata(index)
-        return image_info(
+        return ImageInfo(
             path=self.path, file_format="movie", width=width, height=height,
             display_window=(0, 0, width, height), data_window=(0, 0, width, height),
             channels=("R", "G", "B"), parts=(), pixel_type="uint8" if bits <= 8 else "uint16",
@@ -275,21 +258,20 @@ class MovieSequence:
                 meta["smpte:TimeCode"], types["smpte:TimeCode"] = (packed, 0), "timecode"
         return meta, types
 
-    def read(self, frame: int, *, keep_half: bool = False, threads: int = 0) -> "Plate":
+    def read(self, frame: int, *, keep_half: bool = False, threads: int = 0) -> Plate:
         """Decode one frame as a Plate: rgb (H, W, 3) float32 display-referred code values 0..1.
 
         `keep_half` and `threads` are accepted for the plate-reader interface; movies always
         give float32, converted on the calling thread.
         """
         index = self._index(frame)
-        _, plate = _plate_types()
         with self._lock:
             if self._container is None:
                 raise InputError("the movie was closed", path=self.path, frame=frame)
             video, frame_lock = self._video_frame(index)
         with frame_lock:  # PyAV keeps one converter per frame object
             rgb = _to_rgb01(video)
-        return plate(frame=int(frame), path=self.path, rgb=rgb, info=self.info(frame))
+        return Plate(frame=int(frame), path=self.path, rgb=rgb, info=self.info(frame))
 
     def fingerprint(self, frame: int, content: bool = False) -> str:
         """Identity of a frame for chain hashes: file size+mtime+index, or a hash of its pixels."""
@@ -344,9 +326,9 @@ def _to_rgb01(frame: Any) -> np.ndarray:
     from av.video.reformatter import Colorspace
 
     options: dict[str, Any] = {}
-    if frame.colorspace == _AVCOL_SPC_UNSPECIFIED and frame.height >= 720:
+    if frame.colorspace == AVCOL_SPC_UNSPECIFIED and frame.height >= 720:
         options["src_colorspace"] = Colorspace.ITU709  # HD video convention when untagged
-    if frame.color_range in (_AVCOL_RANGE_MPEG, _AVCOL_RANGE_JPEG):
+    if frame.color_range in (AVCOL_RANGE_MPEG, AVCOL_RANGE_JPEG):
         options["src_color_range"] = frame.color_range
     if _bit_depth(frame) <= 8:
         codes, scale = frame.to_ndarray(format="rgb24", **options), 1.0 / 255.0
@@ -379,118 +361,6 @@ def _timecode_plus(start: str, frames: int, fps: Fraction) -> int | None:
                for value, shift in zip(digits, (0, 8, 16, 24)))
 
 
-# --------------------------------------------------------------------------- writing
-
-_KINDS = {
-    # kind: (ProRes profile, encoder pixel format, source numpy layout)
-    "matte": ("4444", "yuva444p10le", "rgba64le"),
-    "composite": ("hq", "yuv422p10le", "rgb48le"),
-}
-_NTSC_BASES = (24, 30, 48, 60, 120)
-
-
-def fps_fraction(fps: float | int | str | Fraction) -> Fraction:
-    """A frame rate as an exact fraction; 23.976/29.97/59.94 become 24000/1001 etc."""
-    try:
-        value = Fraction(str(fps)) if not isinstance(fps, Fraction) else fps
-    except (ValueError, ZeroDivisionError):
-        raise UsageError(f"bad frame rate {fps!r}") from None
-    if value <= 0:
-        raise UsageError(f"bad frame rate {fps!r}")
-    for base in _NTSC_BASES:
-        ntsc = Fraction(base * 1000, 1001)
-        if value != ntsc and abs(value - ntsc) < Fraction(1, 200):
-            return ntsc
-    return value.limit_denominator(1001)
-
-
-def _codes16(frame: np.ndarray, kind: str) -> np.ndarray:
-    """One output frame as uint16 code values: matte -> grey RGB + alpha, composite -> RGB."""
-    data = np.asarray(frame, dtype=np.float32)
-    if kind == "matte":
-        if data.ndim == 3 and data.shape[2] == 1:
-            data = data[..., 0]
-        if data.ndim != 2:
-            raise ValueError(f"a matte frame must be (H, W), got shape {data.shape}")
-        data = np.repeat(data[..., None], 4, axis=2)
-    else:
-        if data.ndim != 3 or data.shape[2] not in (3, 4):
-            raise ValueError(f"a composite frame must be (H, W, 3|4), got shape {data.shape}")
-        if data.shape[2] == 4:
-            data = data[..., :3] * data[..., 3:4]  # straight RGBA -> premultiplied RGB
-    data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.ascontiguousarray(np.round(np.clip(data, 0.0, 1.0) * 65535.0).astype(np.uint16))
-
-
-def _encode(tmp: str, frames: Iterable[np.ndarray], rate: Fraction, kind: str,
-            timecode: str, comment: str = "") -> int:
-    """Encode `frames` into a new ProRes .mov at `tmp`; returns the number of frames."""
-    import av
-    from av.video.reformatter import ColorRange, Colorspace
-
-    profile, pix_fmt, layout = _KINDS[kind]
-    count = 0
-    with av.open(tmp, "w", format="mov") as container:
-        stream = container.add_stream("prores_ks", rate=rate)
-        stream.options = {"profile": profile, "vendor": "apl0"}
-        if timecode:
-            stream.metadata["timecode"] = timecode
-        if comment:
-            container.metadata["comment"] = comment
-        for frame in frames:
-            codes = _codes16(frame, kind)
-            if count == 0:
-                stream.height, stream.width = codes.shape[:2]
-                stream.pix_fmt = pix_fmt
-                context = stream.codec_context
-                context.colorspace = context.color_primaries = context.color_trc = _BT709
-                context.color_range = _AVCOL_RANGE_MPEG
-            elif codes.shape[:2] != (stream.height, stream.width):
-                raise OutputError(f"frame {count} is {codes.shape[1]}x{codes.shape[0]}, "
-                                  f"the movie is {stream.width}x{stream.height}")
-            video = av.VideoFrame.from_ndarray(codes, format=layout).reformat(
-                format=pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
-            video.pts = count
-            container.mux(stream.encode(video))
-            count += 1
-        if count:
-            container.mux(stream.encode(None))
-    return count
-
-
-def write_movie(path: str, frames: Iterable[np.ndarray], *, fps: float | int | str | Fraction,
-                kind: str, timecode: str = "", comment: str = "") -> None:
-    """Write frames as a ProRes .mov, atomically (no partial file on any error).
-
-    kind="matte": each frame is an (H, W) alpha in 0..1, written as ProRes 4444 with the matte
-    in alpha and as grey RGB (mattes are data: no colour conversion).
-    kind="composite": each frame is (H, W, 3) premultiplied RGB code values in 0..1, or
-    (H, W, 4) straight RGBA which is premultiplied here; written as ProRes 422 HQ (no alpha).
-    Values are tagged Rec.709 (limited range); NaN/Inf become 0 and values are clamped.
-    `timecode` ("HH:MM:SS:FF") is the start timecode written into the movie, if given;
-    `comment` goes into the movie's comment metadata.
-    """
-    if kind not in _KINDS:
-        raise UsageError(f"unknown movie kind {kind!r}; use 'matte' or 'composite'")
-    if os.path.splitext(os.fspath(path))[1].lower() != ".mov":
-        raise UsageError("ProRes movies are written as .mov; change the output extension",
-                         path=path)
-    rate = fps_fraction(fps)
-
-    def write(tmp: str) -> None:
-        import av
-
-        try:
-            count = _encode(tmp, frames, rate, kind, timecode, comment)
-        except (av.FFmpegError, ValueError) as exc:
-            raise OutputError(f"cannot encode the movie ({_ffmpeg_message(exc)})",
-                              path=path) from None
-        if count == 0:
-            raise OutputError("no frames to write", path=path)
-
-    atomic_write(os.fspath(path), write)
-
-
 def read_movie_frames(path: str, *, alpha: bool = False) -> list[np.ndarray]:
     """All frames of a (short) movie as float32 arrays in 0..1: RGB, or RGBA with `alpha`.
 
@@ -506,11 +376,5 @@ def read_movie_frames(path: str, *, alpha: bool = False) -> list[np.ndarray]:
                 codes = frame.to_ndarray(format=layout)
                 out.append(codes.astype(np.float32) / np.float32(65535.0))
     except (av.FFmpegError, OSError) as exc:
-        raise InputError(f"cannot read the movie ({_ffmpeg_message(exc)})", path=path) from None
+        raise InputError(f"cannot read the movie ({ffmpeg_message(exc)})", path=path) from None
     return out
-
-
-__all__: Sequence[str] = (
-    "MOVIE_DEFAULT_COLORSPACE", "MovieSequence", "fps_fraction", "read_movie_frames",
-    "write_movie",
-)

@@ -1,7 +1,7 @@
 """What `vrmbg info` reports about a plate: frames, gaps, windows, parts, channels, colour.
 
 Kept apart from the readers: the report reads one header and lists what a file holds,
-while `plates` and `movie` read pixels for the engine.
+while `image_reader`, `plates` and `movie` read pixels for the engine.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from typing import Any, Sequence
 import numpy as np
 import OpenImageIO as oiio
 
+from .formats import is_movie
 from .frames import find_gaps, format_frame_ranges
+from .image_reader import ImageReader, split_layers
 from .plate_checks import primaries_name, window_warning
-from .plates import (ImageInfo, ImageReader, PlateSequence, metadata_fps, split_layers,
-                     timecode_text)
+from .plate_types import ImageInfo, metadata_fps, timecode_text
+from .plates import PlateSequence, open_plates
 
 _COLOUR_KEYS = ("oiio:ColorSpace", "colorInteropID", "dpx:Transfer", "dpx:Colorimetric",
                 "chromaticities", "oiio:Gamma", "ICCProfile:profile_description")
@@ -27,8 +29,6 @@ def describe(pattern: str, *, layer: str = "", part: str = "") -> dict:
     (InputError listing what the file holds). Movie files (.mov, .mp4...) are described
     through `vrmbg.core.io.movie`.
     """
-    from .formats import is_movie, open_plates
-
     if is_movie(pattern):
         movie = open_plates(pattern, layer=layer, part=part)
         try:

@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..fs import atomic_write_text
-from ..errors import ModelError
+from ..fs import atomic_write_text, make_folder
+from ..errors import ModelError, first_line
 
 CONFIG_NAME = "config.json"
 # Marks a config.json as ours (a hub config.json of another code base is not).
@@ -150,7 +150,7 @@ class ModelConfig:
 
     def save(self, folder: str | os.PathLike) -> str:
         """Write `config.json` into folder (created if needed); returns the file path."""
-        os.makedirs(folder, exist_ok=True)
+        make_folder(os.fspath(folder))
         path = os.path.join(os.fspath(folder), CONFIG_NAME)
         atomic_write_text(path, self.to_json())
         return path
@@ -166,8 +166,8 @@ class ModelConfig:
                 data = json.load(handle)
         except FileNotFoundError as exc:
             raise ModelError("model config.json not found", path=path) from exc
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read model config: {exc}", path=path) from exc
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ModelError(f"cannot read model config: {first_line(exc)}", path=path) from exc
         if not isinstance(data, dict):
             raise ModelError("model config is not a JSON object", path=path)
         return cls.from_dict(data)

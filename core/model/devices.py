@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..errors import UsageError
+from ..errors import HostError, UsageError
 
 _PRECISIONS = {
     "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
@@ -39,15 +39,15 @@ def _pick_device(device: str) -> torch.device:
                          "mps") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError("device cuda was requested but CUDA is not available here "
-                             "(use --device cpu or auto)")
+            raise HostError("device cuda was requested but CUDA is not available here "
+                            "(use --device cpu or auto, or run it on a host with a GPU)")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(f"device {name} does not exist ({torch.cuda.device_count()} CUDA "
-                             "device(s) visible)")
+            raise HostError(f"device {name} does not exist ({torch.cuda.device_count()} CUDA "
+                            "device(s) visible)")
     elif dev.type == "mps":
         if not _mps_available():
-            raise UsageError("device mps was requested but Apple MPS is not available here "
-                             "(use --device cpu or auto)")
+            raise HostError("device mps was requested but Apple MPS is not available here "
+                            "(use --device cpu or auto)")
     elif dev.type != "cpu":
         raise UsageError(f"unsupported device {device!r}; choose auto, cpu, cuda, cuda:N or mps")
     return dev

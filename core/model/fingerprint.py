@@ -98,7 +98,7 @@ def read_header(path: str | os.PathLike) -> SafetensorsHeader:
         raise ModelError(f"cannot read weights: {exc.strerror or exc}", path=path) from exc
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ModelError(_not_safetensors_reason(prefix), path=path) from None
     if not isinstance(data, dict):
         raise ModelError("not a safetensors file (header is not a JSON object)", path=path)

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..fs import atomic_write, atomic_write_text
+from ..fs import atomic_write, atomic_write_text, make_folder, remove_empty_folder
 from ..errors import ModelError, first_line
 from .config import ARCHITECTURE, CONFIG_NAME, ModelConfig
 from .families import ModelKind, identify, with_published_resolution
@@ -150,7 +150,7 @@ def save_model(module: nn.Module, config: ModelConfig, folder: str | os.PathLike
     folder_path = Path(folder)
     created = not folder_path.exists()
     try:
-        folder_path.mkdir(parents=True, exist_ok=True)
+        make_folder(str(folder_path))
     except OSError as exc:
         raise ModelError(f"cannot create model folder: {exc.strerror or exc}", path=folder) from exc
     tensors = {name: t.detach().to("cpu").contiguous().clone()
@@ -162,7 +162,7 @@ def save_model(module: nn.Module, config: ModelConfig, folder: str | os.PathLike
         atomic_write_text(str(folder_path / CONFIG_NAME), config.to_json())
     except BaseException:
         if created:
-            _remove_if_empty(folder_path)
+            remove_empty_folder(str(folder_path))  # we made it and nothing was written
         raise
     return str(folder_path)
 
@@ -229,7 +229,7 @@ def _read_raw_config(located: Located) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ModelError(f"cannot read model config: {first_line(exc)}", path=path) from exc
     if not isinstance(data, dict):
         raise ModelError("model config is not a JSON object", path=path)
@@ -296,13 +296,3 @@ def model_fingerprint(files: list[Path] | list[str], config: ModelConfig,
     if code_digest:
         parts.append(("code", code_digest))
     return combine(parts)
-
-
-
-def _remove_if_empty(folder: Path) -> None:
-    """Remove a folder we created when nothing was written into it."""
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
-

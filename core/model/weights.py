@@ -99,7 +99,7 @@ def _index_files(index: Path) -> list[Path]:
     try:
         weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
         names = sorted(set(weight_map.values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise ModelError(f"cannot read the shard index: {exc}", path=index) from exc
     files = [index.parent / name for name in names]
     missing = [p.name for p in files if not p.is_file()]

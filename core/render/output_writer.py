@@ -9,14 +9,24 @@ scene-linear light, tagged with that colour space.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Mapping
 
+import av
 import numpy as np
 
-from ..io.frames import SequencePattern
+from ..engine.cache import MATTE_COMPRESSION
+from ..engine.interfaces import movie_fps, plate_origin
+from ..errors import InputError
+from ..fs import link_over
+from ..io.frames import SequencePattern, format_frame_ranges
+from ..io.halfs import copy_into, to_half
+from ..io.mattes import read_matte, read_matte_stamp, write_matte
+from ..io.movie_writer import write_movie
+from ..io.plate_types import metadata_fps, timecode_text
 
 DEFAULT_FPS = 24.0
 
@@ -40,8 +50,6 @@ class MatteWriter:
         self.previous = dict(previous or {})
         # An alpha output compressed as the cache's mattes holds the same pixels: the cache
         # then keeps a hard link to it instead of a second copy.
-        from ..engine.cache import MATTE_COMPRESSION
-
         self.share_with_cache = not self.rgba and compression == MATTE_COMPRESSION
         # RGBA is premultiplied in the config's scene-linear space, whatever the plate's.
         self.colorspace = colour.scene_linear_space if self.rgba else ""
@@ -52,9 +60,6 @@ class MatteWriter:
 
     def write(self, frame: int, cache_path: str) -> None:
         """Copy the finished matte of `frame` from the cache to the output, stamped."""
-        from ..engine.cache import read_matte_stamp
-        from ..io.mattes import read_matte
-
         self._write(frame, read_matte(cache_path), read_matte_stamp(cache_path) or {})
         if self.share_with_cache:
             share_file(self.path(frame), cache_path)
@@ -68,8 +73,6 @@ class MatteWriter:
         as the cache's matte is, and RGBA is premultiplied by the matte as the cache stores it.
         """
         if self.rgba:
-            from ..io.halfs import copy_into, to_half
-
             stored = np.empty(alpha.shape, np.float32)
             copy_into(stored, to_half(alpha))
             alpha = stored
@@ -79,20 +82,16 @@ class MatteWriter:
                info: Any = None) -> None:
         """Write the output of `frame`: its matte, with the stamp of the cached matte it is
         (`info`: the plate's header when the caller has it)."""
-        from ..io.mattes import write_matte
-
         rgb = None
         if self.rgba:
             plate = self.plates.read(frame)
             rgb, info = self.colour.to_scene_linear(plate.rgb), plate.info
         elif info is None:
             info = self.plates.info(frame)
-        path_for: Callable[[int], str] | None = getattr(self.plates, "path_for", None)
         attributes = {**self.stamp, "key": cached.get("key", ""),
                       "start": cached.get("start", 0), "tier": cached.get("tier", ""),
                       "exact": int(cached.get("tier") == "final"),
-                      "plate": os.path.basename(path_for(frame) if path_for else
-                                                str(getattr(self.plates, "path", "")))}
+                      "plate": os.path.basename(plate_origin(self.plates, frame))}
         for carried in ("cut", "model_kind"):  # what the cached matte says of its frame
             if carried in cached:
                 attributes[carried] = cached[carried]
@@ -147,43 +146,21 @@ class OutputSink:
 
 
 def share_file(source: str, target: str) -> bool:
-    """Make `target` a hard link to `source`, atomically (one copy of the bytes on disk),
-    replacing what it was; `target` is kept as it is (or left missing) where links cannot be
-    made (another file system, SMB).
+    """Make `target` a hard link to `source` (one copy of the bytes on disk), replacing what
+    it was; False, and `target` kept as it is, where links cannot be made (`fs.link_over`).
 
     Only for files with the same pixels whose `source` stamp also makes `target` valid: an
     output matte carries the cache matte's key, start and tier. vrmbg replaces files and
     never edits them in place, so the two names never come to differ in content.
     """
-    from ..fs import temp_path_for
-
-    try:
-        if os.path.lexists(target) and os.path.samefile(source, target):
-            return True
-    except OSError:
-        return False
-    tmp = temp_path_for(target)
-    try:
-        os.link(source, tmp)
-        os.replace(tmp, target)
-        return True
-    except OSError:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        return False
+    return link_over(source, target)
 
 
 def plate_fps(plates: Any) -> float:
     """The plate's frame rate (movie rate or EXR/DPX metadata), else 24."""
-    from ..errors import InputError
-
-    rate = getattr(plates, "fps", None)
+    rate = movie_fps(plates)
     if rate:
         return rate
-    from ..io.plates import metadata_fps
-
     try:
         return metadata_fps(plates.info(plates.first_frame).metadata) or DEFAULT_FPS
     except InputError:
@@ -199,11 +176,6 @@ def write_movie_output(path: str, frames: list[int], matte_path: Callable[[int],
     """Encode the finished frames as one ProRes movie (matte, or composite for rgba) at the
     plate's frame rate, starting at the first frame's timecode, stamped with `stamp` (so a
     re-run of the same render recognises the movie as its own)."""
-    import json
-
-    from ..io.mattes import read_matte
-    from ..io.movie import write_movie
-
     def images():
         for frame in frames:
             alpha = read_matte(matte_path(frame))
@@ -213,7 +185,7 @@ def write_movie_output(path: str, frames: list[int], matte_path: Callable[[int],
             else:
                 yield alpha
 
-    comment = MOVIE_STAMP_PREFIX + json.dumps({**stamp, "frames": _spec(frames)},
+    comment = MOVIE_STAMP_PREFIX + json.dumps({**stamp, "frames": format_frame_ranges(frames)},
                                               sort_keys=True)
     write_movie(path, images(), fps=plate_fps(plates),
                 kind="composite" if composite else "matte",
@@ -222,9 +194,6 @@ def write_movie_output(path: str, frames: list[int], matte_path: Callable[[int],
 
 def plate_timecode(plates: Any, frame: int) -> str:
     """The plate's SMPTE timecode at `frame` ("HH:MM:SS:FF"), or "" when it has none."""
-    from ..errors import InputError
-    from ..io.plates import timecode_text
-
     try:
         packed = plates.info(frame).metadata.get("smpte:TimeCode")
     except InputError:
@@ -234,11 +203,7 @@ def plate_timecode(plates: Any, frame: int) -> str:
 
 def movie_stamp(path: str) -> dict[str, Any] | None:
     """The stamp of a matte movie vrmbg wrote, or None for any other file."""
-    import json
-
     try:
-        import av
-
         with av.open(path, "r") as container:
             comment = str(container.metadata.get("comment") or "")
     except Exception:  # not a movie PyAV can open: not ours
@@ -250,9 +215,3 @@ def movie_stamp(path: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def _spec(frames: list[int]) -> str:
-    from ..io.frames import format_frame_ranges
-
-    return format_frame_ranges(frames)

@@ -155,4 +155,8 @@ class JobQueue:
             finally:
                 with self._cond:
                     self._running = None
-            self._answer(job, result)
+            try:
+                self._answer(job, result)
+            except Exception:  # the queue must outlive a bad answer, or later jobs hang
+                print(f"vrmbg worker: {self._name} answer to {job.request_id!r} failed:\n"
+                      f"{traceback.format_exc()}", file=sys.stderr, flush=True)

@@ -15,6 +15,15 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def encode_line(message: dict[str, Any]) -> bytes:
+    """One JSON line in UTF-8; text that UTF-8 cannot carry (a lone surrogate, as a path
+    from a folder whose name is not UTF-8 reads in Python) goes out as JSON escapes."""
+    try:
+        return (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(message, ensure_ascii=True) + "\n").encode("ascii")
+
+
 class EventWriter:
     """Writes events to a binary stream; a lock keeps lines from two threads whole."""
 
@@ -27,7 +36,7 @@ class EventWriter:
         """Write `{"id": request_id, "event": event, ...fields}` as one flushed line."""
         message = {"id": request_id, "event": event}
         message.update({k: _finite(v) for k, v in fields.items()})
-        data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
+        data = encode_line(message)
         with self._lock:
             if self.broken:
                 return

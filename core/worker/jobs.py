@@ -55,14 +55,14 @@ def error_fields(exc: BaseException, request_id: Any = None) -> dict[str, Any]:
 
 def open_engine_session(ctx: WorkerContext, ws: WorkerSession, request_id: Any) -> Any:
     """Build the engine session of `ws` (loading its model), with progress while it loads."""
-    from ..engine.opening import open_session
+    from ..engine.opening import open_shot
 
     progress = {"session": ws.id, "frame": None, "total": 1, "seconds_per_frame": 0.0,
                 "eta_seconds": None, "stage": STAGE_LOADING}
     ctx.events.send("progress", request_id, done=0, **progress)
     began = time.perf_counter()
-    matte = open_session(ws.input, ws.settings, models=ctx.models, cache_root=ctx.cache_root,
-                         movie_start=ws.movie_start, preview=ws.preview)
+    shot = open_shot(ws.input, ws.settings, models=ctx.models, movie_start=ws.movie_start)
+    matte = shot.session(cache_root=ctx.cache_root, preview=ws.preview)
     ctx.events.send("progress", request_id, done=1, **progress)
     log(f"session {ws.id}: {ws.input} ready in {time.perf_counter() - began:.2f} s "
         f"({matte.tier}, chain {matte.chain_id})")
@@ -73,13 +73,12 @@ def session_facts(matte: Any) -> dict[str, Any]:
     """The `opened` fields that describe a shot's engine session."""
     frames = list(matte.frames.frames)  # the shot's frames (from its shot start)
     loaded = matte.stepper.loaded
-    describe = getattr(getattr(matte, "colour", None), "describe", None)
     return {"first": frames[0], "last": frames[-1], "frames": format_frame_ranges(frames),
             "total": len(frames), "matte_pattern": os.path.abspath(matte.matte_pattern),
             "chain_id": matte.chain_id, "tier": matte.tier, "folder": matte.folder,
             "device": str(loaded.device), "precision": str(loaded.dtype).replace("torch.", ""),
             "model_fingerprint": str(loaded.fingerprint),
-            "colour": str(describe()) if callable(describe) else ""}
+            "colour": str(matte.colour.describe())}
 
 
 def run_open(ctx: WorkerContext, ws: WorkerSession, job: Job) -> Answer:
@@ -212,7 +211,7 @@ def _ensure_locked(ctx: WorkerContext, ws: WorkerSession, targets: list[int], jo
 
 def run_clear(ctx: WorkerContext, ws: WorkerSession, job: Job) -> Answer:
     """Drop the session's chain from the cache (refused while another process computes it)."""
-    from ..engine.cache import remove_chain
+    from ..engine.housekeeping import remove_chain
 
     ws.ready.wait()
     folder = ws.facts.get("folder", "")

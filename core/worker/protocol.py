@@ -67,19 +67,63 @@ def parse_request(line: bytes) -> Request:
         message = json.loads(line.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise BadRequest(f"request is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise BadRequest("request nests too deeply (objects or arrays inside each other)") from None
     except ValueError as exc:
         raise BadRequest(f"request is not valid JSON: {exc}") from None
     if not isinstance(message, dict):
         raise BadRequest(f"request must be a JSON object, got {type(message).__name__}")
     request_id = message.get("id")
-    if not _is_id(request_id):
-        raise BadRequest("request needs an \"id\" (a string or an integer)")
+    if not _is_id(request_id) or _bad_text(request_id):
+        raise BadRequest("request needs an \"id\" (a string of text or an integer)")
+    for name, value in message.items():
+        problem = _bad_text(name) or _bad_text(value)
+        if problem:
+            raise BadRequest(f"field {_printable(name)!r} {problem}", request_id)
     op = message.get("op")
     if not isinstance(op, str) or op not in FIELDS:
         raise BadRequest(f"unknown op {op!r} (expected one of {', '.join(OPS)})", request_id)
     fields = {k: v for k, v in message.items() if k not in ("id", "op")}
     _check_fields(op, fields, request_id)
     return Request(request_id, op, fields)
+
+
+MAX_DEPTH = 8  # settings are one object deep; nothing a host sends nests further
+
+
+def _bad_text(value: Any, depth: int = 0) -> str:
+    """Why `value` (or text inside it) cannot be used, or "" when it can.
+
+    JSON may carry lone surrogates (how Python spells a path that is not UTF-8) and NUL
+    characters; neither can name a file or travel back in a UTF-8 reply.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "holds a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return ("holds text that is not valid Unicode (a lone surrogate; a path must be "
+                    "UTF-8)")
+        return ""
+    if depth >= MAX_DEPTH and isinstance(value, (dict, list)):
+        return "nests too deeply"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _bad_text(key, depth + 1) or _bad_text(item, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = _bad_text(item, depth + 1)
+            if problem:
+                return problem
+    return ""
+
+
+def _printable(text: Any) -> str:
+    """A field name safe to quote in a reply."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _is_id(value: Any) -> bool:

@@ -198,7 +198,7 @@ class Worker:
 
     def op_cache_info(self, request: Request) -> None:
         """Where a session's cache is and what it holds."""
-        from ..engine.cache import folder_size
+        from ..engine.housekeeping import folder_size
 
         ws = self.ctx.sessions.get(request.get("session"), request.id)
         if not ws.ready.wait(0) or ws.open_error:

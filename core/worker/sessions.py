@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...plugin import schema
-from ..errors import UsageError
+from ..errors import EXIT_MODEL, UsageError
 from .protocol import BadRequest
 
 
@@ -48,12 +48,18 @@ class WorkerSession:
 
 def resolve_settings(values: dict[str, Any], request_id: Any) -> dict[str, Any]:
     """Schema-checked settings with every default filled in (BadRequest names a bad one)."""
+    from ..model.trust import REFUSED, remote_code_allowed
+
     try:
-        return schema.resolve(values)
+        settings = schema.resolve(values)
     except KeyError as exc:
         raise BadRequest(f"open: {exc.args[0]}", request_id) from None
     except ValueError as exc:
         raise BadRequest(f"open: setting {exc}", request_id) from None
+    if settings.get("trust_remote_code") and not remote_code_allowed():
+        raise BadRequest(f"open: trust_remote_code refused: {REFUSED}", request_id,
+                         code=EXIT_MODEL)
+    return settings
 
 
 class SessionRegistry:

@@ -15,7 +15,7 @@ from typing import Any
 import nuke
 
 from . import callbacks, graph, knobs
-from .controller import controller_for, new_id
+from .controller import new_id
 
 NODE_NAME = "VRMBG1"  # Nuke numbers the next ones VRMBG2, VRMBG3...
 MENU_PATH = "VRMBG/VRMBG Matte"
@@ -49,6 +49,5 @@ def create_node() -> Any:
     if selected and group.input(0) is None and selected[-1] is not group:
         group.setInput(0, selected[-1])  # an empty Group had no input to connect at creation
     register()
-    callbacks.bind(group)
-    controller_for(group)
+    callbacks.bind(group)  # its controller, wiring and status
     return group

@@ -44,13 +44,14 @@ def bind(node: Any) -> None:
 def _rewire(node: Any) -> None:
     """Apply the output knobs; a bad layer name goes to the status line."""
     controller = controller_for(node)
+    status = controller.matte.status
     try:
         graph.apply_output(node)
     except ValueError as error:
-        controller.status.last_error = str(error)
+        status.last_error = str(error)
     else:
-        if controller.status.last_error.startswith("matte layer"):
-            controller.status.last_error = ""
+        if status.last_error.startswith("matte layer"):
+            status.last_error = ""
     controller.refresh()
 
 
@@ -94,14 +95,8 @@ def on_knob_changed() -> None:
     if name in (knobs.MATTE_LAYER, "output_type"):
         _rewire(node)
         return
-    controller = controller_for(node)
     if name == "inputChange" or knobs.is_schema_knob(name) or name == knobs.AUTO:
-        try:
-            controller.prepare(node)  # a new key shows black until the engine answers
-        except Exception:
-            pass  # prepare put the reason on the status line
-        controller.refresh()
-        controller.follow(node)
+        _follow_change(node)
 
 
 def on_read_changed() -> None:
@@ -112,13 +107,18 @@ def on_read_changed() -> None:
         return
     for node in read.dependent(nuke.INPUTS, False):
         if is_vrmbg(node):
-            controller = controller_for(node)
-            try:
-                controller.prepare(node)
-            except Exception:
-                pass
-            controller.refresh()
-            controller.follow(node)
+            _follow_change(node)
+
+
+def _follow_change(node: Any) -> None:
+    """What the node asks changed: black at once until the engine answers, then follow."""
+    controller = controller_for(node)
+    try:
+        controller.prepare(node)
+    except Exception:
+        pass  # prepare put the reason on the status line
+    controller.refresh()
+    controller.follow(node)
 
 
 def on_update_ui() -> None:

@@ -13,11 +13,12 @@ farm render of the script never executes it on its own.
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import nuke
 
-from . import frames, knobs
+from . import knobs
+from .plugin.frame_ranges import frame_runs
 
 PLATE = "Plate"
 INPUT_WRITE = "InputWrite"
@@ -26,6 +27,14 @@ GATE = "Gate"
 COPY = "MatteCopy"
 PREMULT = "MattePremult"
 OUTPUT = "Output1"
+
+
+def gate_expression(valid: Iterable[int]) -> str:
+    """The gate's expression: 0 where a frame's matte is valid, 1 (black) elsewhere, so a
+    frame not computed yet (or made stale by a changed plate or setting) is never shown."""
+    terms = [f"frame=={a}" if a == b else f"(frame>={a} && frame<={b})"
+             for a, b in frame_runs(valid)]
+    return "!(" + " || ".join(terms) + ")" if terms else "1"
 
 
 def build(group: Any) -> None:
@@ -46,7 +55,7 @@ def build(group: Any) -> None:
         matte["on_error"].setValue("black")
         gate = nuke.nodes.Switch(name=GATE)
         gate.setInput(0, matte)
-        gate["which"].setExpression(frames.gate_expression([]))
+        gate["which"].setExpression(gate_expression([]))
         copy = nuke.nodes.Copy(name=COPY)
         copy.setInput(0, plate)
         copy.setInput(1, gate)
@@ -100,13 +109,13 @@ def show_mattes(group: Any, pattern: str, first: int, last: int, valid: Any,
             matte[name].setValue(value)
     # in the GUI a missing frame is black (and the status says so); a render must fail instead
     matte["on_error"].setValue("black" if interactive else "error")
-    inner(group, GATE)["which"].setExpression(frames.gate_expression(valid))
+    inner(group, GATE)["which"].setExpression(gate_expression(valid))
     matte["reload"].execute()
 
 
 def hide_mattes(group: Any) -> None:
     """Show black everywhere (settings or input changed: nothing cached is known valid)."""
-    inner(group, GATE)["which"].setExpression(frames.gate_expression([]))
+    inner(group, GATE)["which"].setExpression(gate_expression([]))
 
 
 def input_write(group: Any) -> Any:

@@ -7,11 +7,12 @@ and on the command line.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, List
 
 import nuke
 
 from .plugin import schema
+from .plugin.settings import Settings
 
 ID_KNOB = "vrmbg_id"  # hidden: marks a VRMBG node and names its engine session
 MAIN_TAB = "vrmbg"
@@ -108,23 +109,13 @@ def add_knobs(node: Any) -> None:
         node.addKnob(knob_for(param))
 
 
-def read_settings(node: Any) -> Dict[str, Any]:
-    """The node's schema settings as the engine wants them; ValueError names a bad one."""
-    values = {}
-    for param in nuke_params():
-        knob = node.knob(param.name)
-        if knob is None:  # a node saved by an older version: the default applies
-            values[param.name] = param.default
-            continue
-        values[param.name] = schema.coerce(param, knob.value())
-    return values
+def read_settings(node: Any) -> Settings:
+    """The node's settings as the engine wants them; ValueError names a bad one. A knob
+    missing from a node saved by an older version leaves its setting at the default."""
+    found = ((p.name, node.knob(p.name)) for p in nuke_params())
+    return Settings.from_mapping({name: knob.value() for name, knob in found if knob is not None})
 
 
 def is_schema_knob(name: str) -> bool:
     """True when `name` is a schema setting this node shows."""
     return any(p.name == name for p in nuke_params())
-
-
-def affects_result(name: str) -> bool:
-    """True when changing this knob changes the mattes (a new engine chain)."""
-    return any(p.name == name and p.affects_result for p in nuke_params()) or name == "cache_dir"

@@ -17,7 +17,9 @@ from typing import Any, Dict, Optional, Set
 import nuke
 
 from . import colour, graph
-from .frames import runs
+from .plugin.frame_ranges import frame_runs
+from .plugin.paths import default_cache_root
+from .plugin.settings import Settings
 
 _SEQUENCE_TOKEN = re.compile(r"#+|%0?\d*d|\$F\d*")
 
@@ -34,21 +36,6 @@ class Plate:
     source: str = ""  # the input node's name, for messages
 
 
-def cache_root(cache_dir: str) -> str:
-    """The cache folder the engine uses for `cache_dir` (explicit > $VRMBG_CACHE > user cache).
-
-    The same rule as the engine's `default_cache_root`, restated because Nuke's Python cannot
-    import the engine; the rendered input only has to land beside the engine's cache."""
-    if cache_dir:
-        return os.path.abspath(os.path.expanduser(cache_dir))
-    env = os.environ.get("VRMBG_CACHE", "")
-    if env:
-        return os.path.abspath(os.path.expanduser(env))
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "vrmbg")
-
-
 def _is_direct(read: Any) -> bool:
     """A Read on a file sequence whose frames are the script's frames."""
     if read.Class() != "Read" or read["disable"].value():
@@ -62,11 +49,11 @@ def _is_direct(read: Any) -> bool:
 
 def _rendered_pattern(group: Any, cache_dir: str, node_id: str) -> str:
     digest = hashlib.sha256(node_id.encode("utf-8")).hexdigest()[:12]
-    folder = os.path.join(cache_root(cache_dir), "nuke-input", f"{group.name()}-{digest}")
-    return os.path.join(folder, "input.####.exr")
+    folder = f"{group.name()}-{digest}"
+    return os.path.join(default_cache_root(cache_dir), "nuke-input", folder, "input.####.exr")
 
 
-def plate_for(group: Any, settings: Dict[str, Any], node_id: str) -> Plate:
+def plate_for(group: Any, settings: Settings, node_id: str) -> Plate:
     """What the engine should read for this node now; ValueError says what is wrong."""
     source = graph.plate_source(group)
     if source is None:
@@ -77,7 +64,7 @@ def plate_for(group: Any, settings: Dict[str, Any], node_id: str) -> Plate:
                      source.name())
     rendered: Dict[str, Any] = dict(colour.working_colour())
     rendered.update(layer="", part="", content_hash=True)
-    pattern = _rendered_pattern(group, str(settings.get("cache_dir") or ""), node_id)
+    pattern = _rendered_pattern(group, settings.cache_dir, node_id)
     return Plate(pattern, int(source.firstFrame()), int(source.lastFrame()), False, rendered,
                  source.name())
 
@@ -98,7 +85,7 @@ def render_input(group: Any, plate: Plate, first: int, last: int,
     write["file"].setValue(plate.pattern)
     write["disable"].setValue(False)
     try:
-        for start, end in runs(wanted):
+        for start, end in frame_runs(wanted):
             nuke.execute(write, start, end, 1)
     finally:
         write["disable"].setValue(True)

@@ -42,7 +42,7 @@ import torch
 
 from vrmbg.core import cpu
 from vrmbg.core.engine import MatteSession
-from vrmbg.core.engine.cache import folder_size
+from vrmbg.core.engine.housekeeping import folder_size
 from vrmbg.core.engine.opening import open_session
 from vrmbg.core.engine.step import FrameStepper
 from vrmbg.core.model.loader import init_random, load_model

@@ -32,7 +32,7 @@ import numpy as np
 
 from cut_detection import cut_detection
 from vrmbg.core.cli.demo import render_mattes
-from vrmbg.core.demo import report, synth
+from vrmbg.core.demo import report, shot_files, synth
 
 HELD_OUT_SEEDS = tuple(range(2000, 2100))  # training used shot seeds >= 1,000,000
 EDGE_MODES = ("bilinear", "guided", "guided-colour")
@@ -65,7 +65,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="vrmbg-quality-") as tmp:
         for seed in seeds:
             shot = synth.generate_shot(seed, frames=args.frames, width=width, height=height)
-            files = synth.write_shot(shot, os.path.join(tmp, str(seed)), name=f"s{seed}")
+            files = shot_files.write_shot(shot, os.path.join(tmp, str(seed)), name=f"s{seed}")
             gts = list(shot.alpha)
             for precision in ("auto", "fp32"):
                 out = render_mattes(files.plate, cache=os.path.join(tmp, f"cache-{precision}"),
@@ -169,7 +169,7 @@ def edges(width: int, height: int, seeds: tuple[int, ...], frames: int) -> dict:
 def update_card(output: dict) -> None:
     """Record the pipeline figures in the bundled model's card (keeps the training record)."""
     from vrmbg.core.demo.train import read_training_summary, write_model_card
-    from vrmbg.core.demo.train_cli import DEMO_FOLDER
+    from vrmbg.core.demo.train_settings import DEMO_FOLDER
 
     fp32, auto = output["pipeline"]["fp32"], output["pipeline"]["auto"]
     quality = {

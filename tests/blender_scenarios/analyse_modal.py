@@ -59,12 +59,18 @@ cancel_outcome = run_until(first, "CANCELLED")
 cancelled_summary = first.analysis.summary()
 pattern = tree.vrmbg.matte_pattern
 frames = range(tree.vrmbg.first, tree.vrmbg.last + 1)
-done_after_cancel = [f for f in frames if os.path.exists(package.frame_map.frame_file(pattern, f))]
+
+
+def on_disk():
+    return [f for f in frames if os.path.exists(package.plugin.paths.frame_file(pattern, f))]
+
+
+done_after_cancel = on_disk()
 
 second = package.analyse.AnalysisDriver(context, tree)
 finish_outcome = run_until(second, "FINISHED")
 finished_fraction = second.analysis.fraction
-done_after_finish = [f for f in frames if os.path.exists(package.frame_map.frame_file(pattern, f))]
+done_after_finish = on_disk()
 again = bpy.ops.vrmbg.analyse()
 again_status = package.engine.status_line(tree)
 panel = package.panel.VRMBG_PT_matte
@@ -73,7 +79,7 @@ panel.draw(type("PanelSelf", (), {"layout": drawn})(), context)
 stopped = bpy.ops.vrmbg.stop()
 released = bpy.ops.vrmbg.release_gpu()
 cleared = bpy.ops.vrmbg.clear_cache()
-left_after_clear = [f for f in frames if os.path.exists(package.frame_map.frame_file(pattern, f))]
+left_after_clear = on_disk()
 finish(passed_through=passed_through, progress_seen=progress_seen,
        status_while_running=status_while_running, cancel_outcome=cancel_outcome,
        cancelled_summary=cancelled_summary, done_after_cancel=done_after_cancel,

@@ -26,5 +26,6 @@ while not reloads and time.monotonic() < deadline:
     package.engine.drain_main_thread()  # what Blender's timer does on the main thread
     time.sleep(0.05)
 frames = range(tree.vrmbg.first, tree.vrmbg.last + 1)
+frame_file = package.plugin.paths.frame_file
 finish(reloaded=reloads, matte_image=bpy.path.abspath(image.filepath),
-       on_disk=[f for f in frames if os.path.exists(package.frame_map.frame_file(pattern, f))])
+       on_disk=[f for f in frames if os.path.exists(frame_file(pattern, f))])

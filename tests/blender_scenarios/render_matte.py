@@ -26,5 +26,5 @@ bpy.ops.wm.save_mainfile()
 finish(stills=stills, animation=os.path.join(out, "anim.####.exr"),
        matte_pattern=tree.vrmbg.matte_pattern, first=tree.vrmbg.first, last=tree.vrmbg.last,
        plate=tree.vrmbg.plate, model=tree.vrmbg.model,
-       colour={name: addon(module).engine.engine_settings(tree)[name]
+       colour={name: getattr(addon(module).engine.engine_settings(tree), name)
                for name in ("ocio", "input_colorspace")})
