@@ -285,3 +285,55 @@ def open_lock_file_no_link(path: str) -> int:
     file or to nothing) the open fails (OSError, ELOOP on Linux) and nothing is created."""
     make_folder(os.path.dirname(path) or ".")
     return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+
+
+# A temp file unchanged this long, of no live process of this host, is a killed writer's.
+STALE_TEMP_SECONDS = 120.0
+_TEMP_PID = re.compile(re.escape(TEMP_MARKER) + r"([0-9]+)-[0-9a-f]{8}(\.[A-Za-z0-9]+)?$")
+
+
+def remove_stale_temp_files(folder: str, min_age: float = STALE_TEMP_SECONDS) -> int:
+    """Delete the temp files killed writers left in a folder that other writers may be
+    filling at the same time (an output folder that several renders, on several hosts,
+    write into at once); returns how many.
+
+    As `remove_temp_files`: only regular files (never a link or a folder) named exactly as
+    `temp_path_for` names them. And only those no writer can still be filling: not of a
+    process alive on this host (the name carries its pid) and unchanged for `min_age`
+    seconds (a writer on another host, whose pid means nothing here, changes its temp file
+    as it fills it and renames it within moments).
+    """
+    import stat
+    import time
+
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    now = time.time()
+    removed = 0
+    for name in names:
+        match = _TEMP_PID.search(name)
+        if not is_temp_name(name) or match is None or _process_alive(int(match.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and now - info.st_mtime >= min_age:
+            removed += remove_file(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    """True when `pid` is a process of this host (any user's), or cannot be told."""
+    if pid <= 0 or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True

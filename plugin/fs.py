@@ -17,9 +17,13 @@ from typing import Any
 TEMP_SUFFIX = ".tmp-"  # `NAME.tmp-PID`: the installer never copies names holding ".tmp"
 
 
-def make_folder(path: str) -> None:
-    """Create `path` and its missing parents (no error when it exists)."""
-    os.makedirs(path, exist_ok=True)
+def make_folder(path: str, *, private: bool = False) -> None:
+    """Create `path` and its missing parents (no error when it exists); `private`: only
+    this user may read or write a folder made here."""
+    if private:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    else:
+        os.makedirs(path, exist_ok=True)
 
 
 def write_json(path: str, data: Any, *, indent: int | None = None) -> str:

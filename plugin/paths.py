@@ -28,6 +28,28 @@ def default_cache_root(explicit: str = "", environ: Optional[Mapping[str, str]] 
     return os.path.join(base, "vrmbg")
 
 
+def cache_root_problem(root: str) -> str:
+    """Why `root` must never be a cache folder ("" when it may be): a file-system root or
+    the home folder, whose contents vrmbg's cache commands must never walk or prune."""
+    real = os.path.realpath(root)
+    if os.path.dirname(real) == real:
+        return "the file-system root cannot be the cache folder"
+    if real in home_folders():
+        return "the home folder cannot be the cache folder"
+    return ""
+
+
+def home_folders() -> set:
+    """The user's home folder, as $HOME and as the password database say."""
+    homes = {os.path.realpath(os.path.expanduser("~"))}
+    try:
+        import pwd
+        homes.add(os.path.realpath(pwd.getpwuid(os.getuid()).pw_dir))
+    except (ImportError, KeyError, AttributeError, OSError):
+        pass
+    return homes
+
+
 def frame_file(pattern: str, frame: int) -> str:
     """The file of `frame` in a `####` pattern (padding = the number of #, sign included,
     as the engine writes it: frame -12 of `####` is `-012`)."""

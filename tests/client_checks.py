@@ -316,8 +316,10 @@ def check_a_host_that_dies_takes_its_worker_with_it(ctx: Dict[str, Any]) -> Dict
 def check_stale_workers_of_dead_hosts_are_killed(ctx: Dict[str, Any]) -> Dict[str, Any]:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    stale = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    # Stand-ins whose command line reads `vrmbg.core worker`, as a real worker's does.
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)", "-m", "vrmbg.core", "worker"]
+    stale = subprocess.Popen(sleeper)
+    alive = subprocess.Popen(sleeper)
     folder = worker_registry.registry_dir()
     os.makedirs(folder, exist_ok=True)
     records = []
@@ -336,6 +338,43 @@ def check_stale_workers_of_dead_hosts_are_killed(ctx: Dict[str, Any]) -> Dict[st
         assert not os.path.exists(records[0]) and os.path.exists(records[1])
     finally:
         for proc in (stale, alive):
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for path in records:
+            worker_registry.forget_worker(path)
+    return {}
+
+
+def check_stale_worker_cleanup_never_kills_a_stranger(ctx: Dict[str, Any]) -> Dict[str, Any]:
+    """A record planted for a process that is not a vrmbg worker, or in a folder this user
+    does not own, never gets that process killed."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m",
+                               "vrmbg.core", "worker"])
+    folder = worker_registry.registry_dir()
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    records = []
+    for proc in (stranger, worker):
+        path = os.path.join(folder, f"host-{gone.pid}-worker-{proc.pid}.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({"host_pid": gone.pid, "host_start": "gone", "worker_pid": proc.pid,
+                       "worker_start": worker_registry.process_start(proc.pid)}, handle)
+        records.append(path)
+    real_uid = worker_registry.my_uid
+    try:
+        worker_registry.my_uid = lambda: real_uid() + 1  # the folder is another user's
+        assert worker_registry.clean_stale_workers() == []
+        assert worker.poll() is None and all(os.path.exists(p) for p in records)
+        worker_registry.my_uid = real_uid
+        killed = worker_registry.clean_stale_workers()
+        assert killed == [worker.pid], killed
+        assert stranger.poll() is None, "a process that is not a vrmbg worker was killed"
+    finally:
+        worker_registry.my_uid = real_uid
+        for proc in (stranger, worker):
             if proc.poll() is None:
                 proc.kill()
             proc.wait()

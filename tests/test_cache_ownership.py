@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 
-import numpy as np
 import pytest
 import torch
 
@@ -26,7 +27,7 @@ from vrmbg.core.engine.lock import ChainLock
 from vrmbg.core.errors import OutputError, UsageError
 from vrmbg.core.fs import temp_path_for
 
-MARKER = ".vrmbg-cache.json"
+MARKER = "vrmbg-cache.json"
 
 
 def cache_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -124,6 +125,21 @@ def test_a_marked_cache_is_used_and_a_newer_format_refused(tmp_path, capsys):
     code, _, err = cache_cli(capsys, "prune", "--max-size", "0", "--cache-dir", str(root))
     assert code == 2 and "newer" in err and str(root) in err
     assert os.path.isdir(root / "sh010-aaaa0000" / "final" / "1111111111111111")
+
+
+def test_in_a_marked_folder_only_chains_are_deleted(tmp_path, capsys):
+    root = tmp_path / "project"  # someone rendered with --cache-dir project: it is marked
+    project_folder(root)
+    os.makedirs(root / "shotA" / "final" / "0123456789abcdef")  # chain-named, holds nothing
+    (root / "shotA" / "final" / "0123456789abcdef" / "notes.txt").write_text("work")
+    before = files_below(root)
+    chain = fake_chain(root, "sh010-aaaa0000", "1111111111111111")
+    (root / MARKER).write_text(json.dumps({"format": 1, "made_by": "vrmbg"}))
+    code, out, err = cache_cli(capsys, "prune", "--max-size", "0", "--cache-dir", str(root),
+                               "--json")
+    assert code == 0 and json.loads(out)["removed"] == ["1111111111111111"], err
+    assert not os.path.exists(chain) and not os.path.exists(root / "sh010-aaaa0000")
+    assert files_below(root) == sorted(before + [MARKER])
 
 
 def test_a_render_marks_the_cache_it_makes(tmp_path, capsys, model):
@@ -310,11 +326,49 @@ def test_the_file_system_root_and_home_are_refused_as_cache_roots(tmp_path, monk
     assert cache.default_cache_root(str(home / "vrmbg")) == str(home / "vrmbg")
 
 
-@pytest.mark.parametrize("action", [("ls",), ("prune", "--max-size", "0"), ("clear", "--all")])
-def test_cache_commands_refuse_the_file_system_root(capsys, action):
-    code, _, err = cache_cli(capsys, *action, "--cache-dir", "/")
+@pytest.fixture
+def mounted(tmp_path):
+    """A small tmpfs (root only; skipped where mounting is not allowed), unmounted after."""
+    mount = tmp_path / "volume"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a file system needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_mounted_volume_is_a_cache_only_when_empty_or_vrmbg_s(mounted):
+    assert cache.default_cache_root(str(mounted)) == str(mounted)  # a cache volume of its own
+    (mounted / "project.txt").write_text("someone's")
+    with pytest.raises(UsageError) as error:
+        cache.default_cache_root(str(mounted))
+    assert "mounted" in str(error.value) and "project.txt" in str(error.value)
+    (mounted / MARKER).write_text(json.dumps({"format": 1, "made_by": "vrmbg"}))
+    assert cache.default_cache_root(str(mounted)) == str(mounted)  # marked: vrmbg's
+
+
+def test_cache_commands_refuse_the_file_system_root(capsys):
+    # `ls` only: it reads, so this test cannot harm the machine even where the rule is gone
+    code, _, err = cache_cli(capsys, "ls", "--cache-dir", "/")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "root" in err
+
+
+@pytest.mark.parametrize("action", [("prune", "--max-size", "0"), ("clear", "--all")])
+def test_cache_commands_refuse_the_home_folder(tmp_path, capsys, monkeypatch, action):
+    home = tmp_path / "home"
+    fake_chain(home, "sh010-aaaa0000", "1111111111111111")  # a cache's layout, even so
+    before = files_below(home)
+    monkeypatch.setenv("HOME", str(home))
+    code, _, err = cache_cli(capsys, *action, "--cache-dir", str(home))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "home folder" in err
+    assert files_below(home) == before
 
 
 def test_a_render_into_the_home_folder_as_cache_creates_nothing(tmp_path, capsys, model,
@@ -344,7 +398,9 @@ def test_clearing_an_unknown_shot_names_it_and_lists_the_shots(tmp_path, capsys)
     code, out, err = cache_cli(capsys, "clear", "--shot", "nosuchshot",
                                "--cache-dir", str(tmp_path))
     assert code == 2, out
-    assert len(err.strip().splitlines()) == 1
+    errors = [line for line in err.splitlines() if line.startswith("vrmbg: error:")]
+    assert len(errors) == 1 and "adopted" in err  # an older cache: adopted, then the error
+    err = errors[0]
     assert "nosuchshot" in err and "sh010-aaaa0000" in err and "sh020-bbbb0000" in err
     assert len(os.listdir(tmp_path / "sh010-aaaa0000" / "final")) == 1
     code, out, err = cache_cli(capsys, "clear", "--shot", "nosuchshot", "--json",

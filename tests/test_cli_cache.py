@@ -125,7 +125,7 @@ def test_prune_removes_lru_first_and_never_a_chain_in_use(tmp_path, capsys):
     assert os.path.isdir(busy) and not os.path.exists(older) and os.path.isdir(newest)
     code, out, _ = run_cli(capsys, "prune", "--max-size", "0", "--cache-dir", str(tmp_path))
     assert not os.path.exists(busy) and not os.path.exists(newest)
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == [cache.MARKER_FILE]  # an empty cache, still vrmbg's
 
 
 def test_sizes_and_cache_root_resolution(tmp_path, monkeypatch, capsys):

@@ -35,8 +35,8 @@ from vrmbg.core.errors import EXIT_OK, EXIT_OUTPUT, EXIT_RETRY, EXIT_USAGE, Outp
 from vrmbg.core.io import mattes
 from vrmbg.core.io.exr_whole import is_whole
 from vrmbg.core.io.mattes import read_matte_stamp
-from vrmbg.core.render.output_plan import (OTHER_SETTINGS, ShotOutputs, mixing_message,
-                                           plan_outputs)
+from vrmbg.core.render.output_plan import OTHER_SETTINGS, ShotOutputs, plan_outputs
+from vrmbg.plugin.frame_ranges import parse_frame_ranges
 
 FRAMES = list(range(FIRST, FIRST + 4))  # 1001-1004
 Usage = namedtuple("Usage", "total used free")
@@ -58,11 +58,7 @@ def _usage_with_free(free: int):
 
 def _spec_frames(spec: str) -> set[int]:
     """The frames of a summary's frame spec ("1001-1002,1004")."""
-    frames: set[int] = set()
-    for part in filter(None, spec.split(",")):
-        first, _, last = part.partition("-")
-        frames.update(range(int(first), int(last or first) + 1))
-    return frames
+    return set(parse_frame_ranges(spec, empty_ok=True))
 
 
 # =========================================================================== case 1: plates
@@ -178,8 +174,9 @@ def test_a_matte_cut_short_by_its_writer_is_a_failed_write(monkeypatch, tmp_path
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("kind", ["alpha", "rgba"])  # written on the engine's threads / queued
 def test_a_frame_cut_short_is_not_counted_and_the_rerun_writes_it(tmp_path, model, capsys,
-                                                                  monkeypatch):
+                                                                  monkeypatch, kind):
     plates = make_plates(str(tmp_path / "plates"), FRAMES)
     out = tmp_path / "out"
     output = str(out / "sh010.####.exr")
@@ -195,8 +192,9 @@ def test_a_frame_cut_short_is_not_counted_and_the_rerun_writes_it(tmp_path, mode
     monkeypatch.setattr(mattes, "write_exr", cut_1003(mattes.write_exr))
     monkeypatch.setattr(mattes, "_write_exr_with_oiio", cut_1003(mattes._write_exr_with_oiio))
     monkeypatch.setattr(fs.shutil, "disk_usage", _usage_with_free(50 << 20))
-    code, stdout, err = run_cli(render_args(plates, output, model, "--json", cache=cache),
-                                capsys)
+    flags = ("--output-type", kind)
+    code, stdout, err = run_cli(render_args(plates, output, model, "--json", *flags,
+                                            cache=cache), capsys)
     assert code == EXIT_OUTPUT, err
     summary = json.loads(stdout)
     assert 1003 not in _spec_frames(summary["frames_written"]), summary
@@ -206,7 +204,7 @@ def test_a_frame_cut_short_is_not_counted_and_the_rerun_writes_it(tmp_path, mode
     assert 1003 not in frames_on_disk(str(out))
 
     monkeypatch.undo()
-    again = run_json(render_args(plates, output, model, cache=cache), capsys)
+    again = run_json(render_args(plates, output, model, *flags, cache=cache), capsys)
     assert 1003 in _spec_frames(again["frames_written"])
     assert frames_on_disk(str(out)) == FRAMES
     assert all(is_whole(frame_file(output, f)) for f in FRAMES)
@@ -315,7 +313,7 @@ def test_the_sweep_removes_only_leftovers_of_dead_writers(tmp_path):
     target = _plant(tmp_path.parent, "target.exr", age=0)
     os.symlink(target, tmp_path / f".l{fs.TEMP_MARKER}{dead}-0123abcd.exr")
 
-    assert fs.remove_stale_temp_files(str(tmp_path), min_age=60) == 2
+    assert fs.remove_stale_temp_files(str(tmp_path), min_age=60) == 2  # noqa
     assert not os.path.exists(leftover) and not os.path.exists(movie)
     assert all(os.path.exists(path) for path in kept)
     assert os.path.isdir(tmp_path / f".d{fs.TEMP_MARKER}{dead}-0123abcd.exr")
@@ -410,6 +408,8 @@ def _stamp(frame: int, **changes) -> dict:
 
 
 def test_the_plan_names_another_chain_beside_the_frames_it_adds():
+    from vrmbg.core.render.output_plan import mixing_message
+
     existing = {f: _stamp(f, chain="c1", identity=OTHER) for f in (1001, 1002)}
     keys = {f: f"k{f}" for f in range(1001, 1005)}
     plan = plan_outputs([1003, 1004], existing, keys, SHOT, {1001: "aaaa"})
@@ -472,3 +472,22 @@ def test_chunks_on_hosts_with_other_core_counts_never_mix(tmp_path, model):
     line = one_error_line(two.stderr)
     assert "cpu:threads=1:" in line and "cpu:threads=2:" in line, line
     assert frames_on_disk(str(out)) == [1001, 1002]
+
+
+def test_a_preroll_chunk_beside_exact_frames_of_its_settings_is_no_mix(tmp_path, model,
+                                                                      capsys):
+    """The exact chain and its --preroll approximations share a folder by design (each frame
+    says which it is): only another chain of other settings is refused."""
+    plates = make_plates(str(tmp_path / "plates"), range(FIRST, FIRST + 8))
+    out = tmp_path / "out"
+    output = str(out / "sh010.####.exr")
+    run_json(render_args(plates, output, model, "--frames", "1001-1003",
+                         cache=str(tmp_path / "c1")), capsys)
+    summary = run_json(render_args(plates, output, model, "--frames", "1007-1008",
+                                   "--preroll", "2", cache=str(tmp_path / "c2")), capsys)
+    assert summary["exact"] is False
+    assert frames_on_disk(str(out)) == [1001, 1002, 1003, 1007, 1008]
+    code, _, err = run_cli(render_args(plates, output, model, "--frames", "1005-1006",
+                                       "--preroll", "2", "--content-hash",
+                                       cache=str(tmp_path / "c2")), capsys)
+    assert code == EXIT_RETRY, err  # exact frames of other settings beside it: a mix

@@ -168,17 +168,23 @@ def test_head_frames_added_say_so_and_shot_start_keeps_the_chain(tmp_path, model
     assert_same_mattes(straight, output, FRAMES[:6])
 
 
-def test_frames_of_a_moved_shot_start_beside_old_ones_are_announced(tmp_path, model, capsys):
+def test_frames_of_a_moved_shot_start_are_never_mixed_with_new_ones(tmp_path, model, capsys):
+    """Issue 25, case 13: a shot's output folder never holds two of its chains after exit 0
+    (this test expected exit 0 and a "mixes chains" warning before)."""
     pattern = make_plates(str(tmp_path / "plates"), FRAMES)
     output = str(tmp_path / "out" / "sh010.####.exr")
     run_json(render_args(pattern, output, model, "--frames", "1001-1004"), capsys)
     make_plates(str(tmp_path / "plates"), [999, 1000])
-    code, out, err = run_cli(render_args(pattern, output, model, "--frames", "1005-1006",
-                                         "--json"), capsys)
-    assert code == EXIT_OK, err
-    warnings = json.loads(out)["warnings"]
-    assert any("1001-1004" in w and "mixes chains" in w for w in warnings), warnings
+    chunk = render_args(pattern, output, model, "--frames", "1005-1006")
+    code, out, err = run_cli(chunk, capsys)
+    assert code == EXIT_OUTPUT, err
+    line = one_error_line(err)
+    assert "1001-1004" in line and "--shot-start 1001" in line and "--overwrite" in line
+    assert frames_on_disk(str(tmp_path / "out")) == FRAMES[:4]
+    summary = run_json(chunk + ["--overwrite"], capsys)
+    assert summary["frames_rewritten"] == "1001-1004"
     assert frames_on_disk(str(tmp_path / "out")) == FRAMES[:6]
+    assert {read_matte_stamp(frame_file(output, f))["shot_start"] for f in FRAMES[:6]} == {999}
 
 
 # --------------------------------------------------------------------------- thread counts

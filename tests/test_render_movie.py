@@ -147,8 +147,9 @@ def test_movie_output_does_not_replace_a_foreign_file_without_overwrite(tmp_path
 def test_matte_movie_keeps_the_plate_rate_and_timecode_and_a_rerun_succeeds(tmp_path, model,
                                                                          capsys):
     """A 25 fps plate (the standard EXR `framesPerSecond`) with timecode: the matte movie of
-    a partial range plays at 25 fps from that range's own timecode, and the same render run
-    again (a farm retry) rewrites it instead of failing."""
+    a shot starting later (`--shot-start`) plays at 25 fps from that frame's own timecode,
+    and the same render run again (a farm retry) rewrites it instead of failing. (A movie
+    holds a whole shot: `--frames 1003-1005` of a movie is refused, issue 25 case 4.)"""
     from plate_factory import TIMECODE_01
 
     plates = str(tmp_path / "plates" / "sh060.####.exr")
@@ -159,13 +160,13 @@ def test_matte_movie_keeps_the_plate_rate_and_timecode_and_a_rerun_succeeds(tmp_
                   attributes={"framesPerSecond": ("rational", (25, 1)),
                               "smpte:TimeCode": ("timecode", (packed, 0))})
     movie = str(tmp_path / "out" / "sh060_matte.mov")
-    args = render_args(plates, movie, model, "--frames", "1003-1005",
+    args = render_args(plates, movie, model, "--shot-start", "1003",
                        cache=str(tmp_path / "c"))
     run_json(args, capsys)
     again = run_json(args, capsys)
-    assert again["frames_requested"] == 3 and again["frames_computed"] == 0
+    assert again["frames_requested"] == 4 and again["frames_computed"] == 0
     with av.open(movie) as container:
         stream = container.streams.video[0]
         assert stream.average_rate == 25
         assert stream.metadata.get("timecode") == "01:00:00:02"
-        assert len(list(container.decode(video=0))) == 3
+        assert len(list(container.decode(video=0))) == 4

@@ -2,7 +2,8 @@
 
 The cache holds, per shot and per set of settings (a "chain"), the finished mattes and the
 model's state for every frame, so any frame can be answered by computing forward from the last
-cached one. Chains that a running render holds are never deleted.
+cached one. Chains that a running render holds are never deleted, and nothing is deleted in a
+folder vrmbg did not make or through a symbolic link (`housekeeping.claim_cache`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ Examples:
   vrmbg cache ls --cache-dir mattes/sh010.####.exr   the cache of that render's output
   vrmbg cache clear --tier preview --all      delete every preview chain
   vrmbg cache prune --max-size 200G           delete least recently used chains down to 200 GiB
+
+Only vrmbg's own folders: a cache carries a vrmbg-cache.json marker (an older cache laid out
+by vrmbg is adopted); any other folder is refused, and symbolic links are never followed.
 """
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4,
@@ -126,8 +130,35 @@ def _root(args: argparse.Namespace) -> str:
     inner = store.render_cache_inside(root) if explicit else None
     if inner:
         print(f"vrmbg: using the render cache {inner}", file=sys.stderr)
-        return inner
+        root = inner
+    _claim(root)
     return root
+
+
+def _claim(root: str) -> None:
+    """Refuse a folder that is not a vrmbg cache (UsageError); adopt an older one."""
+    state = store.claim_cache(root)
+    if state == "adopted":
+        print(f"vrmbg: adopted {root} as a vrmbg cache (wrote {store.MARKER_FILE})",
+              file=sys.stderr)
+    elif state == "unmarked":
+        print(f"vrmbg: warning: {root} is laid out as a vrmbg cache but its "
+              f"{store.MARKER_FILE} marker cannot be written", file=sys.stderr)
+
+
+def _chains(root: str) -> list[store.ChainInfo]:
+    """Every chain of the cache, saying which symbolic links were left alone."""
+    skipped: list[str] = []
+    chains = store.list_chains(root, skipped)
+    _say_skipped(skipped)
+    return chains
+
+
+def _say_skipped(skipped: list[str]) -> None:
+    """One stderr line per symbolic link the walk did not follow."""
+    for path in skipped:
+        print(f"vrmbg: warning: skipped {path}: a symbolic link (vrmbg never follows one in "
+              "its cache, nor deletes what it leads to)", file=sys.stderr)
 
 
 def _output_folder(text: str) -> str:
@@ -186,7 +217,7 @@ def _print_table(chains: list[store.ChainInfo]) -> None:
 def run_ls(args: argparse.Namespace) -> int:
     """List every chain of the cache."""
     root = _root(args)
-    chains = store.list_chains(root)
+    chains = _chains(root)
     if args.json:
         print(json.dumps({"cache_dir": root, "bytes": sum(c.size for c in chains),
                           "chains": [c.to_dict() for c in chains]}))
@@ -202,7 +233,7 @@ def run_ls(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     """Details of the chains a chain id or shot names (all when empty)."""
     root = _root(args)
-    chains = store.list_chains(root)
+    chains = _chains(root)
     chosen = chains if not args.which else (
         _select(chains, chain=args.which) or _select(chains, shot=args.which))
     if args.which and not chosen:
@@ -231,18 +262,43 @@ def run_clear(args: argparse.Namespace) -> int:
     if not (args.all or args.shot or args.chain):
         raise UsageError("say what to clear: --shot NAME, --chain ID, or --all")
     root = _root(args)
-    chosen = _select(store.list_chains(root), shot=args.shot, chain=args.chain, tier=args.tier)
+    chains = _chains(root)
+    _check_named(chains, root, shot=args.shot, chain=args.chain)
+    chosen = _select(chains, shot=args.shot, chain=args.chain, tier=args.tier)
     removed = [c for c in chosen if store.remove_chain(c.folder)]
     busy = [c for c in chosen if c not in removed]
     _report("removed", removed, busy, root, args.json)
     return 0
 
 
+def _check_named(chains: list[store.ChainInfo], root: str, *, shot: str, chain: str) -> None:
+    """UsageError when `--shot` or `--chain` names nothing in the cache (a typo must not
+    pass as "freed 0B"), listing what the cache holds."""
+    if shot and not _select(chains, shot=shot):
+        shots = sorted({c.shot for c in chains})
+        raise UsageError(f"no shot {shot!r} in the cache", path=root,
+                         hint=_holds("shots", shots))
+    if chain and not _select(chains, chain=chain):
+        ids = [c.chain_id for c in chains]
+        raise UsageError(f"no chain {chain!r} in the cache", path=root,
+                         hint=_holds("chains", ids))
+
+
+def _holds(what: str, names: list[str], most: int = 20) -> str:
+    """'it holds: a, b, c' (the first `most`, then how many more), or that it holds none."""
+    if not names:
+        return f"the cache holds no {what}"
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return f"it holds {len(names)} {what}: {', '.join(names[:most])}{more}"
+
+
 def run_prune(args: argparse.Namespace) -> int:
     """Delete least recently used chains until the cache fits in --max-size."""
     limit = parse_size(args.max_size)
     root = _root(args)
-    removed, busy, total = store.prune(root, limit)
+    skipped: list[str] = []
+    removed, busy, total = store.prune(root, limit, skipped)
+    _say_skipped(skipped)
     _report("removed", removed, busy, root, args.json, extra={"bytes_after": total,
                                                              "max_bytes": limit})
     if total > limit and not args.json:

@@ -40,6 +40,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+from ...plugin import paths
 from ..errors import OutputError, UsageError
 from ..fs import (atomic_write, atomic_write_text, is_temp_name, make_folder, remove_file,
                   remove_temp_files, touch)
@@ -64,8 +65,9 @@ RENDER_CACHE_FOLDER = ".vrmbg-cache"  # a render's cache, beside its output
 # The marker that makes a folder a vrmbg cache: the cache commands delete only in a marked
 # folder (or one they adopt, `housekeeping.claim_cache`). Written by the engine the first
 # time it computes into a root (`guard_chain_folder`). FORMAT counts layout changes: a
-# folder marked with a newer format is left alone.
-MARKER_FILE = ".vrmbg-cache.json"
+# folder marked with a newer format is left alone. Not a dot file: it says what the folder
+# is to whoever browses it (and test helpers take dot files for a killed writer's debris).
+MARKER_FILE = "vrmbg-cache.json"
 CACHE_FORMAT = 1
 MADE_BY = "vrmbg"
 
@@ -81,53 +83,34 @@ TRASH_PREFIX = ".trash-"  # a chain being deleted (`housekeeping.remove_chain`)
 
 
 def default_cache_root(explicit: str = "") -> str:
-    """Where the cache lives: explicit > $VRMBG_CACHE > $XDG_CACHE_HOME/vrmbg > ~/.cache/vrmbg.
+    """Where the cache lives: explicit > $VRMBG_CACHE > $XDG_CACHE_HOME/vrmbg > ~/.cache/vrmbg
+    (the hosts' rule too: `plugin/paths.py`).
 
     UsageError for a folder that must never be a cache (`check_cache_root`): every user of a
     cache root (render, worker sessions, `vrmbg cache`) resolves it here, so it is refused
     before anything is created.
     """
-    if explicit:
-        root = os.path.abspath(os.path.expanduser(explicit))
-    elif os.environ.get("VRMBG_CACHE", ""):
-        root = os.path.abspath(os.path.expanduser(os.environ["VRMBG_CACHE"]))
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        base = (xdg if xdg and os.path.isabs(xdg)
-                else os.path.join(os.path.expanduser("~"), ".cache"))
-        root = os.path.join(base, "vrmbg")
+    root = paths.default_cache_root(explicit)
     check_cache_root(root)
     return root
 
 
 def check_cache_root(root: str) -> None:
     """UsageError when `root` must not be a cache folder: a file-system root (`/`, `C:\\`),
-    the home folder, or the top folder of a mounted file system that holds other things (an
-    empty one, or one that is already a vrmbg cache, is a cache volume of its own)."""
-    real = os.path.realpath(root)
+    the home folder (`plugin/paths.py`, which the hosts check too), or the top folder of a
+    mounted file system that holds other things (an empty one, or one that is already a
+    vrmbg cache, is a cache volume of its own)."""
     hint = "give the cache a folder of its own, e.g. --cache-dir /path/to/vrmbg-cache"
-    if os.path.dirname(real) == real:
-        raise UsageError("the file-system root cannot be the cache folder", path=root,
-                         hint=hint)
-    if real in _home_folders():
-        raise UsageError("the home folder cannot be the cache folder", path=root, hint=hint)
+    problem = paths.cache_root_problem(root)
+    if problem:
+        raise UsageError(problem, path=root, hint=hint)
+    real = os.path.realpath(root)
     if os.path.ismount(real) and read_marker(real) is None:
         problem, _ = layout_problem(real)
         if problem:
             raise UsageError("the top folder of a mounted file system cannot be the cache "
                              f"folder unless it is empty or a vrmbg cache ({problem})",
                              path=root, hint=hint)
-
-
-def _home_folders() -> set[str]:
-    """The user's home folder, as $HOME and as the password database say."""
-    homes = {os.path.realpath(os.path.expanduser("~"))}
-    try:
-        import pwd
-        homes.add(os.path.realpath(pwd.getpwuid(os.getuid()).pw_dir))
-    except (ImportError, KeyError, AttributeError, OSError):
-        pass
-    return homes
 
 
 def read_marker(root: str) -> dict[str, Any] | None:
@@ -170,10 +153,8 @@ def mark_cache_root(root: str) -> None:
     if marker is None:
         try:
             write_marker(root)
-        except OSError:
-            pass
-        except OutputError:
-            pass
+        except (OSError, OutputError):
+            pass  # the lock file's own write says what is wrong with the folder
         return
     why = newer_format_error(root, marker)
     if why:
@@ -207,7 +188,10 @@ def layout_problem(root: str) -> tuple[str | None, int]:
             continue
         if not os.path.isdir(path):
             return f"{name!r} is not something vrmbg makes", shots
-        problem = _shot_problem(path, name)
+        try:
+            problem = _shot_problem(path, name)
+        except OSError as exc:
+            problem = f"{name!r} cannot be read ({exc.strerror or exc})"
         if problem:
             return problem, shots
         shots += 1

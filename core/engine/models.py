@@ -9,7 +9,9 @@ host's "Release GPU").
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable
+
+from ...plugin.settings import Settings
 
 if TYPE_CHECKING:
     from ..model.loader import LoadedModel
@@ -17,12 +19,11 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "briaai/VRMBG-3.0"
 
 
-def model_request(settings: Mapping[str, Any]) -> tuple[str, str, str, str, bool]:
+def model_request(settings: Settings) -> tuple[str, str, str, str, bool]:
     """What identifies a model load in `settings`: (source, revision, device, precision,
-    trust_remote_code), with the schema's defaults for what is missing."""
-    return (str(settings.get("model") or DEFAULT_MODEL), str(settings.get("revision") or ""),
-            str(settings.get("device") or "auto"), str(settings.get("precision") or "auto"),
-            bool(settings.get("trust_remote_code", False)))
+    trust_remote_code)."""
+    return (settings.model or DEFAULT_MODEL, settings.revision, settings.device or "auto",
+            settings.precision or "auto", settings.trust_remote_code)
 
 
 class ModelPool:
@@ -39,7 +40,7 @@ class ModelPool:
         self._by_request: dict[tuple, "LoadedModel"] = {}
         self._by_identity: dict[tuple, "LoadedModel"] = {}
 
-    def get(self, settings: Mapping[str, Any]) -> "LoadedModel":
+    def get(self, settings: Settings) -> "LoadedModel":
         """The loaded model the settings ask for (ModelError when it cannot be loaded)."""
         request = model_request(settings)
         with self._lock:

@@ -21,8 +21,9 @@ model is used: opening a shot without one (the farm's checks) does not use them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable
 
+from ...plugin.settings import Settings
 from ..colour.transform import ColourTransform
 from ..errors import InputError
 from ..io.frames import format_frame_ranges, parse_frame_spec
@@ -32,6 +33,7 @@ from ..io.plates import open_plates
 from .chain import shot_frames
 from .interfaces import close_plates, plate_file, plate_origin
 from .models import ModelPool
+from .settings import SettingsLike, as_settings
 
 if TYPE_CHECKING:
     from .session import MatteSession
@@ -44,7 +46,7 @@ class Shot:
     start), the frames asked for, and the frame stepper once the model is loaded."""
 
     source: str  # the plates as the caller named them (errors name this)
-    settings: dict[str, Any]
+    settings: Settings
     plates: Any
     colour: ColourTransform
     shot_frames: list[int]
@@ -67,7 +69,7 @@ class Shot:
 
         if self.stepper is None:
             raise ValueError("the shot was opened without its model (load_model=False)")
-        root = cache_root or str(self.settings.get("cache_dir") or "")
+        root = cache_root or self.settings.cache_dir
         on_device = None
         if device_colour or (device_colour is None and self.stepper.device.type != "cpu"):
             from ..colour.device import device_colour_for  # imports torch
@@ -86,7 +88,7 @@ class Shot:
             close_plates(self.plates)
 
 
-def open_shot(plates_or_path: Any, settings: Mapping[str, Any], *, frames: str | None = None,
+def open_shot(plates_or_path: Any, settings: SettingsLike, *, frames: str | None = None,
               models: ModelPool | None = None, load_model: bool = True,
               movie_start: int = 1001, colour: ColourTransform | None = None,
               stepper: "FrameStepper | None" = None,
@@ -102,19 +104,19 @@ def open_shot(plates_or_path: Any, settings: Mapping[str, Any], *, frames: str |
     the benchmarks' zero-cost step use them). What was opened here is closed again when
     opening fails.
     """
-    settings = dict(settings)
+    settings = as_settings(settings)
     plates = open_plate_source(plates_or_path, settings, movie_start=movie_start)
     shot = Shot(plates_or_path if isinstance(plates_or_path, str) else plate_source(plates),
                 settings, plates, colour, [], [], stepper,
                 owns_plates=plates is not plates_or_path)
     try:
         try:
-            shot.shot_frames = shot_frames(plates.frames, settings.get("shot_start"))
+            shot.shot_frames = shot_frames(plates.frames, settings.shot_start)
         except InputError as exc:
             raise InputError(exc.message, path=shot.source, frame=exc.frame) from None
         shot.frames = shot.shot_frames if frames is None else requested_frames(
-            frames, shot.shot_frames, plates, shot.source, int(settings.get("preroll") or 0),
-            bool(settings.get("chain_over_gaps")))
+            frames, shot.shot_frames, plates, shot.source, settings.preroll,
+            settings.chain_over_gaps)
         if shot.colour is None:
             shot.colour, shot.owns_colour = colour_for(plates, settings), True
         if check is not None:
@@ -127,7 +129,7 @@ def open_shot(plates_or_path: Any, settings: Mapping[str, Any], *, frames: str |
         raise
 
 
-def open_session(plates_or_path: Any, settings: Mapping[str, Any], *,
+def open_session(plates_or_path: Any, settings: SettingsLike, *,
                  models: ModelPool | None = None, cache_root: str = "",
                  movie_start: int = 1001, preview: bool = False,
                  colour: ColourTransform | None = None,
@@ -175,38 +177,38 @@ def requested_frames(spec: str, shot: list[int], plates: Any, source: str, prero
                      hint="plates on twos? --chain-over-gaps chains over the frames present")
 
 
-def open_plate_source(plates_or_path: Any, settings: Mapping[str, Any], *,
+def open_plate_source(plates_or_path: Any, settings: Settings, *,
                       movie_start: int = 1001) -> Any:
     """Plates from a path (image sequence or movie, with the settings' layer and part), or
     the plates object itself when one is given."""
     if not isinstance(plates_or_path, str):
         return plates_or_path
-    return open_plates(plates_or_path, layer=str(settings.get("layer") or ""),
-                       part=str(settings.get("part") or ""), movie_start=movie_start)
+    return open_plates(plates_or_path, layer=settings.layer, part=settings.part,
+                       movie_start=movie_start)
 
 
-def colour_for(plates: Any, settings: Mapping[str, Any]) -> ColourTransform:
+def colour_for(plates: Any, settings: SettingsLike) -> ColourTransform:
     """The colour transform from the plate to what the model sees, from the settings.
 
     An empty input colour space takes the plate type's default (scene_linear for EXR,
     Rec.709 video for movies, sRGB for 8/16-bit images).
     """
-    input_space = str(settings.get("input_colorspace") or "")
+    settings = as_settings(settings)
+    input_space = settings.input_colorspace
     if not input_space and isinstance(plates, MovieSequence):
         input_space = MOVIE_DEFAULT_COLORSPACE  # edit movies are Rec.709 video by default
-    threads = int(settings.get("threads") or 0)
-    return ColourTransform(ocio=str(settings.get("ocio") or ""), input_space=input_space,
-                           model_space=str(settings.get("model_colorspace") or ""),
-                           display=str(settings.get("display") or ""),
-                           view=str(settings.get("view") or ""),
+    return ColourTransform(ocio=settings.ocio, input_space=input_space,
+                           model_space=settings.model_colorspace, display=settings.display,
+                           view=settings.view,
                            plate_path=plate_origin(plates, plates.first_frame),
-                           threads=min(threads, 2))
+                           threads=min(settings.threads, 2))
 
 
-def stepper_for(settings: Mapping[str, Any], models: ModelPool) -> "FrameStepper":
+def stepper_for(settings: SettingsLike, models: ModelPool) -> "FrameStepper":
     """The frame stepper at the settings' inference size, on a model from the pool."""
     from .step import FrameStepper  # here: both import torch (see the module docstring)
     from .upsample import Upsampling
 
-    return FrameStepper(models.get(settings), int(settings.get("resolution") or 0),
+    settings = as_settings(settings)
+    return FrameStepper(models.get(settings), settings.resolution,
                         Upsampling.from_settings(settings))

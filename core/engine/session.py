@@ -50,6 +50,7 @@ from .frame_work import (EngineCounters, EnsureResult, FrameWork, MatteSink, Pro
 from .interfaces import ModelColour, Plates, Stepper, plate_layer, plate_padding
 from .lock import ChainLock
 from .pipeline import FramePipeline, Run
+from .settings import SettingsLike, as_settings
 from .tiers import ExactChain, PerFrameChain, PrerollChain, Tier
 
 LOCK_POLL_SECONDS = 0.1
@@ -87,7 +88,7 @@ class MatteSession:
     """One shot under one set of settings, answering frames from and into the temporal cache."""
 
     def __init__(self, plates: Plates, colour: ModelColour, stepper: Stepper, cache_root: str,
-                 settings: Mapping[str, Any], preview: bool = False, readers: int = 0,
+                 settings: SettingsLike, preview: bool = False, readers: int = 0,
                  device_colour: Any = None) -> None:
         """`stepper` runs at the final inference size; the preview stepper is derived from it.
         `readers` frames are read at once (0 = from the thread budget, `cpu.reader_threads`).
@@ -96,21 +97,21 @@ class MatteSession:
         self.plates = plates
         self.colour = colour
         self.device_colour = device_colour
-        self.settings = dict(settings)
-        self.content_hash = bool(self.settings.get("content_hash", False))
-        self.detect_cuts = bool(self.settings.get("detect_cuts", False))
-        shot = shot_frames(plates.frames, self.settings.get("shot_start"))
+        self.settings = as_settings(settings)
+        self.content_hash = self.settings.content_hash
+        self.detect_cuts = self.settings.detect_cuts
+        shot = shot_frames(plates.frames, self.settings.shot_start)
         # cut lists count from the plates' first frame (a timeline starts there); cuts before
         # the shot start are dropped by ChainFrames
-        cuts = resolve_cuts(str(self.settings.get("cuts") or ""), sorted(plates.frames))
+        cuts = resolve_cuts(self.settings.cuts, sorted(plates.frames))
         self.frames = ChainFrames(shot, cuts)
-        self.layer = plate_layer(plates, str(self.settings.get("layer", "") or ""))
+        self.layer = plate_layer(plates, self.settings.layer)
         self.part = plate_part(plates)  # the part read, by name, however it was asked for
-        self.cache_root = default_cache_root(cache_root or self.settings.get("cache_dir", ""))
+        self.cache_root = default_cache_root(cache_root or self.settings.cache_dir)
         self.shot_dir = os.path.join(self.cache_root, shot_id(plates, self.layer, self.part))
         # reader threads (decode + colour + resize) beside the model; a movie decodes in order
         self.io_threads = (1 if plates.reads_in_order
-                           else readers or reader_threads(int(self.settings.get("threads") or 0)))
+                           else readers or reader_threads(self.settings.threads))
         self._content_memo = ContentMemo()
         self._counters = EngineCounters()
         self._status_lock = threading.Lock()
@@ -122,8 +123,8 @@ class MatteSession:
 
     def _preview_tier(self, stepper: Stepper) -> Tier:
         """The preview chain, or the final one when no preview setting is active."""
-        size = int(self.settings.get("preview_resolution") or 0)
-        preroll = max(0, int(self.settings.get("preroll") or 0))
+        size = self.settings.preview_resolution
+        preroll = max(0, self.settings.preroll)
         lower = size and size != stepper.resolution
         if not lower and (not preroll or not stepper.temporal):
             return self._final

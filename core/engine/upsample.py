@@ -42,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...plugin.settings import Settings
 from ..errors import InputError, UsageError
 
 MODES = ("bilinear", "guided", "guided-colour")
@@ -79,14 +80,11 @@ class Upsampling:
         return f"{self.mode} r{int(self.radius)} eps{self.eps:g}"
 
     @classmethod
-    def from_settings(cls, settings: object) -> "Upsampling":
-        """From schema settings (`upsample`, `upsample_radius`, `upsample_eps`)."""
-        get = getattr(settings, "get", None)
-        if get is None:
-            return cls()
-        return cls(mode=str(get("upsample") or "bilinear"),
-                   radius=int(get("upsample_radius") or DEFAULT_RADIUS),
-                   eps=float(get("upsample_eps") or DEFAULT_EPS))
+    def from_settings(cls, settings: Settings) -> "Upsampling":
+        """From the settings' `upsample`, `upsample_radius` and `upsample_eps`."""
+        return cls(mode=settings.upsample or "bilinear",
+                   radius=settings.upsample_radius or DEFAULT_RADIUS,
+                   eps=settings.upsample_eps or DEFAULT_EPS)
 
 
 def upsample(pred: torch.Tensor, guide_rgb01: np.ndarray | torch.Tensor | None, height: int,

@@ -10,7 +10,9 @@ rather than the matte is dropped: compression, colour space (`oiio:ColorSpace`, 
 IDs, chromaticities of an alpha-only matte), format-specific (`dpx:`, `openexr:`, `tiff:`...)
 and tool fields. Caller attributes are added as `vrmbg:<name>` (the matte's stamp: key, start,
 tier, chain... of the cache, shot and identity of a render's output), and `read_matte_stamp`
-reads them back, so the stamp is written and read here. Writes are atomic.
+reads them back, so the stamp is written and read here. Writes are atomic, and a matte
+counts as written only when the file is whole (`exr_whole.is_whole`: a writer that ran out
+of disk can report success on a file cut short); a file that is not is a failed write.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import OpenImageIO as oiio
 
 from ..fs import atomic_write, disk_full_error
 from ..errors import InputError, OutputError, UsageError, library_text
+from .exr_whole import is_whole
 from .exr_writer import exr_header_for, write_exr
 from .halfs import copy_into, to_half
 from .image_reader import ImageReader
@@ -72,7 +75,7 @@ def write_matte(path: str, alpha: np.ndarray, *, like: ImageInfo | None = None,
         spec.attribute("oiio:ColorSpace", colorspace)
     x0, y0 = data[0] - display[0], data[1] - display[1]
     window = np.ascontiguousarray(pixels[y0:y0 + data[3], x0:x0 + data[2]])
-    atomic_write(path, lambda tmp: _write_exr(tmp, spec, window, path))
+    atomic_write(path, lambda tmp: _write_whole_exr(tmp, spec, window, path))
 
 
 def read_matte(path: str) -> np.ndarray:
@@ -224,6 +227,18 @@ def _write_failure(what: str, reason: str, tmp: str, path: str) -> OutputError:
     full = disk_full_error(path, what, reason=reason, check_free=what != "open for writing")
     return full or OutputError(f"cannot {what}: {reason.replace(tmp, os.path.basename(path))}",
                                path=path)
+
+
+def _write_whole_exr(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) -> None:
+    """`_write_exr`, then check that the file holds every chunk its header promises: a file
+    cut short (seen after a failed OpenEXR write, from the fallback writer, on a full disk)
+    is a failed write, reported as a full disk when that is why (the temp file is then
+    removed by `fs.atomic_write` and nothing replaces `path`)."""
+    _write_exr(tmp, spec, pixels, path)
+    if not is_whole(tmp):
+        size = os.path.getsize(tmp) if os.path.exists(tmp) else 0
+        raise _write_failure("finish the file",
+                             f"the file written is cut short ({size} bytes)", tmp, path)
 
 
 def _write_exr(tmp: str, spec: oiio.ImageSpec, pixels: np.ndarray, path: str) -> None:

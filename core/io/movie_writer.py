@@ -3,7 +3,8 @@
 `write_movie` writes a matte as ProRes 4444 with the matte in alpha (and as grey RGB), or a
 composite as ProRes 422 HQ of premultiplied RGB, tagged Rec.709 limited range. The file is
 filled under a temp name and renamed over the target (`fs.atomic_write`): no partial movie on
-any error.
+any error, and the movie written is read back (its header only) to hold every frame encoded
+before it replaces anything.
 
 PyAV is imported when a movie is written, not with this module (about 65 ms that every
 command writing no movie would pay).
@@ -18,7 +19,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import OutputError, UsageError
-from ..fs import atomic_write
+from ..fs import atomic_write, disk_full_error
 from .ffmpeg import AVCOL_RANGE_MPEG, BT709, ffmpeg_message, fps_fraction
 
 _KINDS = {
@@ -111,5 +112,22 @@ def write_movie(path: str, frames: Iterable[np.ndarray], *, fps: float | int | s
                               path=path) from None
         if count == 0:
             raise OutputError("no frames to write", path=path)
+        found = _frames_in(tmp)
+        if found != count:
+            reason = f"the movie written holds {found} of its {count} frames"
+            raise disk_full_error(os.fspath(path), "finish the movie", reason=reason) \
+                or OutputError(f"cannot finish the movie: {reason}", path=path)
 
     atomic_write(os.fspath(path), write)
+
+
+def _frames_in(path: str) -> int:
+    """How many frames the movie at `path` says it holds (its index, no decoding); 0 when
+    it cannot be opened (a file cut short has no index)."""
+    import av
+
+    try:
+        with av.open(path, "r") as container:
+            return int(container.streams.video[0].frames or 0)
+    except (av.FFmpegError, IndexError, OSError, ValueError):
+        return 0

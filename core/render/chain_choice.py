@@ -26,7 +26,7 @@ def choose_session(shot: Shot, cache_root: str, *, resume: bool,
     exact = shot.session(cache_root=cache_root)
     if not resume:
         restart_chain(exact.folder)
-    preroll = int(shot.settings.get("preroll") or 0)
+    preroll = shot.settings.preroll
     first = shot.frames[0]
     index = shot.shot_frames.index(first)
     if preroll <= 0 or not shot.stepper.temporal:

@@ -77,8 +77,6 @@ def write_frames(target: OutputTarget, log: RenderLog, shot: Shot, session: Matt
             # Lead-in frames before the first one asked for count in the progress too,
             # so a farm never sees a task stalled at 0%.
             bar.total = len(cached) + total
-            if frame in wanted and writer is not None:
-                written.append(frame)  # by the sink, before the frame became valid
             now = time.perf_counter()
             took, last[0] = now - last[0], now
             bar.update(len(cached) + done, f"frame {frame} ({took:.2f} s)")
@@ -94,7 +92,9 @@ def write_frames(target: OutputTarget, log: RenderLog, shot: Shot, session: Matt
         finally:
             pool.shutdown(wait=True)
             failed = sink.failures() if sink is not None else {}
-            written[:] = [frame for frame in written if frame not in failed]
+            # Written by the sink: each output whose write finished whole, also when the
+            # engine failed after it (a state it could not store does not undo a matte).
+            written.extend(sink.completed() if sink is not None else [])
             summary.count_frames(session, cached, written, replaced)
             if failed:  # a failed output write is reported over a cancel
                 raise failed[min(failed)]

@@ -4,7 +4,9 @@ This is what `vrmbg render` runs in-process (and what a farm task runs). The tem
 does the computing; the job runs the steps in order, each in a module of its own:
 
 - open the shot, cheap checks first (`engine.opening.open_shot`, with the output target's
-  checks, `target`, before the model loads);
+  checks, `target`, before the model loads: never a plate file or a cache folder as the
+  output, never a movie of part of a shot), then sweep the temp files killed renders left
+  in the output folder;
 - choose the chain that answers the request: exact, or bounded pre-roll when asked
   (`chain_choice`);
 - plan the outputs from the stamps on disk (`target.OutputTarget.plan`, deciding with
@@ -61,6 +63,7 @@ class RenderJob:
         self.overwrite = overwrite
         self.movie_start = movie_start
         self.target = OutputTarget.for_output(output, self.settings)
+        self.cache_root = ""  # the cache folder as given: set when the shot is opened
         self.summary = RenderSummary(output=output)
         self.log = RenderLog(self.summary, log if log is not None else sys.stderr)
 
@@ -87,8 +90,7 @@ class RenderJob:
             if stop():
                 flag.raise_if_set()
             self.summary.describe_run(shot)
-            cache_root = self.settings.get("cache_dir") or default_render_cache(self.output)
-            session = choose_session(shot, cache_root, resume=self.resume, log=self.log)
+            session = choose_session(shot, self.cache_root, resume=self.resume, log=self.log)
             outputs = self._shot_outputs(shot, session)
             self.summary.chain_id = session.chain_id
             self.summary.cache_folder = session.folder
@@ -116,9 +118,13 @@ class RenderJob:
                 self.warn(warning)
             if self.target.output_type == "rgba":
                 shot.colour.scene_linear_space  # a config without scene_linear fails here
-            self.target.check(self.input_path, shot.plates, shot.shot_frames[0],
-                              self.overwrite)
+            self.target.check(self.input_path, shot, self.overwrite, self.cache_root)
+            swept = self.target.sweep_temp_files()
+            if swept:
+                self.say(f"removed {swept} temp file(s) that killed renders left in "
+                         f"{self.target.folder}")
 
+        self.cache_root = self.settings.get("cache_dir") or default_render_cache(self.output)
         # The render's sessions are the exact chain or a pre-roll one, never a smaller size.
         settings = {**self.settings, "preview_resolution": 0}
         return open_shot(self.input_path, settings, frames=self.frame_spec, models=self.models,

@@ -118,7 +118,9 @@ class OutputSink:
     def __init__(self, writer: MatteWriter, wanted: set[int], pool: ThreadPoolExecutor) -> None:
         self.writer, self.wanted, self.pool = writer, wanted, pool
         self.queued: list[tuple[int, Future]] = []  # (frame, its output write on `pool`)
+        self.written: list[int] = []  # frames whose output was written at once (whole)
         self._room = threading.BoundedSemaphore(self.MAX_QUEUED)
+        self._lock = threading.Lock()
 
     def __call__(self, frame: int, alpha: np.ndarray, stamp: dict, info: Any,
                  cache_path: str) -> bool:
@@ -127,6 +129,8 @@ class OutputSink:
             return False
         if self.writer.share_with_cache:
             self.writer.write_from(frame, alpha, stamp, info)
+            with self._lock:
+                self.written.append(frame)
             return share_file(self.writer.path(frame), cache_path)
         self._room.acquire()
         try:
@@ -137,6 +141,15 @@ class OutputSink:
         job.add_done_callback(lambda _: self._room.release())
         self.queued.append((frame, job))
         return False
+
+    def completed(self) -> list[int]:
+        """Frames whose output this sink wrote (a write counts once the file is whole:
+        `write_matte` checks it); call once the queued writes are done (after the pool is
+        shut down)."""
+        with self._lock:
+            done = list(self.written)
+        return done + [frame for frame, job in self.queued
+                       if job.done() and not job.cancelled() and job.exception() is None]
 
     def failures(self) -> dict[int, BaseException]:
         """Frame -> the error of each queued output write that failed (call once they are

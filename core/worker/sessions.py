@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...plugin import schema
+from ...plugin.settings import Settings
 from ..errors import EXIT_MODEL, UsageError
 from .protocol import BadRequest
 
@@ -22,7 +22,7 @@ class WorkerSession:
 
     id: str
     input: str
-    settings: dict[str, Any]
+    settings: Settings
     preview: bool = False
     movie_start: int = 1001
     matte: Any = None  # the engine's MatteSession once opened (None after a release)
@@ -46,17 +46,17 @@ class WorkerSession:
                 "last_error": self.last_error, "open": self.ready.is_set() and not self.open_error}
 
 
-def resolve_settings(values: dict[str, Any], request_id: Any) -> dict[str, Any]:
+def resolve_settings(values: dict[str, Any], request_id: Any) -> Settings:
     """Schema-checked settings with every default filled in (BadRequest names a bad one)."""
     from ..model.trust import REFUSED, remote_code_allowed
 
     try:
-        settings = schema.resolve(values)
+        settings = Settings.from_mapping(values)
     except KeyError as exc:
         raise BadRequest(f"open: {exc.args[0]}", request_id) from None
     except ValueError as exc:
         raise BadRequest(f"open: setting {exc}", request_id) from None
-    if settings.get("trust_remote_code") and not remote_code_allowed():
+    if settings.trust_remote_code and not remote_code_allowed():
         raise BadRequest(f"open: trust_remote_code refused: {REFUSED}", request_id,
                          code=EXIT_MODEL)
     return settings
