@@ -16,7 +16,7 @@ EXIT_USAGE = 2  # bad command line or settings
 EXIT_INPUT = 3  # plates: missing/corrupt frame, wrong channels, unknown colour space
 EXIT_MODEL = 4  # weights: missing, gated, corrupt, refused (pickle), unsupported variant
 EXIT_OUTPUT = 5  # cannot write mattes/cache: permissions, conflicting output
-EXIT_RETRY = 75  # this host cannot do it now (no GPU, no space, chain lock held): retry elsewhere
+EXIT_RETRY = 75  # this host cannot do it now (no GPU, no space, another chain's mattes): retry elsewhere
 EXIT_CANCELLED = 130  # SIGINT/SIGTERM: finished frames are kept, the current one finishes
 
 # What a farm should do with each code: retry on another host, or fail the job for a person.
@@ -120,8 +120,8 @@ class NoSpaceError(OutputError):
 
 
 class HostError(VrmbgError):
-    """This host cannot run the work now (no GPU here, a chain lock held too long); the same
-    command on another host may succeed."""
+    """This host cannot run the work now (no GPU here); the same command on another host
+    may succeed."""
 
     exit_code = EXIT_RETRY
 

@@ -7,11 +7,13 @@ Everything is read back with OpenImageIO directly (not through the code under te
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import OpenImageIO as oiio
@@ -163,3 +165,22 @@ def one_error_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if "error" in line.lower()]
     assert len(lines) == 1, stderr
     return lines[0]
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Any, size: str = "2m") -> Iterator[Any]:
+    """A small tmpfs mounted at the folder `mount` (made here), unmounted after; the test is
+    skipped where mounting is not allowed (needs root and Linux)."""
+    import pytest
+
+    os.makedirs(mount, exist_ok=True)
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)

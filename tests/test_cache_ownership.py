@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 
 import pytest
 import torch
 
 from render_helpers import make_plates as make_render_plates
-from render_helpers import render_args, run_cli
+from render_helpers import mounted_tmpfs, render_args, run_cli
 from test_cli_cache import fake_chain
 from vrmbg.core.cli import main
 from vrmbg.core.engine import cache
@@ -329,18 +327,8 @@ def test_the_file_system_root_and_home_are_refused_as_cache_roots(tmp_path, monk
 @pytest.fixture
 def mounted(tmp_path):
     """A small tmpfs (root only; skipped where mounting is not allowed), unmounted after."""
-    mount = tmp_path / "volume"
-    mount.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a file system needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "volume", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def test_a_mounted_volume_is_a_cache_only_when_empty_or_vrmbg_s(mounted):
@@ -412,3 +400,38 @@ def test_clearing_an_unknown_chain_is_a_usage_error(tmp_path, capsys):
     fake_chain(tmp_path, "sh010-aaaa0000", "1111111111111111")
     code, _, err = cache_cli(capsys, "clear", "--chain", "ffff", "--cache-dir", str(tmp_path))
     assert code == 2 and "ffff" in err and "1111111111111111" in err
+
+
+@pytest.mark.parametrize("level", ["matte", "chain"])
+def test_a_render_with_every_frame_cached_links_nothing_through_a_symlink(tmp_path, model,
+                                                                         capsys, level):
+    """An alpha output's frames are hard-linked into the cache even when nothing is
+    computed: a linked folder of the chain must stop the render before any link is made."""
+    import glob
+    import hashlib
+    import shutil
+
+    plates = make_render_plates(str(tmp_path / "plates"), range(1001, 1004))
+    cache_dir = tmp_path / "cache"
+    args = render_args(plates, str(tmp_path / "out" / "m.####.exr"), model, "--resolution", "64",
+                    cache=str(cache_dir))
+    assert main(args) == 0
+    (chain,) = glob.glob(str(cache_dir / "*" / "final" / "*"))
+    linked = os.path.join(chain, "matte") if level == "matte" else chain
+    decoy = tmp_path / "decoy"
+    shutil.move(linked, decoy)
+    os.symlink(decoy, linked)
+
+    def digest():
+        return {name: hashlib.sha256((decoy / name if level == "matte" else
+                                      decoy / "matte" / name).read_bytes()).hexdigest()
+                for name in sorted(os.listdir(decoy if level == "matte" else decoy / "matte"))}
+
+    before = digest()
+    inodes = {p: os.stat(p).st_ino for p in glob.glob(str(decoy / "**" / "*.exr"),
+                                                      recursive=True)}
+    capsys.readouterr()
+    assert main(args + ["--overwrite"]) == 5
+    assert "symbolic link" in capsys.readouterr().err
+    assert digest() == before
+    assert {p: os.stat(p).st_ino for p in inodes} == inodes

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from render_helpers import (FIRST, assert_same_mattes, debris, frames_on_disk, make_model,
+                            mounted_tmpfs,
                             make_plates, one_error_line, read_frames, render_args, run_cli)
 from vrmbg.core import fs as atomic
 from vrmbg.core.io import exr_writer, mattes
@@ -127,18 +128,8 @@ def test_when_both_writers_fail_the_matte_is_named_and_nothing_is_left(monkeypat
 @pytest.fixture
 def small_disk(tmp_path):
     """A 2 MiB tmpfs (root only; skipped where mounting is not allowed), unmounted after."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a small file system needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tmpfs is Linux")

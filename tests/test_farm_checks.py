@@ -25,7 +25,7 @@ def _shotlist(tmp_path, **changes):
 @pytest.mark.parametrize("engine", ["openjd", "opencue"])
 @pytest.mark.parametrize("changes, code, words", [
     ({"input": "plates/sh01O.####.exr"}, EXIT_INPUT, "no frames found"),
-    ({"frames": "1001-1010"}, EXIT_INPUT, "plate frame missing"),
+    ({"frames": "1001-1010"}, EXIT_INPUT, "frame 1010 is after the shot's last frame 1003"),
     ({"input_colorspace": "ACEScgg"}, EXIT_INPUT, "unknown input colour space"),
     ({"model": "/no/such/show/models/vrmbg3"}, EXIT_MODEL, "no such model"),
 ], ids=["plates", "frames", "colour", "model"])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import numpy as np
 import pytest
 
 from render_helpers import (FIRST, clean_env, frame_file, frames_on_disk, make_plates,
+                            mounted_tmpfs,
                             one_error_line, render_args, run_cli, run_json, run_process)
 from vrmbg.core import fs
 from vrmbg.core.errors import EXIT_OK, EXIT_OUTPUT, EXIT_RETRY, EXIT_USAGE, OutputError
@@ -245,18 +245,8 @@ def test_a_rerun_writes_again_an_output_that_is_not_whole(tmp_path, model, capsy
 @pytest.fixture
 def small_disk(tmp_path):
     """A 2 MiB tmpfs (skipped only where mounting is refused), unmounted after."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tmpfs is Linux")

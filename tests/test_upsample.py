@@ -137,9 +137,9 @@ def test_settings_choose_the_upsampling(demo):
         def get(self, settings):
             return demo
 
-    stepper = stepper_for({"upsample": "guided", "upsample_radius": 3, "upsample_eps": 0.01},
-                          Pool())
-    assert stepper.upsampling == Upsampling("guided", 3, 0.01)
+    stepper = stepper_for({"upsample": "guided-colour", "upsample_radius": 3,
+                           "upsample_eps": 0.01}, Pool())
+    assert stepper.upsampling == Upsampling("guided-colour", 3, 0.01)
     assert stepper.at_resolution(96).upsampling == stepper.upsampling
     default = stepper_for({}, Pool())
     assert default.upsampling.identity == "bilinear"

@@ -32,9 +32,9 @@ machine cannot see the plates.
 Every task is pinned to --threads (4 unless given) and books that many cores: on a CPU the
 thread count is part of a chain's identity, so tasks on hosts with other core counts
 would otherwise make mattes that differ. --device cuda tasks ask the farm for a GPU.
-Exit codes of the tasks: 75 means this host could not do it now (no GPU, no space, the
-chain lock held too long) and a retry elsewhere may succeed; 2-5 mean the input or
-settings must be fixed first (see `vrmbg --help`).
+Exit codes of the tasks: 75 means this host could not do it now (no GPU, no space, or
+the output folder holds another chain's mattes) and a retry elsewhere may succeed; 2-5
+mean the input or settings must be fixed first (see `vrmbg --help`).
 
 Examples:
   vrmbg job openjd shots.json -o job.yaml --model /show/models/vrmbg3 --device cuda

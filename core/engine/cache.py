@@ -356,6 +356,13 @@ class ChainStore:
     padding: int = 4
     _states: dict[int, list[StateEntry]] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        # Before anything is read, written or linked (a render links its outputs into the
+        # cache even when every frame is cached): no folder of the chain may be a link.
+        guard_chain_folder(self.folder)
+        for folder in (self.matte_dir, self.state_dir):
+            refuse_link(folder)
+
     @property
     def lock_path(self) -> str:
         """The chain's lock file."""

@@ -6,8 +6,9 @@ is part of the snapshot). Cases (issue 25):
 
 - `symlinks`: a real render's cache whose shot, tier or chain folder, `matte/`, `state/` or
   `chain.lock` is a symbolic link to a decoy outside it; `cache prune --max-size 0`,
-  `cache clear --all` (expect exit 0) and a `render` into it (expect exit 5) leave every decoy
-  byte-identical.
+  `cache clear --all` (expect exit 0) and a `render` into it, once with every frame cached
+  behind the link (exit 0 or 5) and once with frames left to compute (exit 5), leave every
+  decoy byte-identical.
 - `foreign`: `cache prune --max-size 0` and `cache clear --all` on an ordinary project folder
   (`shotA/final/x.txt`, `shotB/preview/y.txt`, a chain-shaped folder) and on a home-like folder
   ($HOME points at it; the real home is never touched), by `--cache-dir` and by $VRMBG_CACHE,
@@ -321,7 +322,10 @@ def case_symlinks(f: Files, plates: str) -> None:
     commands = {
         "prune": (["cache", "prune", "--max-size", "0"], [0]),
         "clear": (["cache", "clear", "--all"], [0]),
-        "render": (None, [EXIT_OUTPUT]),
+        # every frame cached behind the link: nothing to compute, so exit 0 may be right,
+        # as long as nothing is written through the link (the decoy check)
+        "render": (None, [0, EXIT_OUTPUT]),
+        "render-compute": (None, [EXIT_OUTPUT]),  # frames 1004- to compute into it
     }
     for level in LINK_LEVELS:
         for command, (args, expect) in commands.items():
@@ -333,6 +337,8 @@ def case_symlinks(f: Files, plates: str) -> None:
                 outside = os.path.join(work, "outside")
                 shutil.copytree(base_cache, cache, symlinks=True)
                 os.makedirs(outside)
+                if command == "render-compute":
+                    forget_frames(os.path.join(cache, shot, "final", chain), FIRST + 3)
                 plant_link(cache, shot, chain, level, outside)
                 before = snapshot(outside)
                 if args is None:
@@ -347,6 +353,16 @@ def case_symlinks(f: Files, plates: str) -> None:
                     o.fail("files_touched_outside", "decoy changed: " + "; ".join(diff[:4]))
 
             f.guarded(name, body)
+
+
+def forget_frames(chain_dir: str, first: int) -> None:
+    """Remove the cached mattes and states of frames from `first` on."""
+    for sub in ("matte", "state"):
+        folder = os.path.join(chain_dir, sub)
+        for name in os.listdir(folder):
+            match = re.search(r"(?:^|\.)(\d+)(?:_|\.exr$)", name)
+            if match and int(match.group(1)) >= first:
+                os.remove(os.path.join(folder, name))
 
 
 def plant_link(cache: str, shot: str, chain: str, level: str, outside: str) -> None:
@@ -558,8 +574,11 @@ def kill_once(f: Files, o: Outcome, args: list[str], out_dir: str, on_temp: bool
 def can_mount(folder: str) -> bool:
     """Mount (and unmount) a small tmpfs at `folder`: allowed here?"""
     os.makedirs(folder, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", folder],
-                          capture_output=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs",
+                               folder], capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
     if done.returncode != 0:
         return False
     unmount(folder)
@@ -567,9 +586,27 @@ def can_mount(folder: str) -> bool:
 
 
 def unmount(folder: str) -> None:
-    """Unmount `folder` (lazily when busy)."""
+    """Unmount `folder` (lazily when busy); nothing when it is not mounted."""
+    if not os.path.ismount(folder):
+        return
     if subprocess.run(["umount", folder], capture_output=True).returncode != 0:
         subprocess.run(["umount", "-l", folder], capture_output=True)
+
+
+def unmount_below(root: str) -> list[str]:
+    """Unmount whatever is still mounted below `root` (a crashed case); what was."""
+    found = []
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                point = line.split()[1].replace("\\040", " ")
+                if point.startswith(os.path.abspath(root) + os.sep):
+                    found.append(point)
+    except OSError:
+        return found
+    for point in sorted(found, reverse=True):
+        unmount(point)
+    return found
 
 
 def case_full_disk(f: Files, frames: int = 120) -> None:
@@ -671,6 +708,9 @@ def run_files(root: str, model: str, timeout: float = 120.0,
                                                 f"crashed: {type(exc).__name__}: {exc}")
         f.notes[f"{name}_seconds"] = round(time.monotonic() - begun, 1)
         f.notes[f"{name}_runs"] = len(f.outcomes) - before
+    left = unmount_below(root)
+    if left:
+        f.notes["left_mounted"] = left
     return summary(f, time.monotonic() - started)
 
 
