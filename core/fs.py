@@ -126,7 +126,7 @@ def link_over(source: str, target: str) -> bool:
         os.replace(tmp, target)
         return True
     except OSError:
-        _remove_quietly(tmp)
+        remove_file(tmp)
         return False
 
 
@@ -148,7 +148,7 @@ def scratch_file(prefix: str, suffix: str) -> Iterator[str]:
     try:
         yield path
     finally:
-        _remove_quietly(path)
+        remove_file(path)
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
@@ -173,10 +173,10 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         full = disk_full_error(path, "write", code=exc.errno, reason=str(exc))
-        _remove_quietly(tmp)
+        remove_file(tmp)
         raise full or OutputError(f"cannot write ({exc.strerror or exc})", path=path) from None
     except BaseException:
-        _remove_quietly(tmp)
+        remove_file(tmp)
         raise
     _fsync_folder(folder)
 
@@ -239,21 +239,6 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
-def _remove_quietly(path: str) -> None:
-    """Delete `path` if it exists, ignoring errors (used while another error propagates)."""
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def open_lock_file(path: str) -> int:
-    """Open `path` for an advisory lock, creating it (empty) and its folder when missing;
-    returns the file descriptor (the caller locks and closes it). OSError when it cannot."""
-    make_folder(os.path.dirname(path) or ".")
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-
-
 def touch(path: str) -> bool:
     """Set an existing file's modification time to now; False when it cannot (missing)."""
     try:
@@ -280,9 +265,11 @@ def append_text(path: str, text: str) -> None:
         handle.write(text)
 
 
-def open_lock_file_no_link(path: str) -> int:
-    """`open_lock_file`, but never through a symbolic link: where `path` is a link (to a
-    file or to nothing) the open fails (OSError, ELOOP on Linux) and nothing is created."""
+def open_lock_file(path: str) -> int:
+    """Open `path` for an advisory lock, creating it (empty) and its folder when missing;
+    returns the file descriptor (the caller locks and closes it). Never through a symbolic
+    link: where `path` is a link (to a file or to nothing) the open fails (OSError, ELOOP
+    on Linux) and nothing is created."""
     make_folder(os.path.dirname(path) or ".")
     return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
 

@@ -14,7 +14,7 @@ import time
 from typing import Callable
 
 from ..errors import OutputError
-from ..fs import open_lock_file_no_link
+from ..fs import open_lock_file
 from .cache import LOCK_FILE, guard_chain_folder
 
 try:  # POSIX advisory locks (local disks, and NFSv4 where flock maps to byte-range locks)
@@ -54,7 +54,7 @@ class ChainLock:
             if os.path.islink(self.path):
                 raise _linked_lock(self.path)
             try:
-                fd = open_lock_file_no_link(self.path)
+                fd = open_lock_file(self.path)
             except OSError as exc:
                 if os.path.islink(self.path):
                     raise _linked_lock(self.path) from None
