@@ -9,7 +9,7 @@
 Every field is a schema parameter, in schema order, with the schema's default; values are
 coerced and checked by `schema.coerce`, so a bad value is a ValueError naming the setting,
 and an unknown name is an `UnknownSetting` (a KeyError whose text is the message). The
-fields are written out (not generated) so type checkers know them; `tests/test_settings.py`
+fields are written out (not generated) so type checkers know them; `tests/worker/test_settings.py`
 holds them to the schema. Standard library only, Python 3.9+.
 """
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
+
+# Test helpers live in tests/support/; the tests in the layer folders import them by name.
+_SUPPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "support")
+if _SUPPORT not in sys.path:
+    sys.path.insert(0, _SUPPORT)
 
 from render_helpers import make_model
 

@@ -1,7 +1,7 @@
 """Hostile input: broken plates, an abusive worker protocol, hostile file systems.
 
 Section `plates`: writes good EXR (scanline, tiled, multi-part), DPX and PNG plates, derives
-several hundred broken files from them (see tests/hostile_cases.py: truncations at every
+several hundred broken files from them (see tests/support/hostile_cases.py: truncations at every
 structure boundary, byte flips in headers and offset tables, absurd sizes and counts, wrong
 magic, zero bytes) and runs `vrmbg info` and `vrmbg render` on each in a child process with a
 time limit. Counts, under `plates`: `cases`, `runs`, `ok`, `refused` (exit 3 with a one-line

@@ -8,7 +8,7 @@ zero bytes. Everything is seeded: the same seed gives the same files.
 
 `run_case` runs `vrmbg info` and `vrmbg render` on one broken file in child processes with a
 time limit and returns what went wrong (traceback, signal, hang, exit code, message, debris).
-Used by `tests/test_hostile_inputs.py` (a sample) and `tests/benchmarks/hostile_inputs.py`
+Used by `tests/cli/test_hostile_inputs.py` (a sample) and `tests/benchmarks/hostile_inputs.py`
 (the whole set).
 """
 

@@ -13,7 +13,7 @@ from vrmbg.plugin.formats import is_movie
 from vrmbg.plugin.frame_ranges import nearest_frame
 from vrmbg.plugin.paths import frame_file, sequence_pattern
 
-_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "blender_addon", "frame_map.py")
+_PATH = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir, "blender_addon", "frame_map.py")
 _SPEC = importlib.util.spec_from_file_location("vrmbg_blender_frame_map", _PATH)
 frame_map = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(frame_map)

@@ -1,7 +1,7 @@
 """A small, faithful stand-in for Nuke's `nuke` module, for tests that cannot run Nuke.
 
 Only what the VRMBG node uses is here, and every public name and signature exists in the
-published API stubs (PyPI `types-nuke`); `tests/test_nuke_fake_faithful.py` checks that name by
+published API stubs (PyPI `types-nuke`); `tests/hosts/nuke/test_nuke_fake_faithful.py` checks that name by
 name. Behaviour follows Nuke's documentation:
 
 - nodes live in Groups (the root is one); `nuke.nodes.X()` creates inside the current group,

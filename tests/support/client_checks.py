@@ -1,7 +1,7 @@
 """Checks of the host client (plugin/client.py) against a real worker: standard library only.
 
-They run twice: inside pytest (tests/test_worker_client.py) and under Python 3.9, the oldest
-host Python (Nuke 14), as `python3.9 tests/client_checks.py CONTEXT.json`, which runs every
+They run twice: inside pytest (tests/worker/test_worker_client.py) and under Python 3.9, the oldest
+host Python (Nuke 14), as `python3.9 tests/support/client_checks.py CONTEXT.json`, which runs every
 check and prints one JSON line of results. A context names the engine's Python, a plate
 pattern, the tiny model and a scratch folder.
 """
@@ -19,7 +19,7 @@ import time
 import traceback
 from typing import Any, Callable, Dict, List
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 

@@ -7,7 +7,7 @@ makes a venv holding only bpy (and what bpy itself pulls in, numpy among them) u
 marked complete only after bpy imports, so an interrupted install is redone on the next run.
 
 Run it directly to build the venvs ahead of the tests and see their install time and size:
-`python tests/blender_env.py` prints one JSON object.
+`python tests/support/blender_env.py` prints one JSON object.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Blender add-on in real Blender (PyPI `bpy` 5.2 and 4.5), installed from the extension zip
 that `vrmbg install blender --zip` builds, talking to the real worker with the demo model.
 
-Each Blender scenario runs as its own process (tests/blender_scenarios/, a crash there cannot
+Each Blender scenario runs as its own process (tests/support/blender_scenarios/, a crash there cannot
 take pytest down) with HOME in a temp folder. Rendered alphas are compared with the engine's
 mattes and with a straight `vrmbg render` of the same plates.
 """
@@ -23,7 +23,7 @@ from plate_factory import frame_path, write_exr, write_video
 from vrmbg.core.demo.synth import generate_shot
 from vrmbg.core.install import build_blender_zip
 
-SCENARIOS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "blender_scenarios")
+SCENARIOS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "support", "blender_scenarios")
 RESULT_MARK = "VRMBG-RESULT "
 FIRST, FRAMES, SIZE = 1001, 6, (96, 64)
 _ENV_DROP = ("VRMBG_CACHE", "VRMBG_PROGRESS", "OCIO", "VRMBG_PYTHON", "PYTHONPATH")

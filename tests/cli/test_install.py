@@ -18,7 +18,7 @@ from vrmbg.core.errors import UsageError
 from vrmbg.core.install import (add_to_nuke_init, build_blender_zip, build_nuke_folder,
                                 nuke_init_line)
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PLUGIN_FILES = sorted(p.name for p in (ROOT / "plugin").glob("*.py"))
 
 

@@ -99,8 +99,8 @@ class KnobsAndMenu(NodeCase):
 
     def test_the_readme_names_every_knob(self):
         from vrmbg_nuke.plugin import schema
-        readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                              "README.md")
+        here = os.path.dirname(os.path.abspath(__file__))
+        readme = os.path.join(here, os.pardir, os.pardir, os.pardir, "README.md")
         if not os.path.isfile(readme):
             self.skipTest("no README.md beside tests/")
         with open(readme, encoding="utf-8") as handle:

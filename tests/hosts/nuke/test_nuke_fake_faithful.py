@@ -22,8 +22,8 @@ from typing import Dict, List, Optional
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FAKE = os.path.join(HERE, "fake_nuke", "nuke.py")
-NODE_CODE = os.path.join(os.path.dirname(HERE), "nuke")
+FAKE = os.path.join(HERE, os.pardir, os.pardir, "support", "fake_nuke", "nuke.py")
+NODE_CODE = os.path.join(HERE, os.pardir, os.pardir, os.pardir, "nuke")
 SKIPPED_DUNDERS = {"__init__", "__repr__", "__getattr__"}  # constructors take *args in stubs
 
 

@@ -1,6 +1,6 @@
 """Shared steps of the scripts that run inside real Blender (the `bpy` module) for the tests.
 
-A scenario is started as `python SCRIPT ARGS.json` by tests/test_blender_addon.py; it installs
+A scenario is started as `python SCRIPT ARGS.json` by tests/hosts/blender/test_blender_addon.py; it installs
 the extension zip through Blender's own extension install, does its work and prints one line
 `VRMBG-RESULT {json}` for the test to check.
 """

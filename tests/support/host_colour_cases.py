@@ -1,7 +1,7 @@
 """Cases for plugin/host_colour.py, plain asserts so they also run in hosts' Python 3.9.
 
-pytest runs every `case_*` function (tests/test_host_colour.py); under another interpreter:
-    python3.9 tests/host_colour_cases.py FOLDER PACKAGE
+pytest runs every `case_*` function (tests/hosts/test_host_colour.py); under another interpreter:
+    python3.9 tests/support/host_colour_cases.py FOLDER PACKAGE
 imports PACKAGE.host_colour from FOLDER (a copy of plugin/, as installers make) and runs them.
 Standard library only.
 """

@@ -34,6 +34,7 @@ def python39() -> str:
 def _env(folder: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env[FOLDER_VARIABLE] = folder
+    env["PYTHONPATH"] = os.path.join(HERE, os.pardir, os.pardir, "support")  # nuke_harness & co.
     return env
 
 

@@ -60,7 +60,7 @@ def test_plugin_and_client_checks_run_under_python_3_9(context, tmp_path):
     env = clean_env()
     env.pop("VRMBG_PYTHON", None)
     env.pop("PYTHONPATH", None)
-    done = subprocess.run([PY39, os.path.join(os.path.dirname(__file__), "client_checks.py"),
+    done = subprocess.run([PY39, os.path.join(os.path.dirname(__file__), os.pardir, "support", "client_checks.py"),
                            str(ctx_file)], capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -20,7 +20,7 @@ from host_configs import (BLENDER_STANDARD_SPACES, write_blender_like_config,
 from vrmbg.core.colour.transform import ColourTransform
 from vrmbg.plugin import host_colour
 
-PLUGIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugin")
+PLUGIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "plugin")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_cases_pass_under_python_3_9_on_a_copy_of_plugin(tmp_path):
         pytest.skip(f"Python 3.9 (Nuke 14's) is not installed at {interpreter}")
     shutil.copytree(PLUGIN_DIR, tmp_path / "vrmbg_plugin",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    cases = os.path.join(os.path.dirname(os.path.abspath(__file__)), "host_colour_cases.py")
+    cases = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "support", "host_colour_cases.py")
     result = subprocess.run([interpreter, "-I", cases, str(tmp_path), "vrmbg_plugin"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
