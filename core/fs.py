@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import shutil
+import socket
 import tempfile
 import uuid
 from typing import Callable, Iterator
@@ -31,15 +33,25 @@ TEMP_MARKER = ".vrmbg-tmp-"
 LOW_SPACE_BYTES = 1 << 20  # below this much room a failed write is reported as a full disk
 
 
-# `.{stem}.vrmbg-tmp-{pid}-{8 hex}{ext}`: the only names `remove_temp_files` deletes.
-_TEMP_NAME = re.compile(r"^\..+" + re.escape(TEMP_MARKER) + r"[0-9]+-[0-9a-f]{8}(\.[A-Za-z0-9]+)?$")
+# `.{stem}.vrmbg-tmp-h{host 8 hex}-{pid}-{8 hex}{ext}` (older releases: without the host
+# part): the only names `remove_temp_files` and `remove_stale_temp_files` delete.
+_TEMP_NAME = re.compile(r"^\..+" + re.escape(TEMP_MARKER)
+                        + r"(?:h[0-9a-f]{8}-)?[0-9]+-[0-9a-f]{8}(\.[A-Za-z0-9]+)?$")
+
+
+def host_tag() -> str:
+    """This machine's short tag in temp names, so a sweep can tell its own dead writers'
+    leftovers (safe to delete at once) from another host's (whose pid means nothing here)."""
+    digest = hashlib.sha1(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()
+    return "h" + digest[:8]
 
 
 def temp_path_for(path: str) -> str:
     """A unique temp file name beside `path` with the same extension."""
     folder, name = os.path.split(os.fspath(path))
     stem, ext = os.path.splitext(name)
-    return os.path.join(folder, f".{stem}{TEMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}{ext}")
+    unique = f"{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return os.path.join(folder, f".{stem}{TEMP_MARKER}{unique}{ext}")
 
 
 def is_temp_name(name: str) -> bool:
@@ -274,9 +286,11 @@ def open_lock_file(path: str) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
 
 
-# A temp file unchanged this long, of no live process of this host, is a killed writer's.
+# A temp file of another host (or of an older release, whose names carry no host) that is
+# unchanged this long is a killed writer's.
 STALE_TEMP_SECONDS = 120.0
-_TEMP_PID = re.compile(re.escape(TEMP_MARKER) + r"([0-9]+)-[0-9a-f]{8}(\.[A-Za-z0-9]+)?$")
+_TEMP_PID = re.compile(re.escape(TEMP_MARKER)
+                       + r"(?:(h[0-9a-f]{8})-)?([0-9]+)-[0-9a-f]{8}(\.[A-Za-z0-9]+)?$")
 
 
 def remove_stale_temp_files(folder: str, min_age: float = STALE_TEMP_SECONDS) -> int:
@@ -285,9 +299,10 @@ def remove_stale_temp_files(folder: str, min_age: float = STALE_TEMP_SECONDS) ->
     write into at once); returns how many.
 
     As `remove_temp_files`: only regular files (never a link or a folder) named exactly as
-    `temp_path_for` names them. And only those no writer can still be filling: not of a
-    process alive on this host (the name carries its pid) and unchanged for `min_age`
-    seconds (a writer on another host, whose pid means nothing here, changes its temp file
+    `temp_path_for` names them. And only those no writer can still be filling: one of this
+    host whose process is gone (the name carries host and pid) goes at once, so a re-run
+    right after a killed render leaves nothing behind; one of another host (or an unnamed
+    host) only when unchanged for `min_age` seconds (a live writer changes its temp file
     as it fills it and renames it within moments).
     """
     import stat
@@ -297,18 +312,21 @@ def remove_stale_temp_files(folder: str, min_age: float = STALE_TEMP_SECONDS) ->
         names = os.listdir(folder)
     except OSError:
         return 0
-    now = time.time()
+    now, here = time.time(), host_tag()
     removed = 0
     for name in names:
         match = _TEMP_PID.search(name)
-        if not is_temp_name(name) or match is None or _process_alive(int(match.group(1))):
+        if not is_temp_name(name) or match is None:
+            continue
+        host, pid = match.group(1), int(match.group(2))
+        if host in (None, here) and _process_alive(pid):
             continue
         path = os.path.join(folder, name)
         try:
             info = os.lstat(path)
         except OSError:
             continue
-        if stat.S_ISREG(info.st_mode) and now - info.st_mtime >= min_age:
+        if stat.S_ISREG(info.st_mode) and (host == here or now - info.st_mtime >= min_age):
             removed += remove_file(path)
     return removed
 

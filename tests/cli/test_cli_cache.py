@@ -7,6 +7,7 @@ import os
 
 import torch
 
+from cache_helpers import fake_chain
 from vrmbg.core.cli import main
 from vrmbg.core.cli.cache_cmd import parse_size
 from vrmbg.core.engine import cache
@@ -14,23 +15,6 @@ from vrmbg.core.engine.lock import ChainLock
 from vrmbg.core.model.loader import init_random
 
 DAY = 86400.0
-
-
-def fake_chain(root, shot: str, chain_id: str, *, tier="final", frames=(1001, 1002),
-               size=1000, last_used=1_700_000_000.0) -> str:
-    """A chain folder laid out as the engine writes it, with `size` bytes per matte."""
-    folder = os.path.join(str(root), shot, tier, chain_id)
-    os.makedirs(os.path.join(folder, "matte"))
-    os.makedirs(os.path.join(folder, "state"))
-    for frame in frames:
-        with open(os.path.join(folder, "matte", f"{shot.split('-')[0]}.{frame}.exr"), "wb") as f:
-            f.write(b"\0" * size)
-    chain_file = os.path.join(folder, "chain.json")
-    with open(chain_file, "w") as handle:
-        json.dump({"chain_id": chain_id, "tier": tier, "identity": {"resolution": 1024},
-                   "plate": f"/plates/{shot}.####.exr"}, handle)
-    os.utime(chain_file, (last_used, last_used))
-    return folder
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
@@ -145,7 +129,7 @@ def test_sizes_and_cache_root_resolution(tmp_path, monkeypatch, capsys):
 
 
 def test_a_real_render_chain_is_listed_with_its_frames_and_settings(tmp_path, capsys):
-    from test_engine_session import make_plates, make_session, model
+    from session_helpers import make_plates, make_session, model
 
     pattern = make_plates(str(tmp_path / "plates"), frames=range(1001, 1005))
     loaded = model(init_random(str(tmp_path / "model"), "tiny", seed=1))

@@ -17,7 +17,7 @@ import torch
 
 from render_helpers import make_plates as make_render_plates
 from render_helpers import mounted_tmpfs, render_args, run_cli
-from test_cli_cache import fake_chain
+from cache_helpers import fake_chain
 from vrmbg.core.cli import main
 from vrmbg.core.engine import cache
 from vrmbg.core.engine.housekeeping import remove_chain
@@ -227,7 +227,7 @@ def test_a_symlinked_chain_folder_is_not_deleted_through_by_remove_chain(tmp_pat
 
 @pytest.fixture(scope="module")
 def engine_shot(tmp_path_factory):
-    from test_engine_session import make_plates, model
+    from session_helpers import make_plates, model
     from vrmbg.core.model.loader import init_random
 
     root = tmp_path_factory.mktemp("ownership")
@@ -241,7 +241,7 @@ def engine_shot(tmp_path_factory):
 
 
 def new_session(engine_shot, cache_root):
-    from test_engine_session import make_session
+    from session_helpers import make_session
 
     pattern, loaded = engine_shot
     return make_session(pattern, str(cache_root), loaded)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_engine_session import (FRAMES, RESOLUTION, make_plates, make_session, model,
+from session_helpers import (FRAMES, RESOLUTION, make_plates, make_session, model,
                                  straight_run, temp_files)
 from vrmbg.core.io.mattes import read_matte
 from vrmbg.core.model.loader import init_random

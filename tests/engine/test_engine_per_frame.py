@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_engine_session import FRAMES, HEIGHT, RESOLUTION, WIDTH, make_plates, write_plate
+from session_helpers import FRAMES, HEIGHT, RESOLUTION, WIDTH, make_plates, write_plate
 from vrmbg.core.engine.opening import colour_for, open_session
 from vrmbg.core.engine.step import FrameStepper
 from vrmbg.core.io.mattes import read_matte

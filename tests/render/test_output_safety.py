@@ -99,7 +99,7 @@ def test_an_output_frame_linked_to_a_plate_is_refused(tmp_path, model, capsys):
 
 
 def test_a_movie_output_that_is_the_plate_movie_is_refused(tmp_path, model, capsys):
-    from test_render_movie import write_prores_422
+    from movie_plates import write_prores_422
 
     movie = write_prores_422(str(tmp_path / "edit.mov"), count=2)
     os.symlink(tmp_path, tmp_path / "link")
@@ -310,6 +310,24 @@ def test_the_sweep_removes_only_leftovers_of_dead_writers(tmp_path):
     assert os.path.islink(tmp_path / f".l{fs.TEMP_MARKER}{dead}-0123abcd.exr")
     assert os.path.exists(target)
 
+
+
+def test_a_dead_writer_of_this_host_is_swept_at_once_and_another_hosts_only_when_old(tmp_path):
+    """A re-run right after a killed render leaves no temp file behind; a writer on another
+    host (whose pid means nothing here) keeps its fresh temp file."""
+    here, dead = fs.host_tag(), _dead_pid()
+    assert os.path.basename(fs.temp_path_for(str(tmp_path / "m.1001.exr"))).startswith(
+        f".m.1001{fs.TEMP_MARKER}{here}-{os.getpid()}-")
+    just_killed = _plant(tmp_path, f".m.1001{fs.TEMP_MARKER}{here}-{dead}-0123abcd.exr", age=1.0)
+    old_elsewhere = _plant(tmp_path, f".m.1002{fs.TEMP_MARKER}h0badf00d-{os.getpid()}-0123abcd.exr",
+                           age=3600.0)
+    kept = [
+        _plant(tmp_path, f".m.1003{fs.TEMP_MARKER}{here}-{os.getpid()}-0123abcd.exr", age=3600.0),
+        _plant(tmp_path, f".m.1004{fs.TEMP_MARKER}h0badf00d-{dead}-0123abcd.exr", age=1.0),
+    ]
+    assert fs.remove_stale_temp_files(str(tmp_path), min_age=60) == 2
+    assert not os.path.exists(just_killed) and not os.path.exists(old_elsewhere)
+    assert all(os.path.exists(path) for path in kept)
 
 KILLED_WRITER = textwrap.dedent("""
     import sys, time

@@ -11,33 +11,15 @@ import os
 import av
 import numpy as np
 
-from plate_factory import VIDEO_709, write_exr, write_video
-from render_helpers import (SIZE, assert_same_mattes, debris, frame_file, frames_on_disk,
-                            read_frames, render_args, run_json)
+from movie_plates import COUNT, H, W, source_rgb, write_prores_422
+from plate_factory import write_exr
+from render_helpers import (assert_same_mattes, debris, frame_file, frames_on_disk, read_frames,
+                            render_args, run_json)
 
-W, H = SIZE
-COUNT = 8
 REC709_VIDEO = "Rec.1886 Rec.709 - Display"
 # ProRes 4444 alpha (10-12 bits) plus the encoder's rounding: a couple of 10-bit code
 # values; neighbouring frames of the moving-disc shot differ by far more (~0.1).
 ALPHA_TOL = 2.0 / 1023.0
-
-
-def source_rgb(i: int) -> np.ndarray:
-    """Frame i: ramps plus a yellow disc moving right (display-referred code values 0..1)."""
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    rgb = np.stack([0.1 + 0.8 * xx / W, 0.2 + 0.6 * yy / H,
-                    0.5 + 0.4 * np.sin(xx * 0.2 + i * 0.7)], axis=-1)
-    disc = ((xx - 10 - 9 * i) ** 2 + (yy - H / 2) ** 2) < 150
-    rgb[disc] = (0.95, 0.9, 0.1)
-    return rgb.astype(np.float32)
-
-
-def write_prores_422(path: str, count: int = COUNT) -> str:
-    """A ProRes 422 HQ .mov (Rec.709, limited range) written with PyAV."""
-    frames = (np.round(source_rgb(i) * 65535).astype(np.uint16) for i in range(count))
-    return write_video(path, frames, codec="prores_ks", pix_fmt="yuv422p10le",
-                       frame_format="rgb48le", options={"profile": "hq"}, reformat=VIDEO_709)
 
 
 def decode_rgb(path: str) -> list[np.ndarray]:
