@@ -8,6 +8,7 @@ from __future__ import annotations
 import bpy
 
 from . import analyse, engine, handlers, operators, panel, preferences, properties
+from .plugin.platform_check import unsupported_platform
 
 _CLASSES = (
     properties.classes
@@ -19,7 +20,10 @@ _CLASSES = (
 
 
 def register() -> None:
-    """Register classes in order, then the node-tree settings and the handlers."""
+    """Register classes in order, then the node-tree settings and the handlers (on Windows,
+    one line says the engine cannot run here; the panel and operators say it again)."""
+    if unsupported_platform():
+        print("VRMBG: " + unsupported_platform())
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     properties.register_pointers()

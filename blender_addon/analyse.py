@@ -39,17 +39,19 @@ class AnalysisDriver:
             return "RUNNING_MODAL"
         if event_type != "TIMER":
             return "PASS_THROUGH"
-        self._show(context, "VRMBG %s: %s" % (self.name, self._line()))
+        self._show(context, self.status_text())
         if not analysis.finished:
             return "RUNNING_MODAL"
         self.end(context)
         return "FINISHED" if analysis.result and not analysis.result.get("cancelled") \
             else "CANCELLED"
 
-    def _line(self) -> str:
+    def status_text(self) -> str:
+        """The status bar's line: the matte's name, then how the run goes."""
         if self.analysis.finished:
-            return self.analysis.summary()
-        return "%s  (Esc cancels)" % engine.status_line(bpy.data.node_groups.get(self.name))
+            return "%s: %s" % (self.name, self.analysis.summary())
+        line = engine.status_line(bpy.data.node_groups.get(self.name))
+        return "%s: %s  (Esc cancels)" % (self.name, line)
 
     def _show(self, context, text: str) -> None:
         self._window_manager.progress_update(int(self.analysis.fraction * 100))

@@ -4,7 +4,7 @@ Blender never imports torch: the engine runs in its own Python as a `vrmbg worke
 through `plugin.client`. What a matte needs (its session, valid frames, progress, status) is
 `plugin.host_session`; here a matte's properties are read into what its session asks, and
 what the session learns on the client's reader thread reaches Blender data on the main
-thread through `post` (drained by a `bpy.app.timers` timer).
+thread through `post` (`plugin.main_thread`, drained by a `bpy.app.timers` timer).
 """
 
 from __future__ import annotations
@@ -13,29 +13,38 @@ import atexit
 import functools
 import hashlib
 import os
-import queue
-from typing import Any, Callable
+import threading
 
 import bpy
 
 from . import node_group, preferences, properties
 from .plugin import client as engine_client
-from .plugin import host_colour
+from .plugin import host_colour, paths
 from .plugin.host_session import HostSession, new_owner_id
+from .plugin.main_thread import MainThreadQueue
 from .plugin.requests import EngineError, error_text
 from .plugin.session_hub import SessionHub
 from .plugin.settings import Settings
+from .plugin.status import for_host
 
 _client: engine_client.EngineClient | None = None
 _client_python = ""
-_main_thread: "queue.Queue[Callable[[], None]]" = queue.Queue()
+MAIN_THREAD = MainThreadQueue()
+post = MAIN_THREAD.post  # run an action on Blender's main thread (from any thread)
 new_uid = new_owner_id  # a fresh identifier for a new matte
-engine_error_text = error_text  # one line for an engine failure
+
+
+def engine_error_text(error: BaseException) -> str:
+    """One line for an engine failure, in the add-on's words (an offline farm gets the fix)."""
+    return for_host(error_text(error))
 
 
 def client() -> engine_client.EngineClient:
-    """The engine client (started lazily; a new one when the Engine Python preference changes)."""
+    """The engine client (started lazily; a new one when the Engine Python preference changes;
+    another thread gets the current one: only the main thread reads Blender's data)."""
     global _client, _client_python
+    if _client is not None and threading.current_thread() is not threading.main_thread():
+        return _client
     setting = preferences.get().engine_python
     python = bpy.path.abspath(setting) if setting else ""
     if _client is not None and python != _client_python:
@@ -44,6 +53,11 @@ def client() -> engine_client.EngineClient:
         _client = engine_client.EngineClient(python=python)
         _client_python = python
     return _client
+
+
+def running() -> bool:
+    """True while an engine worker runs (Stop and Release GPU never start one)."""
+    return _client is not None and _client.running
 
 
 def shutdown() -> None:
@@ -108,11 +122,24 @@ def _blender_colour(space: str, ocio_variable: str) -> tuple:
 
 
 def cache_folder(setting: str) -> str:
-    """Absolute cache folder: the setting, else the preference; '//' needs a saved .blend."""
+    """Absolute cache folder (`paths.host_cache_root`): the matte's setting, else the
+    preference (a '//' one only in a saved .blend), else $VRMBG_CACHE, else `vrmbg-cache`
+    beside the .blend, else the user cache for a file never saved."""
     folder = setting or preferences.get().cache_folder
     if folder.startswith("//") and not bpy.data.filepath:
-        return ""
-    return bpy.path.abspath(folder) if folder else ""
+        folder = ""
+    return paths.host_cache_root(bpy.path.abspath(folder) if folder else "", bpy.data.filepath)
+
+
+def adopt_unsaved(trees: list) -> None:
+    """A file was saved for the first time: its mattes' frames move from the user cache to
+    the cache of the saved file (nothing is computed again); the mattes then open there."""
+    for tree in trees:
+        session = HUB.session(owner_of(tree))
+        if session.cache_root and session.shot_folder:
+            paths.adopt_unsaved_cache(session.cache_root,
+                                      cache_folder(tree.vrmbg.cache_dir), [session.shot_folder])
+        settings_changed(tree)
 
 
 def plate_input(tree: bpy.types.NodeTree) -> str:
@@ -176,22 +203,10 @@ def status_line(tree: bpy.types.NodeTree | None) -> str:
 
 # --- main thread ----------------------------------------------------------------------------
 
-def post(action: Callable[[], Any]) -> None:
-    """Run `action` on Blender's main thread (from any thread)."""
-    _main_thread.put(action)
-
-
 def drain_main_thread() -> float:
     """Timer body: run what other threads posted. Returns the next interval."""
-    while True:
-        try:
-            action = _main_thread.get_nowait()
-        except queue.Empty:
-            return 0.1
-        try:
-            action()
-        except Exception as error:  # a failed UI update must not stop the timer
-            print("VRMBG:", error)
+    MAIN_THREAD.drain()
+    return 0.1
 
 
 def _redraw() -> None:

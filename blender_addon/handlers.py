@@ -7,7 +7,9 @@
   render stops with the reason: a background render exits with the engine's exit code, an
   interactive one shows the reason (Blender offers no way to stop it from a handler).
 - load_post (persistent): the handlers stay installed across File > Open, and a reopened
-  .blend's mattes find their sessions again.
+  .blend's mattes find their sessions again and are unguarded.
+- save_pre / save_post: a saved matte is guarded (`node_group.guard`: magenta and a line in
+  the log in a Blender without the add-on), the open one unguarded again after the save.
 """
 
 from __future__ import annotations
@@ -102,10 +104,39 @@ def render_finished(*_args) -> None:
     _rendering = False
 
 
+def matte_groups() -> list:
+    """Every matte node group of the open file (none while Blender restricts its data)."""
+    groups = getattr(bpy.data, "node_groups", ())
+    return [tree for tree in groups if getattr(tree, "vrmbg", None) and tree.vrmbg.is_matte]
+
+
+_first_save: list = []  # the mattes of a file being saved for the first time
+
+
+@persistent
+def guard_all(*_args) -> None:
+    """Before a save (and when the add-on goes): what renders without the add-on is loud."""
+    _first_save[:] = [] if bpy.data.filepath else [tree.name for tree in matte_groups()]
+    for tree in matte_groups():
+        node_group.guard(tree)
+
+
+@persistent
+def unguard_all(*_args) -> None:
+    """After a save (and when the add-on comes): the mattes render their mattes; a file saved
+    for the first time keeps the frames its mattes computed."""
+    for tree in matte_groups():
+        node_group.unguard(tree)
+    saved, _first_save[:] = [bpy.data.node_groups.get(name) for name in _first_save], []
+    if bpy.data.filepath and saved:
+        engine.adopt_unsaved([tree for tree in saved if tree is not None])
+
+
 @persistent
 def file_loaded(*_args) -> None:
     """A .blend was opened: forget the old file's sessions; background renders composite on CPU."""
     engine.HUB.forget_all()
+    unguard_all()
     if bpy.app.background:
         for scene in bpy.data.scenes:
             if compositor.matte_trees(scene):
@@ -118,6 +149,8 @@ _HANDLERS = (
     ("render_complete", render_finished),
     ("render_cancel", render_finished),
     ("load_post", file_loaded),
+    ("save_pre", guard_all),
+    ("save_post", unguard_all),
 )
 
 
@@ -126,10 +159,12 @@ def register() -> None:
     for name, function in _HANDLERS:
         getattr(bpy.app.handlers, name).append(function)
     bpy.app.timers.register(engine.drain_main_thread, persistent=True)
+    unguard_all()
 
 
 def unregister() -> None:
-    """Remove what `register` installed, in reverse."""
+    """Remove what `register` installed, in reverse; the mattes are guarded again."""
+    guard_all()
     if bpy.app.timers.is_registered(engine.drain_main_thread):
         bpy.app.timers.unregister(engine.drain_main_thread)
     for name, function in reversed(_HANDLERS):

@@ -3,6 +3,12 @@
 Scene frame N shows plate frame N and its matte, whatever the plate's first frame: both Image
 nodes get their timing from `frame_map`. The group is wired into the scene's compositor (through
 `compositor`, so both compositor APIs are handled in one place).
+
+A saved group is *guarded*: its output comes from a magenta RGB node (alpha 1, no one takes it
+for a matte), and a driver whose expression names the add-on fails in Blender's log. The add-on
+`unguard`s every matte when it loads a file (the output comes from Set Alpha, the driver goes),
+and guards them again just before a save and when it is disabled. So a Blender without the
+add-on renders magenta and says why, never an empty alpha.
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ from .plugin.paths import frame_file
 
 PLATE_NODE = "Plate"
 MATTE_NODE = "Matte"
+GUARD_NODE = "Without VRMBG"
+NOTICE_NODE = "VRMBG notice"
+MISSING_COLOUR = (1.0, 0.0, 1.0, 1.0)
+NOTICE = ('vrmbg_addon_missing("the VRMBG add-on is not enabled in this Blender, so this matte '
+          'renders magenta: install the VRMBG extension")')
 
 
 def load_plate(path: str) -> bpy.types.Image:
@@ -53,11 +64,54 @@ def build(name: str, plate: bpy.types.Image, first: int, last: int,
     output.location = (300, 0)
     links.new(plate_node.outputs["Image"], set_alpha.inputs["Image"])
     links.new(matte_node.outputs["Alpha"], set_alpha.inputs["Alpha"])
-    links.new(set_alpha.outputs["Image"], output.inputs[0])
+    unguard(tree)
     set_frames(tree, first, last)
     if matte_pattern:
         set_matte_pattern(tree, matte_pattern)
     return tree
+
+
+def _guard_nodes(tree: bpy.types.NodeTree) -> tuple:
+    """The magenta node and the notice frame (made when missing: older files)."""
+    nodes = tree.nodes
+    colour = nodes.get(GUARD_NODE)
+    if colour is None:
+        colour = nodes.new("CompositorNodeRGB")
+        colour.name = colour.label = GUARD_NODE
+        colour.outputs[0].default_value = MISSING_COLOUR
+        colour.location = (0, 250)
+    notice = nodes.get(NOTICE_NODE)
+    if notice is None:
+        notice = nodes.new("NodeFrame")
+        notice.name = NOTICE_NODE
+        notice.label = "Without the VRMBG add-on this group renders magenta"
+        notice.location = (0, 400)
+    return colour, notice
+
+
+def _output(tree: bpy.types.NodeTree) -> bpy.types.Node:
+    return next(node for node in tree.nodes if node.bl_idname == "NodeGroupOutput")
+
+
+def guard(tree: bpy.types.NodeTree) -> None:
+    """What a Blender without the add-on renders: magenta, and the notice in its log."""
+    colour, notice = _guard_nodes(tree)
+    tree.links.new(colour.outputs[0], _output(tree).inputs[0])
+    if tree.animation_data is None or not tree.animation_data.drivers.find(
+            notice.path_from_id("label_size")):
+        driver = notice.driver_add("label_size").driver
+        driver.type, driver.expression = "SCRIPTED", NOTICE
+
+
+def unguard(tree: bpy.types.NodeTree) -> None:
+    """What the add-on renders: the plate with the matte as its alpha."""
+    _colour, notice = _guard_nodes(tree)
+    tree.links.new(_set_alpha(tree).outputs["Image"], _output(tree).inputs[0])
+    notice.driver_remove("label_size")
+
+
+def _set_alpha(tree: bpy.types.NodeTree) -> bpy.types.Node:
+    return next(node for node in tree.nodes if node.bl_idname == "CompositorNodeSetAlpha")
 
 
 def set_frames(tree: bpy.types.NodeTree, first: int, last: int) -> None:
@@ -74,7 +128,7 @@ def _apply_timing(node: bpy.types.Node, timing: frame_map.NodeTiming) -> None:
     node.frame_start = timing.frame_start
     node.frame_duration = timing.frame_duration
     node.frame_offset = timing.frame_offset
-    node.use_cyclic = False
+    node.use_cyclic = timing.cyclic
 
 
 def set_matte_pattern(tree: bpy.types.NodeTree, pattern: str) -> None:

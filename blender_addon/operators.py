@@ -1,4 +1,5 @@
-"""Operators: Add VRMBG Matte, Stop, Clear Cache, Release GPU (Analyse is in `analyse`)."""
+"""Operators: Add VRMBG Matte, Stop, Clear Cache, Prune Cache, Release GPU (Analyse is in
+`analyse`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import os
 import bpy
 
 from . import compositor, engine, node_group, preferences, properties
+from .plugin import schema
 from .plugin.frame_ranges import nearest_frame
-from .plugin.paths import sequence_pattern
+from .plugin.paths import sequence_pattern, shot_name
 
 
 def _engine_failed(operator, error: Exception) -> set:
@@ -32,14 +34,26 @@ class VRMBG_OT_add_matte(bpy.types.Operator):
         match_scene=bpy.props.BoolProperty(
             name="Match scene", default=True,
             description="Set the scene's frame range and resolution to the plate's"),
+        in_background=bpy.props.BoolProperty(
+            options={"HIDDEN", "SKIP_SAVE"},
+            description="Start the engine in the background (the matte appears at once, the "
+                        "panel's status follows the start); scripts wait instead"),
     )
 
     def invoke(self, context, event):
+        self.in_background = True
         self._fill_from_preferences(context)
         if self.filepath or compositor.active_image_node(context.scene):
             return context.window_manager.invoke_props_dialog(self)
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
+
+    def draw(self, context) -> None:
+        """Only the common settings are asked; the others start from the preferences and
+        are in the panel's collapsed groups."""
+        self.layout.prop(self, "match_scene")
+        for param in schema.common(properties.HOST):
+            self.layout.prop(self, param.name)
 
     def _fill_from_preferences(self, context) -> None:
         defaults = preferences.get(context).defaults
@@ -50,42 +64,52 @@ class VRMBG_OT_add_matte(bpy.types.Operator):
     def execute(self, context):
         self._fill_from_preferences(context)
         scene = context.scene
+        if self.filepath and not os.path.isfile(bpy.path.abspath(self.filepath)):
+            self.report({"ERROR"}, "VRMBG: no plate file %s" % bpy.path.abspath(self.filepath))
+            return {"CANCELLED"}
         image = self._plate_image(scene)
         if image is None:
             self.report({"ERROR"}, "VRMBG: choose a plate (any frame of a sequence, or a movie) "
                                    "or make an Image node with the plate active")
             return {"CANCELLED"}
         path = image.filepath  # kept as Blender has it ('//' relative paths stay relative)
-        tree = node_group.build("VRMBG " + _shot_name(path), image, 1, 1)
+        tree = node_group.build("VRMBG " + shot_name(path), image, 1, 1)
         settings = tree.vrmbg
         settings.is_matte = True
         settings.uid = engine.new_uid()
         settings.plate = path if image.source == "MOVIE" else sequence_pattern(path)
         properties.copy_settings(self, settings)
-        try:
-            engine.open_session(tree)
+        try:  # from the UI the engine starts behind (the status says so); a script waits
+            opening = engine.session_of(tree).open_async()
+            if not self.in_background:
+                engine.apply_opened(tree, opening.wait())
         except Exception as error:
             _remove(tree)
             return _engine_failed(self, error)
         node_group.add_to_scene(scene, tree)
-        if self.match_scene:
-            _match_scene(scene, tree, image)
+        if not self.in_background:
+            if self.match_scene:
+                _match_scene(scene, tree, image)
+            return {"FINISHED"}
+        name, scene_name, match = tree.name, scene.name, self.match_scene
+        opening.add_done_callback(lambda answer: engine.post(
+            lambda: _opened_behind(name, scene_name, match, answer)))
         return {"FINISHED"}
 
     def _plate_image(self, scene):
         if self.filepath:
-            path = bpy.path.abspath(self.filepath)
-            if not os.path.isfile(path):
-                self.report({"ERROR"}, "VRMBG: no plate file %s" % path)
-                return None
-            return node_group.load_plate(path)
+            return node_group.load_plate(bpy.path.abspath(self.filepath))
         node = compositor.active_image_node(scene)
         return node.image if node is not None else None
 
 
-def _shot_name(path: str) -> str:
-    name = os.path.basename(sequence_pattern(path))
-    return name.split(".")[0].rstrip("#_-") or name
+def _opened_behind(name: str, scene_name: str, match: bool, answer: dict) -> None:
+    """A matte added from the UI: its frames (and the scene's range) once the engine is up."""
+    tree, scene = bpy.data.node_groups.get(name), bpy.data.scenes.get(scene_name)
+    if tree is not None and answer.get("event") != "error":
+        engine.apply_opened(tree, answer)
+        if match and scene is not None:
+            _match_scene(scene, tree, node_group.plate_image(tree))
 
 
 def _remove(tree: bpy.types.NodeTree) -> None:
@@ -122,6 +146,9 @@ class VRMBG_OT_stop(bpy.types.Operator):
     bl_label = "Stop"
 
     def execute(self, context):
+        if not engine.running():
+            self.report({"INFO"}, "VRMBG: nothing is being computed")
+            return {"CANCELLED"}
         try:
             answer = engine.client().cancel().wait(timeout=30)
         except Exception as error:
@@ -147,6 +174,34 @@ class VRMBG_OT_clear_cache(MatteOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
+class VRMBG_OT_prune_cache(MatteOperator, bpy.types.Operator):
+    """Delete the active matte's cached frames of other settings, oldest first, until its
+    shot's cache fits the size kept (the frames shown now stay)"""
+
+    bl_idname = "vrmbg.prune_cache"
+    bl_label = "Prune Cache"
+
+    keep: bpy.props.StringProperty(
+        name="Keep", default="0",
+        description="How much of other settings' frames to keep, e.g. 500M or 20G; 0 keeps "
+                    "only the frames of the settings shown now")
+    whole_cache: bpy.props.BoolProperty(
+        name="Whole cache folder",
+        description="Prune every shot in the cache folder, not only this matte's")
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context):
+        session = engine.session_of(compositor.active_matte(context.scene))
+        try:
+            session.prune_cache(self.keep, whole_cache=self.whole_cache)
+        except Exception as error:
+            return _engine_failed(self, error)
+        self.report({"INFO"}, "VRMBG: " + session.status_line())
+        return {"FINISHED"}
+
+
 class VRMBG_OT_release_gpu(bpy.types.Operator):
     """Unload the models from GPU (and CPU) memory; they load again when next needed"""
 
@@ -154,12 +209,18 @@ class VRMBG_OT_release_gpu(bpy.types.Operator):
     bl_label = "Release GPU"
 
     def execute(self, context):
-        try:
-            answer = engine.client().release()
+        if not engine.running():
+            self.report({"INFO"}, "VRMBG: no model is loaded")
+            return {"CANCELLED"}
+        tree = compositor.active_matte(context.scene)
+        try:  # through the matte's session, whose status then says so
+            count = engine.session_of(tree).release_models() if tree is not None \
+                else engine.client().release().get("released", 0)
         except Exception as error:
             return _engine_failed(self, error)
-        self.report({"INFO"}, "VRMBG: released %s model(s)" % answer.get("released", 0))
+        self.report({"INFO"}, "VRMBG: released %s model(s)" % count)
         return {"FINISHED"}
 
 
-classes = (VRMBG_OT_add_matte, VRMBG_OT_stop, VRMBG_OT_clear_cache, VRMBG_OT_release_gpu)
+classes = (VRMBG_OT_add_matte, VRMBG_OT_stop, VRMBG_OT_clear_cache, VRMBG_OT_prune_cache,
+           VRMBG_OT_release_gpu)

@@ -1,17 +1,15 @@
-"""The "VRMBG" tab in the compositor's sidebar: actions, the active matte's settings, status."""
+"""The "VRMBG" tab in the compositor's sidebar: actions, status, the active matte's common
+settings; the other settings in collapsed sub-panels, one per group of the schema."""
 
 from __future__ import annotations
 
 import bpy
 
 from . import compositor, engine, properties
+from .plugin import schema
 
 
-class VRMBG_PT_matte(bpy.types.Panel):
-    """VRMBG mattes of the scene's compositor"""
-
-    bl_label = "VRMBG Matte"
-    bl_idname = "VRMBG_PT_matte"
+class _InCompositor:
     bl_space_type = "NODE_EDITOR"
     bl_region_type = "UI"
     bl_category = "VRMBG"
@@ -20,6 +18,13 @@ class VRMBG_PT_matte(bpy.types.Panel):
     def poll(cls, context):
         space = context.space_data
         return space is not None and getattr(space, "tree_type", "") == compositor.TREE_TYPE
+
+
+class VRMBG_PT_matte(_InCompositor, bpy.types.Panel):
+    """VRMBG mattes of the scene's compositor"""
+
+    bl_label = "VRMBG Matte"
+    bl_idname = "VRMBG_PT_matte"
 
     def draw(self, context):
         layout = self.layout
@@ -30,6 +35,7 @@ class VRMBG_PT_matte(bpy.types.Panel):
         row.operator("vrmbg.stop", icon="CANCEL")
         row = layout.row(align=True)
         row.operator("vrmbg.clear_cache", icon="TRASH")
+        row.operator("vrmbg.prune_cache", icon="BRUSH_DATA")
         row.operator("vrmbg.release_gpu", icon="UNLINKED")
         layout.label(text=engine.status_line(tree), icon="INFO")
         if tree is None:
@@ -41,15 +47,28 @@ class VRMBG_PT_matte(bpy.types.Panel):
         box.label(text="Plate: %s (%d-%d)" % (bpy.path.basename(settings.plate),
                                                settings.first, settings.last))
         if engine.is_open(tree):
-            fraction = engine.session_of(tree).fraction()
+            session = engine.session_of(tree)
+            if session.cache_size_text():
+                box.label(text=session.cache_size_text().capitalize(), icon="DISK_DRIVE")
+            fraction = session.fraction()
             if fraction is not None and hasattr(box, "progress"):
                 box.progress(factor=fraction, text="%d%%" % round(fraction * 100))
-        params = properties.blender_params()
-        for group in dict.fromkeys(p.group for p in params):  # in schema order
-            column = layout.column(heading=group)
+        for param in schema.common(properties.HOST):
+            layout.prop(settings, param.name)
+
+
+def _group_panel(group: str, params: list) -> type:
+    """A collapsed sub-panel with one schema group's settings of the active matte."""
+    def draw(self, context) -> None:
+        tree = compositor.active_matte(context.scene)
+        if tree is not None:
             for param in params:
-                if param.group == group:
-                    column.prop(settings, param.name)
+                self.layout.prop(tree.vrmbg, param.name)
+    name = "VRMBG_PT_matte_" + group.lower()
+    return type(name, (_InCompositor, bpy.types.Panel), {
+        "bl_label": group, "bl_idname": name, "bl_parent_id": VRMBG_PT_matte.bl_idname,
+        "bl_options": {"DEFAULT_CLOSED"}, "draw": draw, "__doc__": group + " settings"})
 
 
-classes = (VRMBG_PT_matte,)
+classes = (VRMBG_PT_matte,) + tuple(_group_panel(group, params) for group, params
+                                    in schema.grouped(properties.HOST).items())

@@ -3,11 +3,10 @@ new mattes start from."""
 
 import bpy
 
-from .plugin import client
+from .plugin import engine_record, worker_process
 from .properties import VRMBG_DefaultSettings, blender_params
 
 ADDON = __package__
-DEFAULT_CACHE = "//vrmbg-cache/"
 
 
 class VRMBG_Preferences(bpy.types.AddonPreferences):
@@ -16,13 +15,19 @@ class VRMBG_Preferences(bpy.types.AddonPreferences):
     bl_idname = ADDON
 
     engine_python: bpy.props.StringProperty(
-        name="Engine Python", subtype="FILE_PATH", default="",
+        # Blender drops add-on preferences when the add-on is disabled: this one is kept in
+        # the installer's record (beside the add-on's code), which outlives that.
+        name="Engine Python", subtype="FILE_PATH",
+        get=lambda _self: engine_record.chosen_python(),
+        set=lambda _self, value: engine_record.choose_python(value),
         description="The Python of the environment vrmbg is installed in. Empty = the one "
                     "recorded by 'vrmbg install blender' (or $VRMBG_PYTHON)")
     cache_folder: bpy.props.StringProperty(
-        name="Cache folder", subtype="DIR_PATH", default=DEFAULT_CACHE,
-        description="Where mattes and their temporal state are kept. '//' is the folder of "
-                    "the .blend file; an unsaved file uses the engine's user cache")
+        name="Cache folder", subtype="DIR_PATH", default="",
+        description="Where mattes and their temporal state are kept ('//' is the .blend's "
+                    "folder). Empty: $VRMBG_CACHE, else a vrmbg-cache folder beside the "
+                    ".blend; a file not saved yet uses your user cache, and its frames move "
+                    "beside the .blend when it is first saved")
     defaults: bpy.props.PointerProperty(type=VRMBG_DefaultSettings)
 
     def draw(self, context) -> None:
@@ -38,11 +43,8 @@ class VRMBG_Preferences(bpy.types.AddonPreferences):
 
 
 def engine_python_found(setting: str) -> str:
-    """The engine Python the add-on will start, or why there is none (for the preferences)."""
-    try:
-        return client.find_engine_python(bpy.path.abspath(setting) if setting else "")
-    except client.EngineError as error:
-        return error.message
+    """The engine Python the add-on will start, or why it cannot (for the preferences)."""
+    return worker_process.engine_python_text(bpy.path.abspath(setting) if setting else "")
 
 
 def get(context=None) -> VRMBG_Preferences:

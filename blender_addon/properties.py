@@ -1,8 +1,8 @@
 """Blender properties generated from the parameter schema, and the settings each matte keeps.
 
 Every schema parameter whose hosts include "blender" becomes a property with the same name,
-default, choices, limits and help, so the panel, the Add Matte operator, the preferences and the
-command line all speak of the same settings. `MatteSettings` hangs on each matte's node group
+default, choices, limits and help (Blender's own where the schema has one), so the panel, the
+Add Matte operator, the preferences and the command line all speak of the same settings. `MatteSettings` hangs on each matte's node group
 (`node_tree.vrmbg`), so a matte keeps its settings in the .blend.
 """
 
@@ -15,18 +15,19 @@ import bpy
 from .plugin import schema
 from .plugin.settings import Settings
 
+HOST = "blender"  # the schema's name for this host (its settings, its help)
 # Settings that only tell where things go (not what the matte is) get a folder picker.
 _FOLDERS = ("cache_dir",)
 
 
 def blender_params() -> list:
     """The schema parameters Blender shows, in schema order."""
-    return schema.for_host("blender")
+    return schema.for_host(HOST)
 
 
 def schema_property(param, update: Callable | None = None) -> Any:
     """One bpy property for one schema parameter (same name, default, choices and help)."""
-    common = {"name": param.label, "description": param.help}
+    common = {"name": param.label, "description": param.help_for(HOST)}
     if update is not None:
         common["update"] = update
     if param.kind == "bool":

@@ -30,6 +30,16 @@ DEFAULT_NUKE_HOME = os.path.join("~", ".nuke")
 DEFAULT_NUKE_DIR = os.path.join(DEFAULT_NUKE_HOME, "vrmbg")
 
 
+def check_platform() -> None:
+    """UsageError saying so, before anything is written, where vrmbg does not run (Windows):
+    a host installed there could not start the engine."""
+    from ..plugin.platform_check import unsupported_platform
+
+    problem = unsupported_platform()
+    if problem:
+        raise UsageError(problem)
+
+
 def _package_root() -> str:
     """The folder holding core/, plugin/, nuke/ and blender_addon/ (repository or install)."""
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,8 +105,10 @@ def build_nuke_folder(folder: str, python: str = sys.executable, *, source: str 
     """Write (or upgrade in place) a NUKE_PATH plugin folder; returns its absolute path.
 
     It holds the Nuke glue (init.py, menu.py, vrmbg_nuke/) and `vrmbg_nuke/plugin/`, the
-    plugin layer with `engine.json` naming `python` as the engine's Python.
+    plugin layer with `engine.json` naming `python` as the engine's Python. UsageError (one
+    line) on Windows, where vrmbg does not run.
     """
+    check_platform()
     folder = os.path.abspath(os.path.expanduser(folder))
     source = source or glue_source("nuke")
     _check_nuke_folder(folder)
@@ -186,8 +198,10 @@ def build_blender_zip(path: str, python: str = sys.executable, *, source: str = 
     """Write (or replace) a Blender extension zip; returns its absolute path.
 
     The zip holds blender_manifest.toml and the add-on modules at its root, and `plugin/`,
-    the plugin layer with `engine.json` naming `python` as the engine's Python.
+    the plugin layer with `engine.json` naming `python` as the engine's Python. UsageError (one
+    line) on Windows, where vrmbg does not run.
     """
+    check_platform()
     path = os.path.abspath(os.path.expanduser(path))
     source = source or glue_source("blender_addon")
     if not os.path.isfile(os.path.join(source, "blender_manifest.toml")):

@@ -40,12 +40,15 @@ class EngineClient:
 
     def __init__(self, python: str = "", *, worker_args: Sequence[str] = (),
                  env: Optional[Mapping[str, str]] = None, start_timeout: float = 120.0,
-                 max_restarts: int = 3, on_event: Optional[Listener] = None) -> None:
+                 max_restarts: int = 3, on_event: Optional[Listener] = None,
+                 allow_remote_code: bool = False) -> None:
+        """`allow_remote_code`: the host's own preference (the person running it, never a
+        scene's setting) allows downloaded model code; see `allow_remote_code` below."""
         self._listeners: List[Listener] = [on_event] if on_event else []
         self._listeners_lock = threading.Lock()
         self._table = RequestTable(f"h{os.getpid()}-")
         self._link = WorkerLink(python, worker_args, env, start_timeout, max_restarts,
-                                self._table, self._emit)
+                                self._table, self._emit, allow_remote_code)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -68,6 +71,17 @@ class EngineClient:
     def restarts(self) -> int:
         """How many times the worker was started again after a crash."""
         return self._link.restarts
+
+    @property
+    def allow_remote_code(self) -> bool:
+        """Whether the worker may run a model's downloaded code when a matte asks for it:
+        only from the host's own preferences (set before the worker starts; a running worker
+        keeps what it started with until it is shut down and started again)."""
+        return self._link.allow_remote_code
+
+    @allow_remote_code.setter
+    def allow_remote_code(self, allowed: bool) -> None:
+        self._link.allow_remote_code = bool(allowed)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Ask the worker to stop, then terminate it, then kill it; unanswered requests end
@@ -178,6 +192,15 @@ class EngineClient:
     def clear(self, session: str, *, timeout: float = 60.0) -> Event:
         """Drop a session's chain from the cache."""
         return self.request("clear", session=session).wait(timeout)
+
+    def prune(self, session: str, max_bytes: int = 0, *, scope: str = "shot",
+              timeout: float = 300.0) -> Event:
+        """Delete least recently used chains of the session's shot (`scope` "shot") or of its
+        whole cache ("cache") until they fit in `max_bytes`, as `vrmbg cache prune` does;
+        chains open in the worker and chains a process computes are kept. The answer says
+        `removed`, `bytes_freed`, `bytes_after`, and the sizes now (`bytes`, `shot_bytes`)."""
+        return self.request("prune", session=session, max_bytes=int(max_bytes),
+                            scope=scope).wait(timeout)
 
     def release(self, *, timeout: float = 30.0) -> Event:
         """Free loaded models (GPU memory); they load again on the next ensure."""

@@ -1,6 +1,8 @@
 """The record an installer leaves beside the plugin copy: which Python runs the engine.
 
-`engine.json` = {"python": "/abs/engine/python", "engine_version": "...", "installed": "..."}.
+`engine.json` = {"python": "/abs/engine/python", "engine_version": "...", "installed": "...",
+"chosen_python": "..."}: the last is the person's own choice in a host's preferences, kept
+here because a host may drop its preferences (Blender does when the add-on is disabled).
 Standard library only.
 """
 
@@ -14,6 +16,7 @@ from typing import Any, Dict
 from . import fs
 
 RECORD_NAME = "engine.json"
+CHOSEN = "chosen_python"  # the host preference "Engine Python" (empty: the installer's)
 
 
 def record_path(folder: str = "") -> str:
@@ -37,3 +40,16 @@ def write_record(folder: str, python: str, engine_version: str) -> str:
     data = {"python": os.path.abspath(python), "engine_version": engine_version,
             "installed": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return fs.write_json(path, data, indent=2)
+
+
+def chosen_python(folder: str = "") -> str:
+    """The engine Python chosen in the host's preferences ("" when none was)."""
+    return str(read_record(folder).get(CHOSEN) or "")
+
+
+def choose_python(python: str, folder: str = "") -> None:
+    """Keep the host preference "Engine Python" in the record (atomically), where it
+    outlives the host's own preferences."""
+    record = read_record(folder)
+    record[CHOSEN] = str(python)
+    fs.write_json(record_path(folder), record, indent=2)

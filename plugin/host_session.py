@@ -8,6 +8,8 @@ valid, following the playhead, the exact frame a render needs, staleness, progre
     path = session.exact_frame(frame)                # a render callback: blocks until exact
     analysis = session.analyse("1001-1100")          # a range, with progress and cancel
     session.status_text(frame)                       # the host's status line(s)
+    session.cache_size_text()                        # "cache 1.2 GB" (also in the status)
+    session.prune_cache("20G")                       # what `vrmbg cache prune` does
 
 It never touches a host object. Engine events arrive on the client's reader thread; whatever
 thread learns something calls the hub's `on_change(session)` (and `on_opened(session,
@@ -29,12 +31,16 @@ from typing import (Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, 
 
 from .analysis import Analysis
 from .frame_ranges import nearest_frame, parse_frame_ranges
+from .platform_check import unsupported_platform
 from .protocol import STAGE_COMPUTING, STAGE_LOADING
-from .requests import EngineError, Event, Request, error_text
+from .requests import EngineError, EngineUnavailable, Event, Request, error_text
 from .settings import Settings
-from .status import Status, noted, progress_text, status_line, status_text
+from .sizes import parse_size, size_text
+from .status import (Status, cache_size_text, for_host, noted, progress_text, status_line,
+                     status_text)
 
 OPENING = "opening the shot (loading the model)"
+STARTING = "starting the engine, then opening the shot (loading the model)"
 STOPPING = "stopping after the frame in flight"
 
 
@@ -94,6 +100,8 @@ class HostSession:
         self._open_lock = threading.Lock()  # one open started at a time
         self._opening: Optional[Tuple[str, str, Request]] = None  # key, session, future
         self._opens = 0  # opens started: the answer to an older one is stale
+        self._died_note = ""  # how the engine last stopped, until it is running again
+        self._analyses = 0  # analyses running: their progress is the status's working text
 
     # ------------------------------------------------------------------ what is asked
 
@@ -114,6 +122,7 @@ class HostSession:
             self.want_key, self._wanted = key, wanted
             self.valid, self.follow_frame = set(), None
             self.status.cached = 0
+            self.status.cache_bytes = self.status.chain_bytes = self.status.other_bytes = -1
         self._changed()
         return True
 
@@ -127,7 +136,13 @@ class HostSession:
 
     def open_async(self) -> Request:
         """The session for what is asked, opening it without waiting (loads the model); the
-        future's callbacks run once the session's state has taken the answer."""
+        future's callbacks run once the session's state has taken the answer. When no worker
+        runs, it is started on a thread of its own (seconds: a host's UI never waits for
+        it) while the status says so; a failed start is the future's `error` answer."""
+        unsupported = unsupported_platform()
+        if unsupported:  # one line, before any engine is looked for
+            self.fail(unsupported)
+            raise EngineUnavailable(unsupported)
         with self._open_lock:
             with self.lock:
                 key, (input, settings) = self.want_key, self._wanted
@@ -148,16 +163,44 @@ class HostSession:
                 if old:
                     self.hub.close(old)
                 self.hub.route(session, self)
-                self._changed()
-                request = client.open_request(input, settings, session=session)
             except EngineError as error:
-                self.fail(error_text(error))
-                with self.lock:
-                    self._opening = None
-                future.resolve({"event": "error", "message": error.message, "code": error.code})
+                self._open_failed(number, future, error)
                 raise
-        request.add_done_callback(lambda answer: self._opened(number, key, future, answer))
+            send = (lambda: client.open_request(input, settings, session=session))
+            if getattr(client, "running", True):
+                self._changed()
+                self._send_open(number, key, future, send)
+                return future
+            with self.lock:
+                self.status.working = STARTING
+            self._changed()
+        threading.Thread(target=self._send_open, args=(number, key, future, send, False),
+                         name="vrmbg-engine-start", daemon=True).start()
         return future
+
+    def _send_open(self, number: int, key: str, future: Request,
+                   send: Callable[[], Request], raise_errors: bool = True) -> None:
+        """Send the open (starting the worker first when none runs); its answer goes to
+        `_opened`, a failure to start is the future's error (raised too with `raise_errors`)."""
+        try:
+            request = send()
+        except EngineError as error:
+            self._open_failed(number, future, error)
+            if raise_errors:
+                raise
+            return
+        request.add_done_callback(lambda answer: self._opened(number, key, future, answer))
+
+    def _open_failed(self, number: int, future: Request, error: EngineError) -> None:
+        """An open that could not be sent: the last error (when no newer open replaced it)."""
+        with self.lock:
+            latest = number == self._opens
+            if latest:
+                self._opening = None
+        if latest:
+            self.fail(error_text(error))
+        future.resolve({"event": "error", "message": error.message, "code": error.code,
+                        "unavailable": isinstance(error, EngineUnavailable)})
 
     def open(self, timeout: Optional[float] = None) -> Event:
         """The `opened` answer for what is asked (blocking: loads the model on first use)."""
@@ -189,6 +232,7 @@ class HostSession:
                     self.valid = set(parse_frame_ranges(str(answer.get("cached", "")),
                                                         empty_ok=True))
                 self.status.total = int(answer.get("total", 0))
+                self._take_sizes(answer)
                 self.status.device = str(answer.get("device", ""))
                 self.status.precision = str(answer.get("precision", ""))
                 self.status.working = self.status.last_error = ""
@@ -250,7 +294,8 @@ class HostSession:
         """The reader thread: never wait here; the cache is read again with a request."""
         with self.lock:
             if answer.get("event") == "error":
-                self.status.last_error = str(answer.get("message", "the engine failed"))
+                self.status.last_error = for_host(str(answer.get("message") or
+                                                      "the engine failed"))
             elif not answer.get("superseded"):
                 self.status.working = ""
         self.sync()
@@ -275,11 +320,23 @@ class HostSession:
     def _synced(self, session: str, key: str, answer: Event) -> None:
         with self.lock:
             if answer.get("event") == "error":
-                self.status.last_error = str(answer.get("message", "the engine failed"))
+                self.status.last_error = for_host(str(answer.get("message") or
+                                                      "the engine failed"))
             elif session == self.session and key == self.want_key:
                 self.valid = set(parse_frame_ranges(str(answer.get("cached", "")),
                                                     empty_ok=True))
+                self._take_sizes(answer)
         self._changed()
+
+    def _take_sizes(self, answer: Event) -> None:
+        """The cache sizes an engine answer carries (lock held; absent ones stay as known)."""
+        if "shot_bytes" in answer:
+            self.status.cache_bytes = int(answer.get("shot_bytes") or 0)
+        if "bytes" in answer:
+            self.status.chain_bytes = int(answer.get("bytes") or 0)
+        if "other_chains" in answer:  # chains of other settings: what a prune can free
+            self.status.other_bytes = int(answer.get("other_bytes") or 0) \
+                if answer.get("other_chains") else -1
 
     def exact_frame(self, frame: int, *, clamp: bool = False,
                     timeout: Optional[float] = None) -> str:
@@ -297,7 +354,14 @@ class HostSession:
 
     def analyse(self, frames: str = "") -> Analysis:
         """Compute a range (range text; empty = the whole shot) in the background."""
-        return Analysis(self, frames)
+        with self.lock:
+            self._analyses += 1
+        try:
+            return Analysis(self, frames)
+        except BaseException:
+            with self.lock:
+                self._analyses -= 1
+            raise
 
     def stop(self) -> bool:
         """Stop computing after the frame in flight (finished frames stay cached)."""
@@ -305,11 +369,18 @@ class HostSession:
             session, engine = self.session, self.engine
         if not session:
             return False
-        engine.cancel(session)
         with self.lock:
             self.status.working = STOPPING
         self._changed()
+        engine.cancel(session).add_done_callback(self._stop_answered)
         return True
+
+    def _stop_answered(self, answer: Event) -> None:
+        """Nothing was running to stop: "stopping" must not stay shown."""
+        with self.lock:
+            idle = not answer.get("cancelled") and self.status.working == STOPPING
+        if idle:
+            self._settle()
 
     def clear_cache(self, timeout: Optional[float] = None) -> None:
         """Delete the cached frames of what is asked now (blocking)."""
@@ -320,6 +391,57 @@ class HostSession:
             self.valid, self.follow_frame = set(), None
             noted(self.status, "cache cleared")
         self._changed()
+
+    # ------------------------------------------------------------------ the cache on disk
+
+    @property
+    def cache_root(self) -> str:
+        """The cache folder the open session writes to ("" before it is open)."""
+        with self.lock:
+            return str(self.opened.get("cache_root") or "")
+
+    @property
+    def shot_folder(self) -> str:
+        """The shot's folder in the cache, relative to `cache_root`, as the engine names it
+        ("" before it is open): what `paths.adopt_unsaved_cache` moves on a first save."""
+        with self.lock:
+            return str(self.opened.get("shot_folder") or "")
+
+    def cache_size_text(self) -> str:
+        """`cache 1.2 GB`: the shot's cache on disk, as last said by the engine (when the
+        session opened, and each time frames were added: no disk walk here); "" before."""
+        with self.lock:
+            return cache_size_text(self.status)
+
+    def refresh_cache_size(self) -> None:
+        """Ask the engine for the cache's size and valid frames again (without waiting)."""
+        self.sync()
+
+    def prune_cache(self, keep: Union[int, str] = 0, *, whole_cache: bool = False,
+                    timeout: Optional[float] = 300.0) -> Event:
+        """Delete least recently used chains of this shot (every setting but the ones open
+        now) until it fits in `keep` (bytes, or a size such as "20G"; 0 keeps only what is
+        shown), or with `whole_cache` the whole cache folder, as `vrmbg cache prune
+        --max-size` does. Chains a process is computing are kept. Blocking (opens the session
+        first); the status notes what was freed. ValueError for a size it cannot read."""
+        max_bytes = parse_size(keep)
+        with self._reported():
+            self.open(timeout)
+            with self.lock:
+                session, engine = self.session, self.engine
+            answer = engine.request("prune", session=session, max_bytes=max_bytes,
+                                    scope="cache" if whole_cache else "shot").wait(timeout)
+        removed, busy = list(answer.get("removed") or []), list(answer.get("kept_in_use") or [])
+        note = (f"pruned {len(removed)} chain(s) of other settings, freed "
+                f"{size_text(int(answer.get('bytes_freed') or 0))}" if removed
+                else "nothing to prune")
+        if busy:
+            note += f" ({len(busy)} kept: being computed)"
+        with self.lock:
+            self._take_sizes(answer)
+            noted(self.status, note)
+        self._changed()
+        return answer
 
     def release_models(self) -> int:
         """Unload the engine's models (GPU memory); they load again when next needed."""
@@ -353,10 +475,27 @@ class HostSession:
             self._changed()
 
     def on_worker_died(self, event: Event) -> None:
-        """The worker stopped; the client restarts it and re-opens the sessions."""
+        """The worker stopped: say whether the client is starting it again (and re-opening
+        the sessions) or has not (it gave up after deaths in a row, or nothing was waiting):
+        then it starts again only when next needed."""
         code = event.get("exit_code", event.get("code", "?"))
         with self.lock:
-            noted(self.status, f"the engine stopped (exit code {code}) and was restarted")
+            self._died_note = f"the engine stopped (exit code {code})"
+            if event.get("restarting"):
+                note = f"{self._died_note}; restarting it"
+            else:
+                note = f"{self._died_note} and was not restarted (it starts when next needed)"
+                self.status.working = ""
+            noted(self.status, note)
+        self._changed()
+
+    def on_worker_restarted(self, event: Event) -> None:
+        """The client started the worker again and re-opened the sessions."""
+        with self.lock:
+            died = self._died_note or "the engine stopped"
+            self.status.notes = tuple(n for n in self.status.notes
+                                      if n != f"{died}; restarting it")
+            noted(self.status, f"{died} and was restarted")
         self._changed()
 
     # ------------------------------------------------------------------ status
@@ -384,17 +523,33 @@ class HostSession:
 
     @contextlib.contextmanager
     def _reported(self) -> Iterator[None]:
-        """An engine error in the block becomes the last error (and goes on up)."""
+        """A blocking call: an engine error in the block becomes the last error and goes on
+        up, both in the host's words (`status.for_host`); however it ends, no working text
+        of its own stays shown ("computing: frame 1003 (1 of 1)", "loading model")."""
         try:
             yield
         except EngineError as error:
-            self.fail(error_text(error))
-            raise
+            message = for_host(error_text(error))
+            self.fail(message)
+            if message == error.message:
+                raise
+            raise type(error)(message, error.code, error.traceback) from error
+        finally:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Nothing of a blocking call is in flight any more: its working text goes (a running
+        analysis keeps its progress, and a playhead's request says its own again)."""
+        with self.lock:
+            if self._analyses:
+                return
+            self.status.working = ""
+        self._changed()
 
     def fail(self, message: str) -> None:
         """Show `message` as the last error (nothing is being computed any more)."""
         with self.lock:
-            self.status.last_error, self.status.working = message, ""
+            self.status.last_error, self.status.working = for_host(message), ""
         self._changed()
 
     def _changed(self) -> None:
@@ -403,9 +558,10 @@ class HostSession:
     def analysis_ended(self, run: Analysis) -> None:
         """An analysis ended: the status says how, and the valid frames are read again."""
         with self.lock:
+            self._analyses = max(0, self._analyses - 1)
             self.status.working = ""
             if run.error:
-                self.status.last_error = run.error
+                self.status.last_error = for_host(run.error)
             else:
                 if run.result and not run.result.get("cancelled"):
                     self.status.last_error = ""

@@ -29,11 +29,19 @@ class Param:
     hosts: frozenset[str] = field(default_factory=lambda: frozenset({"cli", "nuke", "blender"}))
     # True when changing the value changes the mattes (it is part of the chain's identity).
     affects_result: bool = True
+    # Shown first in a host (its panel, its Add dialog); the others sit in collapsed groups.
+    common: bool = False
+    # (host, help) where the help above speaks of the command line and a host does otherwise.
+    host_help: tuple[tuple[str, str], ...] = ()
 
     @property
     def flag(self) -> str:
         """The command-line flag, e.g. `--input-colorspace`."""
         return "--" + self.name.replace("_", "-")
+
+    def help_for(self, host: str) -> str:
+        """The help a host shows: its own where it does otherwise, else the common one."""
+        return dict(self.host_help).get(host, self.help)
 
 
 PARAMS: tuple[Param, ...] = (
@@ -64,30 +72,50 @@ PARAMS: tuple[Param, ...] = (
           "Find hard cuts from the pictures themselves (a jump between two frames) and start "
           "again from an empty prior at each. For edits and movies holding several shots.",
           group="Edit"),
+    Param("keyframes", "path", "", "Keyframes",
+          "The artist's own mattes for some frames, as an image sequence "
+          "(e.g. /shots/sh010/key.####.exr; also %04d, @@@@, $F4): every frame on disk is a "
+          "keyframe. Its matte is the artist's, as given, and the frames after it continue "
+          "from it (the model's prior), so a correction or a hint matte carries forward; "
+          "frames before it are untouched. EXR channel A or a single channel, PNG/TIFF alpha "
+          "or grey, the plate's display size. Empty = none.", group="Edit"),
     # Colour
     Param("ocio", "path", "", "OCIO config",
           "OCIO config file or built-in URI. Empty = $OCIO, else ocio://studio-config-latest.",
-          group="Colour"),
+          group="Colour",
+          host_help=(("blender",
+                      "OCIO config the engine reads the plate with. Empty = Blender's own "
+                      "colour config (or $OCIO when Blender was started with it), as the "
+                      "Image Editor shows"),)),
     Param("input_colorspace", "str", "", "Input colour space",
           "Colour space of the plate. Empty = scene_linear role for EXR, color_picking role "
           "(sRGB) for 8/16-bit PNG/JPEG/TIFF, 'Rec.1886 Rec.709 - Display' for movies; DPX "
           "needs it said (e.g. 'ACEScct', 'ARRI LogC4').",
-          group="Colour"),
+          group="Colour",
+          host_help=(("blender",
+                      "Colour space of the plate. Empty = the plate image's colour space "
+                      "in Blender (Image Editor > Image > Color Space)"),)),
     Param("model_colorspace", "str", "sRGB Encoded Rec.709 (sRGB)", "Model colour space",
           "What the model sees. The default matches the display-referred video it was trained on.",
           group="Colour"),
     Param("display", "str", "", "Display",
           "Optional OCIO display for a tone-mapped model input (with --view), e.g. 'sRGB - Display'. "
-          "Empty = plain colour-space conversion.", group="Colour"),
+          "Empty = plain colour-space conversion.", group="Colour",
+          host_help=(("blender",
+                      "Optional OCIO display for a tone-mapped model input (with View), "
+                      "e.g. 'sRGB - Display'. Empty = plain colour-space conversion"),)),
     Param("view", "str", "", "View",
           "OCIO view used with --display, e.g. 'ACES 2.0 - SDR 100 nits (Rec.709)'.",
-          group="Colour"),
+          group="Colour",
+          host_help=(("blender",
+                      "OCIO view used with Display, e.g. 'ACES 2.0 - SDR 100 nits "
+                      "(Rec.709)'"),)),
     # Model
     Param("model", "str", "briaai/VRMBG-3.0", "Model",
           "Weights: a Hugging Face repo id, a local folder, a .safetensors file, or 'demo' "
           "for the bundled demo model (synthetic shots only). briaai/VRMBG-3.0 is temporal; "
           "ZhengPeng7/BiRefNet (and _lite, _HR, -matting, _HR-matting) are public MIT "
-          "per-frame models.", group="Model"),
+          "per-frame models.", group="Model", common=True),
     Param("revision", "str", "", "Revision",
           "Hugging Face revision (branch, tag or commit) of the weights.", group="Model"),
     Param("trust_remote_code", "bool", False, "Use official model code",
@@ -95,13 +123,13 @@ PARAMS: tuple[Param, ...] = (
           "This executes downloaded code: only for repositories you trust.", group="Model"),
     Param("resolution", "int", 0, "Inference resolution",
           "Square size the model runs at (multiple of 32). 0 = the model's own (1024 for VRMBG-3.0, as on the model card).",
-          group="Model", minimum=0, maximum=4096),
+          group="Model", minimum=0, maximum=4096, common=True),
     Param("device", "enum", "auto", "Device",
           "Where the model runs: auto picks CUDA, then Apple MPS, then CPU.",
-          group="Model", choices=("auto", "cpu", "cuda", "mps")),
+          group="Model", choices=("auto", "cpu", "cuda", "mps"), common=True),
     Param("precision", "enum", "auto", "Precision",
           "auto = fp16/bf16 on GPU, bf16 on CPU. fp16 is refused on CPU (unusably slow).",
-          group="Model", choices=("auto", "fp32", "bf16", "fp16")),
+          group="Model", choices=("auto", "fp32", "bf16", "fp16"), common=True),
     Param("threads", "int", 0, "CPU threads",
           "CPU threads for the model and for decoding frames (readers and the writer run "
           "beside them at the lowest priority). 0 = every core. On a farm, the cores the "
@@ -131,18 +159,29 @@ PARAMS: tuple[Param, ...] = (
     Param("cache_dir", "path", "", "Cache folder",
           "Where finished frames and their temporal state are kept. Empty = $VRMBG_CACHE, else "
           "a .vrmbg-cache folder beside the output (render) or the user cache folder.",
-          group="Cache", affects_result=False),
+          group="Cache", affects_result=False,
+          host_help=(("blender",
+                      "Where this matte's frames and temporal state are kept. Empty = the "
+                      "add-on's Cache folder preference, else $VRMBG_CACHE, else a "
+                      "vrmbg-cache folder beside the .blend (your user cache until the "
+                      "file is saved)"),)),
     Param("content_hash", "bool", False, "Hash plate contents",
           "Detect replaced plate frames by content hash instead of size + modification time.",
           group="Cache", affects_result=False),
     Param("preview_resolution", "int", 0, "Preview resolution",
           "Interactive scrubbing tier: a lower inference size (e.g. 512). 0 = off. Stored apart "
           "and never used as final.", group="Cache", minimum=0, maximum=4096,
-          hosts=frozenset({"nuke", "blender"})),
+          hosts=frozenset({"nuke", "blender"}),
+          host_help=(("blender",
+                      "Kept for the command line: Blender always computes exact frames, "
+                      "so this has no effect here yet"),)),
     Param("preroll", "int", 0, "Pre-roll",
           "Start this many frames before the first requested frame with an empty prior instead "
           "of from the shot start (approximate; labelled in the output). 0 = exact.",
-          group="Cache", minimum=0),
+          group="Cache", minimum=0,
+          host_help=(("blender",
+                      "Kept for the command line: Blender always computes from the shot "
+                      "start, so this has no effect here yet"),)),
 )
 
 _BY_NAME = {p.name: p for p in PARAMS}
@@ -159,6 +198,20 @@ def get(name: str) -> Param:
 def for_host(host: str) -> list[Param]:
     """Parameters a host ('cli', 'nuke', 'blender') exposes, in schema order."""
     return [p for p in PARAMS if host in p.hosts]
+
+
+def common(host: str) -> list[Param]:
+    """The settings a host shows first, in schema order."""
+    return [p for p in for_host(host) if p.common]
+
+
+def grouped(host: str) -> dict[str, list[Param]]:
+    """A host's other settings by schema group (groups and settings in schema order)."""
+    groups: dict[str, list[Param]] = {}
+    for param in for_host(host):
+        if not param.common:
+            groups.setdefault(param.group, []).append(param)
+    return groups
 
 
 def defaults(names: Iterable[str] | None = None) -> dict[str, Any]:

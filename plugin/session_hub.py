@@ -8,6 +8,7 @@ Standard library only, Python 3.9+.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Callable, Dict, List, Optional
 
@@ -75,6 +76,13 @@ class SessionHub:
         for each in self.sessions():
             self.forget(each.owner)
 
+    def shot_folders(self, cache_root: str) -> List[str]:
+        """The shot folders (relative to `cache_root`) of every matte open in that cache: what
+        `paths.adopt_unsaved_cache` moves when the file is first saved."""
+        real = os.path.realpath(cache_root)
+        return [each.shot_folder for each in self.sessions()
+                if each.shot_folder and os.path.realpath(each.cache_root) == real]
+
     def route(self, session: str, host_session: HostSession) -> None:
         """Send the events of engine session `session` to `host_session`."""
         with self._lock:
@@ -101,9 +109,12 @@ class SessionHub:
 
     def _route(self, event: Event) -> None:
         """Client listener (reader thread): each event to the matte whose session it names."""
-        if event.get("event") == "worker_died":
+        if event.get("event") in ("worker_died", "worker_restarted"):
             for each in self.sessions():
-                each.on_worker_died(event)
+                if event["event"] == "worker_died":
+                    each.on_worker_died(event)
+                else:
+                    each.on_worker_restarted(event)
             return
         with self._lock:
             found = self._routes.get(str(event.get("session") or ""))

@@ -44,6 +44,7 @@ class Settings:
     chain_over_gaps: bool = _d("chain_over_gaps")
     cuts: str = _d("cuts")
     detect_cuts: bool = _d("detect_cuts")
+    keyframes: str = _d("keyframes")
     ocio: str = _d("ocio")
     input_colorspace: str = _d("input_colorspace")
     model_colorspace: str = _d("model_colorspace")

@@ -7,10 +7,13 @@ left` everywhere. Standard library only.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Tuple
 
+from . import schema
 from .protocol import STAGE_COMPUTING
+from .sizes import size_text
 
 NOT_ANALYSED = "not analysed yet"
 NOTES_KEPT = 2  # e.g. an engine restart and the outcome of the analysis it interrupted
@@ -30,6 +33,21 @@ class Status:
     notes: Tuple[str, ...] = ()  # what happened last, newest last: see `noted`
     done: int = 0  # progress of the computation running (or last run)
     todo: int = 0
+    cache_bytes: int = -1  # the shot's cache on disk, every setting (-1: not known yet)
+    chain_bytes: int = -1  # the part of it for the settings asked now
+    other_bytes: int = -1  # the shot's chains of other settings (-1: there is none)
+
+
+def cache_size_text(status: Status) -> str:
+    """`cache 1.2 GB` (the shot's cache; with the part for other settings, which a prune
+    can free, when the shot has chains of other settings), or "" before the engine has
+    said."""
+    if status.cache_bytes < 0:
+        return ""
+    text = f"cache {size_text(status.cache_bytes)}"
+    if status.other_bytes >= 0:
+        text += f" ({size_text(status.other_bytes)} for other settings)"
+    return text
 
 
 def noted(status: Status, note: str) -> None:
@@ -63,6 +81,8 @@ def status_text(status: Status, frame: Optional[int] = None, frame_shown: bool =
         parts.append(f"{status.device} {status.precision}".strip())
     if status.seconds_per_frame > 0:
         parts.append(f"{status.seconds_per_frame:.2f} s/frame")
+    if cache_size_text(status):
+        parts.append(cache_size_text(status))
     lines = [" | ".join(parts)]
     if status.working:
         lines.append(status.working)
@@ -84,3 +104,25 @@ def status_line(status: Status) -> str:
     else:
         text = status.notes[-1] if status.notes else _head(status)
     return text[:1].upper() + text[1:]
+
+
+# The command line's flags, as a host names the same settings ("--model" -> "the Model
+# setting"): the engine's messages are written for the command line.
+_FLAG_NAMES = {"--" + p.name.replace("_", "-"): f"the {p.label} setting" for p in schema.PARAMS}
+_FLAG = re.compile(r"--[a-z][a-z0-9-]*")
+# What the engine says when hub weights cannot be fetched (core/model/hub.py), and the fix on
+# a machine without the internet (a render farm), which a host shows with it.
+HUB_NOT_FETCHED = ("cannot reach huggingface.co to fetch", "not in the local Hugging Face cache")
+OFFLINE_FIX = ("; for machines without the internet (a render farm): fetch the weights once "
+               "on a machine online (`vrmbg model info <repo id>`, the same HF_HOME) and set "
+               "HF_HUB_OFFLINE=1 on the farm, or set the Model setting to a local folder")
+
+
+def for_host(message: str) -> str:
+    """An engine message as a host shows it: command-line flags named as the host's
+    settings, and for hub weights that cannot be fetched, the fix for an offline farm."""
+    text = _FLAG.sub(lambda found: _FLAG_NAMES.get(found.group(0), found.group(0)),
+                     str(message))
+    if any(part in text for part in HUB_NOT_FETCHED) and OFFLINE_FIX not in text:
+        text += OFFLINE_FIX
+    return text

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any, Callable, List, Mapping, Optional, Sequence
 
+from .platform_check import unsupported_platform
 from .protocol import PROGRESS_EVENTS, PROTOCOL_VERSION
 from .requests import EngineUnavailable, Event, Request, RequestTable, fail_all
 from .worker_process import WorkerProcess, find_engine_python
@@ -25,8 +26,10 @@ class WorkerLink:
 
     def __init__(self, python: str, worker_args: Sequence[str],
                  env: Optional[Mapping[str, str]], start_timeout: float, max_restarts: int,
-                 table: RequestTable, emit: Callable[[Event], None]) -> None:
+                 table: RequestTable, emit: Callable[[Event], None],
+                 allow_remote_code: bool = False) -> None:
         self.python = python
+        self.allow_remote_code = bool(allow_remote_code)  # taken at each (re)start
         self.worker_args = [str(a) for a in worker_args]
         self.env = env
         self.start_timeout = float(start_timeout)
@@ -115,10 +118,14 @@ class WorkerLink:
     def _spawn(self) -> Event:
         """Start a worker and shake hands; returns `ready` (EngineUnavailable when it cannot
         start, exits early, is silent too long or speaks another protocol)."""
+        unsupported = unsupported_platform()
+        if unsupported:
+            raise EngineUnavailable(unsupported)
         python = find_engine_python(self.python)
         with self.lock:
             generation = (self.last.generation if self.last is not None else 0) + 1
-        worker = WorkerProcess.spawn(python, self.worker_args, self.env, generation)
+        worker = WorkerProcess.spawn(python, self.worker_args, self.env, generation,
+                                     self.allow_remote_code)
         with self.lock:
             self.worker = self.last = worker
             self.table.new_worker()

@@ -10,6 +10,7 @@ of hosts that died are cleaned up (`worker_registry`). Two daemon threads read i
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from . import engine_record, worker_registry
+from .platform_check import unsupported_platform
+from .protocol import TRUST_REMOTE_CODE_VARIABLE
 from .requests import EngineUnavailable
 
 LOG_LINES_KEPT = 200
@@ -43,13 +46,56 @@ def find_engine_python(explicit: str = "") -> str:
     return found
 
 
-def engine_environment(env: Optional[Mapping[str, str]]) -> Dict[str, str]:
-    """The worker's environment: as given, else ours without the host Python's variables."""
+def engine_python_problem(python: str) -> str:
+    """Why `python` cannot run the engine ("" when it can): vrmbg must import there. Asked
+    once per version of the file (a host's preferences redraw often)."""
+    try:
+        changed = os.path.getmtime(python)
+    except OSError as error:
+        return f"{python} cannot run: {error.strerror or error}"
+    return _engine_problem(python, changed)
+
+
+@functools.lru_cache(maxsize=8)
+def _engine_problem(python: str, _changed: float) -> str:
+    try:
+        done = subprocess.run([python, "-c", "import vrmbg.core.worker"], capture_output=True,
+                              text=True, timeout=60, env=engine_environment(None))
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"{python} cannot run: {error}"
+    if done.returncode:
+        return (f"vrmbg is not installed for {python} (choose the Python of the environment "
+                "vrmbg is installed in)")
+    return ""
+
+
+def engine_python_text(explicit: str = "") -> str:
+    """The engine Python a client would start (`find_engine_python`), or why it cannot: a
+    line for a host's preferences."""
+    try:
+        python = find_engine_python(explicit)
+    except EngineUnavailable as error:
+        return error.message
+    return engine_python_problem(python) or python
+
+
+def engine_environment(env: Optional[Mapping[str, str]],
+                       allow_remote_code: bool = False) -> Dict[str, str]:
+    """The worker's environment: as given, else ours without the host Python's variables.
+
+    `allow_remote_code`: the person running the host allowed downloaded model code in their
+    own host preferences (never a value read from a scene or script), so the worker may run
+    a model's own code when a matte asks for it (`trust_remote_code`); without it the worker
+    refuses that setting unless this user's own environment already allows it.
+    """
     if env is not None:
-        return dict(env)
-    clean = {k: v for k, v in os.environ.items() if k not in HOST_PYTHON_VARIABLES}
-    clean["PYTHONIOENCODING"] = "utf-8"
-    return clean
+        chosen = dict(env)
+    else:
+        chosen = {k: v for k, v in os.environ.items() if k not in HOST_PYTHON_VARIABLES}
+        chosen["PYTHONIOENCODING"] = "utf-8"
+    if allow_remote_code:
+        chosen[TRUST_REMOTE_CODE_VARIABLE] = "1"
+    return chosen
 
 
 class WorkerProcess:
@@ -66,14 +112,19 @@ class WorkerProcess:
 
     @classmethod
     def spawn(cls, python: str, worker_args: Sequence[str], env: Optional[Mapping[str, str]],
-              generation: int) -> "WorkerProcess":
+              generation: int, allow_remote_code: bool = False) -> "WorkerProcess":
         """Clean up stale workers, then start `python -m vrmbg.core worker ARGS` and record
-        it; EngineUnavailable when the process cannot start."""
+        it; EngineUnavailable when the process cannot start (on Windows, at once, saying
+        vrmbg runs on Linux and macOS)."""
+        unsupported = unsupported_platform()
+        if unsupported:
+            raise EngineUnavailable(unsupported)
         worker_registry.clean_stale_workers()
         args = [python, "-m", "vrmbg.core", "worker", *worker_args]
         try:
             proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=engine_environment(env),
+                                    stderr=subprocess.PIPE,
+                                    env=engine_environment(env, allow_remote_code),
                                     creationflags=_NO_WINDOW if os.name == "nt" else 0)
         except OSError as exc:
             raise EngineUnavailable(f"cannot start the engine with {python}: "

@@ -25,6 +25,7 @@ Examples:
   vrmbg info plates/sh010.%04d.exr --layer beauty
   vrmbg info renders/sh010.\\$F4.exr --part 1 --json
   vrmbg info scans/sh010.@@@@.dpx
+  vrmbg info plates/sh010.####.exr --keyframes roto/sh010_key.####.exr
 """
 
 
@@ -35,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", metavar="INPUT",
                         help="plate file or pattern (####, %%04d, @@@@, $F4)")
-    add_schema_arguments(parser, names=["layer", "part", "cuts"])
+    add_schema_arguments(parser, names=["layer", "part", "cuts", "keyframes"])
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object instead of text")
     parser.set_defaults(func=run)
@@ -54,8 +55,22 @@ def run(args: argparse.Namespace) -> int:
         from ..io.frames import parse_frame_spec
 
         facts["cuts"] = resolve_cuts(args.cuts, parse_frame_spec(facts["frames"]))
+    if args.keyframes:
+        facts["keyframes"] = keyframe_facts(args.keyframes, facts["frames"])
     print(json.dumps(facts, indent=2) if args.json else format_text(facts))
     return 0
+
+
+def keyframe_facts(pattern: str, plate_frames: str) -> dict[str, Any]:
+    """The keyframes found for the plates: `frames` (of the plates) and `outside` (files
+    whose frame is not a plate frame: a render ignores them)."""
+    from ..io.frames import parse_frame_spec
+    from ..io.keyframes import KeyframeSequence
+
+    found = KeyframeSequence(pattern).frames()
+    plates = set(parse_frame_spec(plate_frames)) if plate_frames else set()
+    return {"pattern": pattern, "frames": [f for f in found if f in plates],
+            "outside": [f for f in found if f not in plates]}
 
 
 def describe_layered(pattern: str) -> dict[str, Any]:
@@ -85,6 +100,8 @@ def format_text(facts: dict[str, Any]) -> str:
     rows = [("frames", _frames_text(facts))]
     if facts.get("cuts") is not None:
         rows.append(("cuts", ", ".join(str(c) for c in facts["cuts"]) or "none"))
+    if facts.get("keyframes") is not None:
+        rows.append(("keyframes", _keyframes_text(facts["keyframes"])))
     if facts["gaps"]:
         rows.append(("gaps", _gaps_text(facts)))
     rows += [
@@ -125,6 +142,16 @@ def _frames_text(facts: dict[str, Any]) -> str:
         return f"single file (frame {facts['first_frame']})"
     count = facts["frame_count"]
     return f"{facts['frames']} ({count} frame{'s' if count != 1 else ''})"
+
+
+def _keyframes_text(keys: dict[str, Any]) -> str:
+    """`1004, 1050 (2 found)`, with the files outside the plates' frames named."""
+    frames = keys["frames"]
+    text = (f"{', '.join(str(f) for f in frames)} ({len(frames)} found)" if frames
+            else f"none found at {keys['pattern']}")
+    if keys["outside"]:
+        text += f"; not plate frames (ignored): {', '.join(str(f) for f in keys['outside'])}"
+    return text
 
 
 def _gaps_text(facts: dict[str, Any]) -> str:

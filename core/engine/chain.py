@@ -6,11 +6,13 @@ plates are fingerprinted, tier, engine format) is hashed into `identity_hash`; t
 is named by a short prefix of it (the chain id). From there every frame gets a key:
 
     h_start(s) = H("start", identity_hash, s)          s = the chain's first frame (shot start)
-    h_f        = H("frame", h_prev, f, fingerprint(plate f))
+    h_f        = H("frame", h_prev, f, fingerprint(plate f) [+ hash of keyframe f])
 
 A cached frame is used only when the key stored with it equals the one recomputed from today's
 plates, so replacing or touching plate frame 1050 invalidates 1050 and every later frame, and
-nothing before; a changed setting gives another identity, so another chain folder.
+nothing before; a changed setting gives another identity, so another chain folder. Keyframes
+(the artist's mattes) enter the keys, not the identity, the same way a plate does: a keyframe
+added, changed or removed at 1050 invalidates 1050 onwards, and frames before it stay valid.
 
 The preview tier's bounded pre-roll starts a chain at a later frame `s` with a zero prior: the
 start frame is part of h_start, so such frames can never pass for frames of the exact chain.
@@ -33,6 +35,8 @@ from .interfaces import plate_file
 ENGINE_FORMAT = 1
 
 CHAIN_ID_LENGTH = 16
+# Joins a keyframe's content hash to its frame's plate fingerprint (`PlateFingerprints`).
+KEYFRAME_MARK = "|keyframe:"
 
 
 def canonical_json(value: Any) -> str:
@@ -205,18 +209,36 @@ class ContentMemo:
 class PlateFingerprints:
     """The plate fingerprints of one request: each frame is fingerprinted at most once, so a
     request sees one consistent state of the plates. A new request makes a new object, so a
-    plate replaced between requests is always noticed."""
+    plate replaced between requests is always noticed.
 
-    def __init__(self, plates: Any, content: bool, memo: ContentMemo | None = None) -> None:
+    With keyframes (`io.keyframes.KeyframeSequence`), the fingerprint of a keyframe's frame
+    also holds the content hash of its keyframe file. Keys fold fingerprints in chain order,
+    so the key of frame f covers every keyframe at or before f (frame and content), and
+    nothing after it: adding, changing or removing the keyframe at k changes the keys of k
+    and every later frame only, and frames before the first keyframe keep the keys they had
+    without keyframes (their cached mattes stay valid). The keyframes on disk are listed
+    once per request, so a keyframe painted while a session is open is seen by its next
+    request.
+    """
+
+    def __init__(self, plates: Any, content: bool, memo: ContentMemo | None = None,
+                 keyframes: Any = None) -> None:
         self._plates, self._content = plates, content
         self._memo = memo if memo is not None else ContentMemo()
         self._seen: dict[int, str] = {}
+        self._keyframes = keyframes
+        self.keyframes: frozenset[int] = (frozenset(keyframes.frames()) if keyframes is not None
+                                          else frozenset())
 
     def __call__(self, frame: int) -> str:
-        """Fingerprint of plate `frame` (size + mtime, or content when asked)."""
+        """Fingerprint of plate `frame` (size + mtime, or content when asked), with its
+        keyframe's content hash when the frame has one."""
         value = self._seen.get(frame)
         if value is None:
-            value = self._seen[frame] = self._compute(frame)
+            value = self._compute(frame)
+            if frame in self.keyframes:
+                value = f"{value}{KEYFRAME_MARK}{self._keyframes.content_hash(frame)}"
+            self._seen[frame] = value
         return value
 
     def _compute(self, frame: int) -> str:

@@ -12,16 +12,17 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Collection
 
 import numpy as np
 import torch
 
-from ..io.mattes import write_matte
+from ..io.mattes import read_matte_stamp, write_matte
 from .cache import MATTE_COMPRESSION, state_from_array, state_to_array
-from .cuts import is_cut
+from .cuts import CutWatch, score_text, stamp_score
 from .interfaces import converts_pixels
 from .pipeline import Prepared, Run
+from .step import matte_state
 from .streams import ReaderStream
 from .tiers import Tier
 
@@ -42,7 +43,7 @@ class EngineCounters:
     """What a session (or one request) did, for the command line's `--json` summary."""
 
     frames_requested: int = 0
-    frames_computed: int = 0  # model steps run
+    frames_computed: int = 0  # frames computed: model steps run, and keyframes taken as given
     frames_from_cache: int = 0  # requested frames answered without computing
     states_loaded: int = 0  # stored predictions continued from
     seconds_computing: float = 0.0  # wall time of compute passes (I/O overlapped included)
@@ -71,6 +72,7 @@ class EnsureResult:
     bad_pixels: dict[int, int] = field(default_factory=dict)
     computed: list[int] = field(default_factory=list)  # frames the model stepped, in order
     cuts: list[int] = field(default_factory=list)  # computed frames that restarted the chain
+    keyframes: list[int] = field(default_factory=list)  # computed frames that are keyframes
     counters: EngineCounters = field(default_factory=EngineCounters)
 
 
@@ -91,14 +93,27 @@ class FrameWork:
     """
 
     def __init__(self, session: "MatteSession", tier: Tier, runs: list[Run],
-                 result: EnsureResult, sink: MatteSink | None = None) -> None:
+                 result: EnsureResult, sink: MatteSink | None = None,
+                 keyframes: Collection[int] = ()) -> None:
+        """`keyframes`: frames whose keys hold a keyframe (the artist's matte is read for
+        those the runs compute)."""
         self.session, self.tier, self.stepper, self.result = session, tier, tier.stepper, result
         self.sink = sink
         self.where = {f: run for run in runs for f in run.frames}  # frame -> run (start, keys)
+        self.keyframes = frozenset(keyframes) & set(self.where)  # computed keyframes only
         for run in runs:
             if run.prior is not None:
                 self.where.setdefault(run.prior, run)
         self._bad_lock = threading.Lock()
+        self.cuts = (CutWatch(self._stored_score, self.read, session.frames.between)
+                     if session.detect_cuts else None)
+
+    def _stored_score(self, frame: int, start: int, key: str) -> float | None:
+        """The cut score a cached matte of this chain frame recorded, if it is valid."""
+        stamp = read_matte_stamp(self.tier.store.matte_path(frame)) or {}
+        if stamp.get("key") != key or stamp.get("start") != start:
+            return None
+        return stamp_score(stamp)
 
     def read(self, frame: int) -> Prepared:
         """Decode, colour-convert and resize one plate frame for the model.
@@ -123,8 +138,11 @@ class FrameWork:
         if bad:
             with self._bad_lock:
                 self.result.bad_pixels[frame] = bad
-        return Prepared(frame, cur, plate.info, plate.rgb.shape[0], plate.rgb.shape[1],
-                        guide=self.stepper.guide_for(guide))
+        height, width = plate.rgb.shape[0], plate.rgb.shape[1]
+        key = (self.session.keyframes.read(frame, width, height)
+               if frame in self.keyframes and self.session.keyframes is not None else None)
+        return Prepared(frame, cur, plate.info, height, width,
+                        guide=self.stepper.guide_for(guide), key=key)
 
     def _convert(self, rgb: np.ndarray) -> tuple[np.ndarray, int]:
         """The plate as the model sees it: every pixel, or only those the resize to the model
@@ -145,23 +163,33 @@ class FrameWork:
         if array is None:
             raise StaleState(self.tier.store.state_path(frame, run.start, run.keys[frame]))
         self.result.counters.states_loaded += 1
+        if self.cuts is not None:  # the detector's history from the frames before
+            self.cuts.resume(frame, run.start, run.keys)
         return state_from_array(array, self.stepper.dtype, self.stepper.device)
 
     def step(self, item: Prepared, prev: Prepared | None, prior: Any) -> tuple[Any, Any]:
         """One model step; the next frame continues from the state as stored on disk.
 
         At a cut (given, or detected between the previous frame and this one) the prior is
-        dropped: the frame starts a new chain, as the first frame of a shot does.
+        dropped: the frame starts a new chain, as the first frame of a shot does. A keyframe
+        takes the artist's matte instead of the model's: it is the frame's matte, and its
+        state (the next frame's prior) is that matte at the model's size.
         """
         self.session.mark_computing(item.frame)
         counters = self.result.counters
         began = time.perf_counter()
         given_cut = prev is None and item.frame in self.session.frames.cuts
-        if prev is not None and self.session.detect_cuts and is_cut(prev.cur, item.cur):
+        if prev is None and self.cuts is not None:
+            self.cuts.restart()
+        if prev is not None and self.cuts is not None and self.cuts.check(prev, item):
             prev, prior, given_cut = None, None, True
         if given_cut:
             self.result.cuts.append(item.frame)
-        pred = self.stepper.step(item.cur, prev.cur if prev else None, prior)
+        if item.key is not None:
+            pred = matte_state(item.key, self.stepper)
+            self.result.keyframes.append(item.frame)
+        else:
+            pred = self.stepper.step(item.cur, prev.cur if prev else None, prior)
         array = state_to_array(pred)  # the exact bits a resumed run will load
         state = state_from_array(array, self.stepper.dtype, self.stepper.device)
         counters.seconds_in_model += time.perf_counter() - began
@@ -175,10 +203,17 @@ class FrameWork:
         state, array, cut = payload
         run = self.where[item.frame]
         key = run.keys[item.frame]
-        alpha = self.stepper.to_plate(state, item.height, item.width, guide=item.guide)
+        if item.key is not None:  # the artist's matte, as given
+            alpha = item.key
+        else:
+            alpha = self.stepper.to_plate(state, item.height, item.width, guide=item.guide)
         stamp = self.tier.stamp(run.start, key)
         if cut:
             stamp["cut"] = 1
+        if self.cuts is not None and item.frame in self.cuts.scores:
+            stamp["cut_score"] = score_text(self.cuts.scores[item.frame])
+        if item.key is not None:
+            stamp["keyframe"] = 1
         path = self.tier.store.matte_path(item.frame)
         if self.sink is None or not self.sink(item.frame, alpha, stamp, item.info, path):
             write_matte(path, alpha, like=item.info, compression=MATTE_COMPRESSION,

@@ -10,7 +10,7 @@ The render job, the farm's checks, the worker that hosts talk to, the demo, the 
 report, tests and benchmarks all open shots here, so every caller reads plates, finds the
 shot's frames, converts colour and loads the model the same way and in the same order: the
 cheap checks first (the plates exist, the shot start and the frames asked for are plate
-frames, the colour spaces resolve), then the caller's own (`check`), then the model, so a
+frames, the colour spaces resolve, the keyframes' headers fit the plates), then the caller's own (`check`), then the model, so a
 typo fails before a model loads. Settings are the schema's names (`plugin/schema.py`);
 missing ones take the schema's defaults.
 
@@ -27,6 +27,7 @@ from ...plugin.settings import Settings
 from ..colour.transform import ColourTransform
 from ..errors import InputError
 from ..io.frames import format_frame_ranges, parse_frame_spec
+from ..io.keyframes import KeyframeSequence
 from ..io.movie import MOVIE_DEFAULT_COLORSPACE, MovieSequence
 from ..io.plate_identity import plate_source
 from ..io.plates import open_plates
@@ -119,6 +120,7 @@ def open_shot(plates_or_path: Any, settings: SettingsLike, *, frames: str | None
             settings.chain_over_gaps)
         if shot.colour is None:
             shot.colour, shot.owns_colour = colour_for(plates, settings), True
+        check_keyframes(shot)
         if check is not None:
             check(shot)
         if load_model and shot.stepper is None:
@@ -127,6 +129,23 @@ def open_shot(plates_or_path: Any, settings: SettingsLike, *, frames: str | None
     except BaseException:
         shot.close()
         raise
+
+
+def check_keyframes(shot: Shot) -> list[int]:
+    """The shot's keyframes on disk (frames of the shot only), each header checked against
+    the plate's display size, so a keyframe of the wrong size or with no matte channel fails
+    before a model loads (InputError naming its file and frame). Frames of keyframes outside
+    the shot are ignored."""
+    if not shot.settings.keyframes:
+        return []
+    keys = KeyframeSequence(shot.settings.keyframes)
+    inside = set(shot.shot_frames)
+    found = [frame for frame in keys.frames() if frame in inside]
+    if found:
+        plate = shot.plates.info(shot.plates.first_frame)
+        for frame in found:
+            keys.info(frame, plate.width, plate.height)
+    return found
 
 
 def open_session(plates_or_path: Any, settings: SettingsLike, *,

@@ -44,6 +44,7 @@ class Prepared:
     height: int
     width: int
     guide: Any = None  # plate RGB in [0, 1] for edge-aware upsampling of the matte, else None
+    key: Any = None  # the artist's matte (H, W) when the frame is a keyframe, else None
 
 
 def frames_to_read(runs: Sequence[Run]) -> list[int]:

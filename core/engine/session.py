@@ -20,6 +20,11 @@ zero prior (`tiers`); it lives in its own folders, its mattes say `vrmbg:tier=pr
 final request never sees it. A preview request is answered with the final matte when that is
 cached.
 
+Keyframes (the `keyframes` setting: the artist's own mattes for some frames) are taken as
+given: a keyframe's matte is the artist's, its state (the next frame's prior) is that matte at
+the model's size, and the keys of its frame and every later one hold its content hash
+(`chain.PlateFingerprints`), so frames before it stay valid whatever keyframes come and go.
+
 Threads: one compute pass at a time per session (`ensure*` from one thread). `status()`,
 `cached_frames()`, `expected_keys()`, `matte_path()` and the properties are safe to call from
 other threads while a pass runs: they read files and lock-protected counters only.
@@ -39,6 +44,7 @@ from ..errors import Cancelled, InputError, UsageError
 from ..fs import remove_file
 from ..io.edits import resolve_cuts
 from ..io.frames import format_frame_ranges
+from ..io.keyframes import KeyframeSequence
 from ..io.mattes import read_matte_stamp
 from ..io.plate_identity import plate_name, plate_part, plate_source, shot_id
 from .cache import default_cache_root, write_shot_file
@@ -69,6 +75,9 @@ SETTING_IN_IDENTITY: dict[str, str] = {
     "device": "device", "precision": "dtype", "threads": "compute",
     "preroll": "preroll", "shot_start": "shot_start",
     "cuts": "cuts", "detect_cuts": "cuts",
+    # keyframes reach the frame keys instead (`chain.PlateFingerprints`): the chain keeps its
+    # frames before the first keyframe when keyframes are added, changed or removed
+    "keyframes": "keys",
     "upsample": "upsample", "upsample_radius": "upsample", "upsample_eps": "upsample",
 }
 
@@ -113,6 +122,8 @@ class MatteSession:
         self.io_threads = (1 if plates.reads_in_order
                            else readers or reader_threads(self.settings.threads))
         self._content_memo = ContentMemo()
+        self.keyframes = (KeyframeSequence(self.settings.keyframes) if self.settings.keyframes
+                          else None)
         self._counters = EngineCounters()
         self._status_lock = threading.Lock()
         self._computing: int | None = None  # the frame a pass is computing now
@@ -213,7 +224,8 @@ class MatteSession:
 
     def _fingerprints(self) -> PlateFingerprints:
         """A fresh view of the plates for one request (each plate fingerprinted once)."""
-        return PlateFingerprints(self.plates, self.content_hash, self._content_memo)
+        return PlateFingerprints(self.plates, self.content_hash, self._content_memo,
+                                 self.keyframes)
 
     # ------------------------------------------------------------------ requests
 
@@ -280,6 +292,12 @@ class MatteSession:
         on_disk = [f for f in self.frames.frames
                    if os.path.isfile(self._tier.store.matte_path(f))]
         return self._tier.valid_frames(on_disk, self._fingerprints())
+
+    def keyframe_frames(self) -> list[int]:
+        """Frames of the shot that have a keyframe on disk now (the artist's mattes)."""
+        if self.keyframes is None:
+            return []
+        return [f for f in self.keyframes.frames() if f in self.frames]
 
     def known_cuts(self) -> list[int]:
         """The edit's cuts this session knows: those it was given, and those detected in
@@ -370,7 +388,8 @@ class MatteSession:
         for attempt in range(MAX_REPLANS + 1):
             runs = tier.plan(todo, tier.store.scan_states(), fingerprint)
             try:
-                self._run(tier, runs, progress, cancelled, result, sink)
+                self._run(tier, runs, progress, cancelled, result, sink,
+                          keyframes=fingerprint.keyframes)
                 return
             except StaleState as bad:
                 if attempt == MAX_REPLANS:
@@ -379,9 +398,10 @@ class MatteSession:
 
     def _run(self, tier: Tier, runs: list[Run], progress: ProgressCallback | None,
              cancelled: Callable[[], bool], result: EnsureResult,
-             sink: MatteSink | None = None) -> None:
-        """Compute the planned runs through the pipeline, counting and reporting each frame."""
-        work = FrameWork(self, tier, runs, result, sink)
+             sink: MatteSink | None = None, keyframes: frozenset[int] = frozenset()) -> None:
+        """Compute the planned runs through the pipeline, counting and reporting each frame.
+        `keyframes`: the frames whose keys the plan folded a keyframe into."""
+        work = FrameWork(self, tier, runs, result, sink, keyframes=keyframes)
         total = sum(len(run.frames) for run in runs)
         done = 0
 

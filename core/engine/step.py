@@ -177,3 +177,17 @@ class FrameStepper:
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         return x
+
+
+def matte_state(alpha: np.ndarray, stepper: FrameStepper) -> torch.Tensor:
+    """A plate-resolution matte (H, W) in [0, 1] as the R x R state the next frame continues
+    from: the card's bilinear resize (the one the plate takes to the model, so the prior
+    `prev * state` lines up with the picture), in the model dtype on the model's device.
+
+    A keyframe's state: the artist's matte becomes the prior of the frame after it.
+    """
+    size = stepper.resolution
+    with torch.inference_mode():
+        image = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))
+        image = image.to(stepper.device)[None, None]
+        return resize_bilinear(image, size, size).clamp(0.0, 1.0).to(stepper.dtype).contiguous()

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import InputError
 from ..fs import remove_file
+from ..io.exr_whole import is_whole
 from ..io.mattes import read_matte_stamp
 from .cache import ChainStore
 from .chain import ChainFrames, chain_id, fold_keys, identity_hash
@@ -63,10 +64,14 @@ class Tier:
         return fold_keys(self.digest, self.frames.between(start, last), fingerprint)
 
     def is_valid(self, frame: int, start: int, key: str) -> bool:
-        """The frame's matte carries this key and start, and its state is on disk."""
-        stamp = read_matte_stamp(self.store.matte_path(frame))
+        """The frame's matte carries this key and start, is whole (a matte cut short by a
+        full disk has a readable header: it counts as absent and is computed again), and its
+        state is on disk."""
+        path = self.store.matte_path(frame)
+        stamp = read_matte_stamp(path)
         return (stamp is not None and stamp.get("key") == key and stamp.get("start") == start
-                and stamp.get("tier") == self.name and self.store.has_state(frame, start, key))
+                and stamp.get("tier") == self.name and self.store.has_state(frame, start, key)
+                and is_whole(path))
 
     # ---- what each kind of chain answers differently
 

@@ -158,6 +158,20 @@ class RenderJob:
         ]
         for line in lines:
             self.say(line)
+        self._keyframes_line(session)
+
+    def _keyframes_line(self, session: MatteSession) -> None:
+        """The keyframes this render takes (or a warning when the pattern finds none: a
+        typo would otherwise render the model's mattes silently)."""
+        pattern = self.settings.get("keyframes") or ""
+        if not pattern:
+            return
+        found = session.keyframe_frames()
+        if found:
+            self.say(f"keyframes {format_frame_ranges(found)} from {pattern} (the artist's "
+                     "mattes; the frames after each continue from it)")
+        else:
+            self.warn(f"no keyframe of this shot found at {pattern}")
 
 
 def _colour_path(session: MatteSession) -> str:

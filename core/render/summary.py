@@ -26,6 +26,7 @@ class RenderSummary:
     frames_written: str = ""  # output frames written by this render (frame spec)
     frames_rewritten: str = ""  # of those, the ones that replaced an existing output frame
     cuts: list[int] = field(default_factory=list)  # edit cuts given or detected in the shot
+    keyframes: list[int] = field(default_factory=list)  # frames taking the artist's matte
     stale_outputs: str = ""  # output frames outside the request left from older plates
     seconds_per_computed_frame: float = 0.0
     device: str = ""
@@ -64,6 +65,7 @@ class RenderSummary:
         the output frames the plan rewrites (None without a plan: a movie)."""
         counters = session.counters
         self.cuts = session.known_cuts()
+        self.keyframes = session.keyframe_frames()
         self.frames_computed = counters.frames_computed
         self.frames_from_cache = len(cached) + counters.frames_from_cache
         self.seconds_per_computed_frame = round(counters.seconds_per_computed_frame, 4)

@@ -1,9 +1,9 @@
 """A queue of jobs run one at a time on its own thread, with supersede and cancel.
 
-The worker keeps two: the compute queue (ensures and cache clears: one model step at a time
-across the worker) and the open queue (plate checks and model loads, so a second shot can be
-opened while the first computes). The request loop never waits on either, which is how
-`status` is answered while a frame computes.
+The worker keeps three: the compute queue (ensures and cache clears: one model step at a time
+across the worker), the open queue (plate checks and model loads, so a second shot can be
+opened while the first computes) and the housekeeping queue (cache prunes). The request loop
+never waits on any of them, which is how `status` is answered while a frame computes.
 
 A job returns its final event as (name, fields); the queue sends it through `answer` once the
 job no longer counts as running, so a `status` sent after an answer never sees it busy. A job

@@ -31,6 +31,7 @@ class WorkerContext:
     cache_root: str
     compute: JobQueue | None = None
     opener: JobQueue | None = None
+    housekeeping: JobQueue | None = None  # prunes: never behind a long computation
 
 
 def log(text: str) -> None:
@@ -69,6 +70,35 @@ def open_engine_session(ctx: WorkerContext, ws: WorkerSession, request_id: Any) 
     return matte
 
 
+def cache_places(chain_folder: str) -> dict[str, str]:
+    """Where a chain sits, as a host needs it: `cache_root`, and `shot_folder` (the shot's
+    folder relative to the root, named by the engine; what a host moves when an unsaved file
+    is first saved: `plugin.paths.adopt_unsaved_cache`)."""
+    from ..engine.cache import chain_parents
+
+    parents = chain_parents(os.path.abspath(chain_folder))
+    if parents is None:
+        return {"cache_root": "", "shot_folder": ""}
+    root, shot_dir, _tier = parents
+    return {"cache_root": root, "shot_folder": os.path.relpath(shot_dir, root)}
+
+
+def cache_sizes(chain_folder: str) -> dict[str, int]:
+    """`bytes` (the chain's folder), `shot_bytes` (the shot's folder: every chain of both
+    tiers and the shot's own files) and `other_chains` / `other_bytes` (the shot's chains of
+    other settings, what a prune can free; never the shot's own files)."""
+    from ..engine.housekeeping import folder_size, iter_chain_dirs
+
+    chain = os.path.abspath(chain_folder)
+    shot = os.path.dirname(os.path.dirname(chain))
+    others = [folder for name, _tier, folder in iter_chain_dirs(os.path.dirname(shot))
+              if name == os.path.basename(shot) and os.path.abspath(folder) != chain] \
+        if os.path.isdir(shot) else []
+    return {"bytes": folder_size(chain) if os.path.isdir(chain) else 0,
+            "shot_bytes": folder_size(shot) if os.path.isdir(shot) else 0,
+            "other_chains": len(others), "other_bytes": sum(map(folder_size, others))}
+
+
 def session_facts(matte: Any) -> dict[str, Any]:
     """The `opened` fields that describe a shot's engine session."""
     frames = list(matte.frames.frames)  # the shot's frames (from its shot start)
@@ -76,6 +106,7 @@ def session_facts(matte: Any) -> dict[str, Any]:
     return {"first": frames[0], "last": frames[-1], "frames": format_frame_ranges(frames),
             "total": len(frames), "matte_pattern": os.path.abspath(matte.matte_pattern),
             "chain_id": matte.chain_id, "tier": matte.tier, "folder": matte.folder,
+            **cache_places(matte.folder),
             "device": str(loaded.device), "precision": str(loaded.dtype).replace("torch.", ""),
             "model_fingerprint": str(loaded.fingerprint),
             "colour": str(matte.colour.describe())}
@@ -98,7 +129,7 @@ def run_open(ctx: WorkerContext, ws: WorkerSession, job: Job) -> Answer:
     cached = sorted(ws.cached)
     facts = {k: v for k, v in ws.facts.items() if k != "folder"}
     return "opened", dict(session=ws.id, cached=format_frame_ranges(cached),
-                          cached_count=len(cached), **facts)
+                          cached_count=len(cached), **facts, **cache_sizes(ws.facts["folder"]))
 
 
 # --------------------------------------------------------------------------- ensure
@@ -224,3 +255,49 @@ def run_clear(ctx: WorkerContext, ws: WorkerSession, job: Job) -> Answer:
             ws.cached.clear()
     log(f"session {ws.id}: cache {'cleared' if removed else 'not cleared'} ({folder})")
     return "done", {"removed": removed}
+
+
+# --------------------------------------------------------------------------- prune
+
+def run_prune(ctx: WorkerContext, ws: WorkerSession, max_bytes: int, scope: str,
+              job: Job) -> Answer:
+    """Delete least recently used chains until the session's shot (`scope` "shot") or its
+    whole cache root ("cache") fits in `max_bytes`, as `vrmbg cache prune` does: never a
+    chain a process is computing, never through a symbolic link, only in a vrmbg cache, and
+    never a chain a session of this worker has open (what a host shows)."""
+    from ..engine.housekeeping import claim_cache, list_chains, remove_chain
+
+    ws.ready.wait()
+    folder = ws.facts.get("folder", "")
+    places = cache_places(folder) if folder else {}
+    root = places.get("cache_root", "")
+    if not root:
+        return "error", dict(code=2, message=one_line(
+            f"prune: session {ws.id} did not open: {ws.open_error or 'no cache folder'}"))
+    try:
+        claim_cache(root)
+        skipped: list[str] = []
+        chains = [c for c in list_chains(root, skipped)
+                  if scope == "cache" or c.shot == places["shot_folder"]]
+        in_use = {os.path.abspath(s.facts.get("folder", "")) for s in ctx.sessions.all()}
+        total = sum(c.size for c in chains)
+        removed, kept = [], []
+        for info in chains:  # least recently used first
+            if total <= max_bytes or job.stop.is_set():
+                break
+            if os.path.abspath(info.folder) in in_use:
+                continue
+            if remove_chain(info.folder):
+                removed.append(info)
+                total -= info.size
+            else:
+                kept.append(info)
+    except Exception as exc:
+        return "error", error_fields(exc, job.request_id)
+    freed = sum(c.size for c in removed)
+    log(f"session {ws.id}: pruned {len(removed)} chain(s), {freed} bytes ({scope} of {root})")
+    return "done", dict(removed=[c.chain_id for c in removed],
+                        kept_in_use=[c.chain_id for c in kept], skipped_links=skipped,
+                        bytes_freed=freed, bytes_after=total, max_bytes=max_bytes,
+                        scope=scope, cache_root=root,
+                        **cache_sizes(folder))

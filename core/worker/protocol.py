@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...plugin.protocol import MAX_LINE_BYTES, OPS
+from ...plugin.protocol import MAX_LINE_BYTES, OPS, PRUNE_SCOPES
 from ..errors import EXIT_USAGE
 
 # op -> {field: (allowed python types after json.loads, required)}
@@ -26,6 +26,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "status": {"session": (_STR, False)},
     "cache_info": {"session": (_STR, True)},
     "clear": {"session": (_STR, True)},
+    "prune": {"session": (_STR, True), "max_bytes": (_INT, False), "scope": (_STR, False)},
     "release": {},
     "close": {"session": (_STR, True)},
     "shutdown": {},
@@ -150,6 +151,10 @@ def _check_fields(op: str, fields: dict[str, Any], request_id: Any) -> None:
         if wrong_bool or not isinstance(value, types):
             raise BadRequest(f"{op}: field {name!r} must be {_TYPE_NAMES[types[0]]}, "
                              f"got {json.dumps(value)[:60]}", request_id)
+    if op == "prune" and (fields.get("scope", "shot") not in PRUNE_SCOPES
+                          or fields.get("max_bytes", 0) < 0):
+        raise BadRequest(f"prune: \"scope\" is one of {', '.join(PRUNE_SCOPES)} and "
+                         "\"max_bytes\" is 0 or more", request_id)
     if op == "ensure" and ("frame" in fields) == ("frames" in fields):
         raise BadRequest("ensure: give either \"frame\" (an integer) or \"frames\" "
                          "(a range such as \"1001-1010\")", request_id)

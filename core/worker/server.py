@@ -2,7 +2,8 @@
 
 The loop thread reads and answers quick requests itself (hello, status, cache_info, cancel,
 release, close, shutdown), so they are answered while a frame computes; opens go to the open
-queue and ensures and clears to the compute queue. It returns when stdin closes, after
+queue, ensures and clears to the compute queue, and prunes to the housekeeping queue (never
+kept waiting behind a long analysis). It returns when stdin closes, after
 `shutdown`, or when the host process that started the worker is gone.
 """
 
@@ -81,6 +82,7 @@ class Worker:
                                       sessions=SessionRegistry(), cache_root=cache_root)
         self.ctx.compute = JobQueue("compute", self._dropped, self._answer)
         self.ctx.opener = JobQueue("open", self._dropped, self._answer)
+        self.ctx.housekeeping = JobQueue("housekeeping", self._dropped, self._answer)
         self.events = events
         self.stopping = threading.Event()
 
@@ -119,6 +121,7 @@ class Worker:
         self.stopping.set()
         self.ctx.opener.stop(STOP_TIMEOUT_SECONDS)
         self.ctx.compute.stop(STOP_TIMEOUT_SECONDS)
+        self.ctx.housekeeping.stop(STOP_TIMEOUT_SECONDS)
 
     def _answer(self, job: Job, result: Any) -> None:
         """Send a finished job's final event (an internal error when it gave none)."""
@@ -198,8 +201,6 @@ class Worker:
 
     def op_cache_info(self, request: Request) -> None:
         """Where a session's cache is and what it holds."""
-        from ..engine.housekeeping import folder_size
-
         ws = self.ctx.sessions.get(request.get("session"), request.id)
         if not ws.ready.wait(0) or ws.open_error:
             raise BadRequest(f"session {ws.id!r} is not open"
@@ -211,16 +212,24 @@ class Worker:
                 ws.lock.release()
         folder = ws.facts["folder"]
         cached = sorted(ws.cached)
-        self.events.send("cache", request.id, folder=folder,
-                         bytes=folder_size(folder) if os.path.isdir(folder) else 0,
+        self.events.send("cache", request.id, folder=folder, **jobs.cache_sizes(folder),
                          cached=format_frame_ranges(cached), cached_count=len(cached),
-                         matte_pattern=ws.facts["matte_pattern"])
+                         matte_pattern=ws.facts["matte_pattern"],
+                         **jobs.cache_places(folder))
 
     def op_clear(self, request: Request) -> None:
         """Queue the removal of a session's chain from the cache."""
         ws = self.ctx.sessions.get(request.get("session"), request.id)
         self.ctx.compute.submit(Job(request.id, "clear", ws.id,
                                     lambda job: jobs.run_clear(self.ctx, ws, job)))
+
+    def op_prune(self, request: Request) -> None:
+        """Queue a prune of the session's shot (or whole cache) down to `max_bytes`."""
+        ws = self.ctx.sessions.get(request.get("session"), request.id)
+        max_bytes = int(request.get("max_bytes", 0))
+        scope = str(request.get("scope", "shot"))
+        self.ctx.housekeeping.submit(Job(request.id, "prune", ws.id, lambda job: jobs.run_prune(
+            self.ctx, ws, max_bytes, scope, job)))
 
     def op_release(self, request: Request) -> None:
         """Drop loaded models; each session reloads its model on its next ensure."""

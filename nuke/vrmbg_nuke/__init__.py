@@ -15,7 +15,8 @@ from typing import Any
 import nuke
 
 from . import callbacks, graph, knobs
-from .controller import new_id
+from .controller import controller_for, new_id
+from .plugin import platform_check
 
 NODE_NAME = "VRMBG1"  # Nuke numbers the next ones VRMBG2, VRMBG3...
 MENU_PATH = "VRMBG/VRMBG Matte"
@@ -23,7 +24,12 @@ MENU_COMMAND = "import vrmbg_nuke\nvrmbg_nuke.create_node()"
 
 
 def register() -> None:
-    """Register the node's callbacks (safe to call more than once)."""
+    """Register the node's callbacks (safe to call more than once); on a system vrmbg does
+    not run on, print the one line that says so instead."""
+    problem = platform_check.unsupported_platform()
+    if problem:
+        print(f"VRMBG: {problem}")
+        return
     callbacks.register()
 
 
@@ -33,7 +39,12 @@ def add_menu() -> None:
 
 
 def create_node() -> Any:
-    """A new VRMBG node, connected under the selected node like any node the user creates."""
+    """A new VRMBG node, connected under the selected node like any node the user creates
+    (None, with a message saying why, on a system vrmbg does not run on)."""
+    problem = platform_check.unsupported_platform()
+    if problem:
+        nuke.message(f"VRMBG: {problem}")
+        return None
     selected = nuke.selectedNodes()
     group: Any = nuke.createNode("Group", inpanel=False)  # a Group: begin(), nodes(), end()
     group.begin()
@@ -50,4 +61,5 @@ def create_node() -> Any:
         group.setInput(0, selected[-1])  # an empty Group had no input to connect at creation
     register()
     callbacks.bind(group)  # its controller, wiring and status
+    controller_for(group).engaged = True  # made by the artist: it may follow the playhead
     return group

@@ -30,3 +30,18 @@ def clear_cache(node: Any) -> Any:
 def release_gpu(node: Any) -> Any:
     """Release GPU: unload the engine's models."""
     return controller_for(node).release_gpu(node)
+
+
+def prune_cache(node: Any) -> Any:
+    """Prune cache: drop this shot's frames cached for other settings."""
+    return controller_for(node).prune_cache(node)
+
+
+def set_keyframe(node: Any) -> Any:
+    """Set keyframe here: the current frame takes the keys input's alpha."""
+    return controller_for(node).set_keyframe(node, True)
+
+
+def remove_keyframe(node: Any) -> Any:
+    """Remove keyframe here."""
+    return controller_for(node).set_keyframe(node, False)

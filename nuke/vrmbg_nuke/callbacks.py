@@ -6,39 +6,42 @@ pasted or undone node, and a farm render (`nuke -x`) all find their node's behav
 
 from __future__ import annotations
 
-from typing import Any, List, Set
+from typing import Any, Optional
 
 import nuke
 
-from . import graph, knobs
-from .controller import all_vrmbg_nodes, controller_for, forget, is_vrmbg, new_id
+from . import graph, keys, knobs, pixels_in, upstream
+from .controller import HUB, all_vrmbg_nodes, controller_for, forget, is_vrmbg, new_id
+from .plugin.paths import adopt_unsaved_cache, host_cache_root
 
 # knobs whose change decides nothing about the engine (no re-open, no refresh of the matte)
 _QUIET_KNOBS = {knobs.STATUS, knobs.FRAME_RANGE, "xpos", "ypos", "selected", "label", "name",
-                "showPanel", "hidePanel"}
+                "hidePanel", "tile_color"}
 
 
 def register() -> None:
     """Add the callbacks (Nuke ignores a callback added twice, so this may run again)."""
     nuke.addOnCreate(on_create, nodeClass="Group")
     nuke.addOnScriptLoad(on_script_load)
+    nuke.addOnScriptSave(on_script_save)
     nuke.addOnDestroy(on_destroy, nodeClass="Group")
     nuke.addKnobChanged(on_knob_changed, nodeClass="Group")
     nuke.addKnobChanged(on_read_changed, nodeClass="Read")
     nuke.addUpdateUI(on_update_ui, nodeClass="Group")
-    nuke.addBeforeRender(on_before_render)
+    nuke.addAutolabel(autolabel, nodeClass="Group")
     nuke.addBeforeFrameRender(on_before_frame_render)
 
 
 def bind(node: Any) -> None:
-    """(Re)attach a VRMBG node: unique id, output wiring, black until mattes are known valid."""
+    """(Re)attach a VRMBG node: unique id, output wiring, black until mattes are known valid.
+    Starts no engine: that waits until the artist views, edits or renders the node."""
     controller = controller_for(node)
+    knobs.add_keyframe_knobs(node)  # a node saved before keyframes gets them
+    graph.add_keys(node)
     _rewire(node)
     graph.hide_mattes(node)
     controller.forget_shown()
     controller.refresh()
-    if nuke.GUI and node[knobs.AUTO].value():
-        nuke.executeInMainThread(_follow_by_id, (controller.node_id,))
 
 
 def _rewire(node: Any) -> None:
@@ -55,28 +58,46 @@ def _rewire(node: Any) -> None:
     controller.refresh()
 
 
-def _follow_by_id(node_id: str) -> None:
+def _bind_by_id(node_id: str) -> None:
     for node in all_vrmbg_nodes():
-        if node[knobs.ID_KNOB].value() == node_id:
-            controller_for(node).follow(node)
+        if node[knobs.ID_KNOB].value() == node_id and node.node(graph.COPY) is not None:
+            bind(node)
 
 
 def on_create(node: Any = None) -> None:
-    """A node appears (created, loaded, pasted, undone): give copies their own id, bind."""
+    """A node appears (created, loaded, pasted, undone): give copies their own id; bind it
+    once its inner nodes exist (a script load or paste makes them after the Group's onCreate:
+    the load binds every node in onScriptLoad, a paste soon after on the main thread)."""
     node = node or nuke.thisNode()
     if not is_vrmbg(node):
         return
     node_id = node[knobs.ID_KNOB].value()
     if node_id and any(other is not node and other[knobs.ID_KNOB].value() == node_id
                        for other in all_vrmbg_nodes()):
-        node[knobs.ID_KNOB].setValue(new_id())  # a pasted copy: its own engine session
-    bind(node)
+        node_id = new_id()
+        node[knobs.ID_KNOB].setValue(node_id)  # a pasted copy: its own engine session
+    if node.node(graph.COPY) is not None:
+        bind(node)
+    elif nuke.GUI:
+        nuke.executeInMainThread(_bind_by_id, (node_id,))
 
 
 def on_script_load() -> None:
     """After a script loads: bind every VRMBG node (inside groups too)."""
     for node in all_vrmbg_nodes():
         bind(node)
+
+
+def on_script_save() -> None:
+    """A script saved for the first time: the frames computed in the user cache move beside
+    it (its new default cache), so nothing is computed again."""
+    user_root, saved_root = host_cache_root("", ""), host_cache_root("", pixels_in.script_file())
+    own = [n for n in all_vrmbg_nodes() if not n["cache_dir"].value().strip()]
+    if own:
+        folders = HUB.shot_folders(user_root) + [
+            f(n, n[knobs.ID_KNOB].value()) for n in own for f in (pixels_in.input_folder,
+                                                                   keys.folder)]
+        adopt_unsaved_cache(user_root, saved_root, folders)
 
 
 def on_destroy() -> None:
@@ -87,15 +108,18 @@ def on_destroy() -> None:
 
 
 def on_knob_changed() -> None:
-    """A VRMBG node's knob or input changed: rewire the output or follow the new settings."""
+    """A VRMBG node's panel opened, or a knob or input changed (in Nuke 13 to 16 this runs
+    only while its panel is open; updateUI notices the rest)."""
     node, knob = nuke.thisNode(), nuke.thisKnob()
     if not is_vrmbg(node) or knob is None or knob.name() in _QUIET_KNOBS:
         return
     name = knob.name()
+    controller_for(node).engaged = True
     if name in (knobs.MATTE_LAYER, "output_type"):
         _rewire(node)
         return
-    if name == "inputChange" or knobs.is_schema_knob(name) or name == knobs.AUTO:
+    if name in ("showPanel", "inputChange", knobs.AUTO, knobs.KEY_LIST) or \
+            knobs.is_schema_knob(name):
         _follow_change(node)
 
 
@@ -111,36 +135,33 @@ def on_read_changed() -> None:
 
 
 def _follow_change(node: Any) -> None:
-    """What the node asks changed: black at once until the engine answers, then follow."""
+    """What the node asks may have changed: black at once until the engine answers."""
     controller = controller_for(node)
-    try:
-        controller.prepare(node)
-    except Exception:
-        pass  # prepare put the reason on the status line
+    controller.check(node)
     controller.refresh()
     controller.follow(node)
 
 
 def on_update_ui() -> None:
-    """The frame (or the panel) changed: a following node asks for the current frame."""
+    """The frame or the graph changed: hide stale mattes; a following node asks for the
+    current frame."""
+    node: Any = nuke.thisNode()
+    if is_vrmbg(node) and node.node(graph.COPY) is not None:
+        controller = controller_for(node)
+        controller.check(node)
+        controller.follow(node)
+
+
+def autolabel() -> Optional[str]:
+    """The DAG text of a VRMBG node with an error: its name, label and the error."""
     node = nuke.thisNode()
-    if is_vrmbg(node):
-        controller_for(node).follow(node)
-
-
-def _vrmbg_upstream(node: Any, seen: Set[int]) -> List[Any]:
-    """VRMBG nodes feeding `node` (through other groups' outputs too)."""
-    found: List[Any] = []
-    for upstream in node.dependencies(nuke.INPUTS):
-        if id(upstream) in seen:
-            continue
-        seen.add(id(upstream))
-        if is_vrmbg(upstream):
-            found.append(upstream)
-        elif upstream.Class() == "Group" and upstream.output() is not None:
-            found.extend(_vrmbg_upstream(upstream.output(), seen))
-        found.extend(_vrmbg_upstream(upstream, seen))
-    return found
+    if not is_vrmbg(node):
+        return None
+    error = controller_for(node).error_label()
+    if not error:
+        return None
+    label = node["label"].value()
+    return "\n".join(t for t in (node.name(), label, error) if t)
 
 
 def _is_internal(write: Any) -> bool:
@@ -148,20 +169,12 @@ def _is_internal(write: Any) -> bool:
     return parent is not None and is_vrmbg(parent)
 
 
-def on_before_render() -> None:
-    """A render starts: the VRMBG nodes it uses render their input afresh when they need it."""
-    write = nuke.thisNode()
-    if _is_internal(write):
-        return
-    for node in _vrmbg_upstream(write, set()):
-        controller_for(node).rendered.clear()
-
-
 def on_before_frame_render() -> None:
     """Before a Write renders a frame: make every VRMBG matte it uses exact (or fail)."""
     write = nuke.thisNode()
     if _is_internal(write):
         return
-    frame = nuke.frame()
-    for node in reversed(_vrmbg_upstream(write, set())):  # the furthest upstream first
-        controller_for(node).ensure_for_render(node, frame)
+    for node, frame in upstream.mattes_for(write, int(nuke.frame())):
+        controller = controller_for(node)
+        controller.engaged = True
+        controller.ensure_for_render(node, frame)

@@ -4,10 +4,12 @@
                                 │       ^ (A: the matte's alpha)
     InputWrite (Write, off) <───┘       │
     MatteRead (Read, the engine cache) ─> Gate (Switch: black unless the matte is valid)
+    Keys (Input 1) ─> KeyCopy (A: its alpha onto the plate's format, B) ─> KeyWrite (off)
 
 InputWrite renders the plate to a scene-linear EXR sequence in the cache when the input is
 not a Read on a file sequence; it stays disabled except while the node itself runs it, so a
-farm render of the script never executes it on its own.
+farm render of the script never executes it on its own. KeyWrite renders the keys input's
+alpha at the keyframes (`keys.py`) the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ GATE = "Gate"
 COPY = "MatteCopy"
 PREMULT = "MattePremult"
 OUTPUT = "Output1"
+KEYS = "Keys"
+KEY_WRITE = "KeyWrite"
 
 
 def gate_expression(valid: Iterable[int]) -> str:
@@ -37,19 +41,42 @@ def gate_expression(valid: Iterable[int]) -> str:
     return "!(" + " || ".join(terms) + ")" if terms else "1"
 
 
+def _write(name: str, source: Any, channels: str) -> Any:
+    """A disabled Write of raw 32-bit float EXRs (the node runs it itself)."""
+    write = nuke.nodes.Write(name=name)
+    write.setInput(0, source)
+    write["file_type"].setValue("exr")
+    write["datatype"].setValue("32 bit float")
+    write["channels"].setValue(channels)
+    write["raw"].setValue(True)  # the working space as it is: scene-linear; mattes as data
+    write["create_directories"].setValue(True)
+    write["disable"].setValue(True)
+    return write
+
+
+def add_keys(group: Any) -> None:
+    """Give the Group its keys input and KeyWrite (a Group made before keyframes gets them
+    when it is bound)."""
+    if group.node(KEYS) is not None:
+        return
+    group.begin()
+    try:
+        keys = nuke.nodes.Input(name=KEYS)
+        keys["number"].setValue(1)
+        copy = nuke.nodes.Copy(name="KeyCopy")  # the plate's format, the keys' alpha
+        copy.setInput(0, inner(group, PLATE))
+        copy.setInput(1, keys)
+        _write(KEY_WRITE, copy, "alpha")
+    finally:
+        group.end()
+
+
 def build(group: Any) -> None:
     """Create and wire the internal nodes of an empty VRMBG Group."""
     group.begin()
     try:
         plate = nuke.nodes.Input(name=PLATE)
-        write = nuke.nodes.Write(name=INPUT_WRITE)
-        write.setInput(0, plate)
-        write["file_type"].setValue("exr")
-        write["datatype"].setValue("32 bit float")
-        write["channels"].setValue("rgb")
-        write["raw"].setValue(True)  # the working space as it is: scene-linear
-        write["create_directories"].setValue(True)
-        write["disable"].setValue(True)
+        _write(INPUT_WRITE, plate, "rgb")
         matte = nuke.nodes.Read(name=MATTE_READ)
         matte["raw"].setValue(True)  # mattes are data: never colour converted
         matte["on_error"].setValue("black")
@@ -67,6 +94,7 @@ def build(group: Any) -> None:
         output.setInput(0, premult)
     finally:
         group.end()
+    add_keys(group)
 
 
 def inner(group: Any, name: str) -> Any:
@@ -126,3 +154,8 @@ def input_write(group: Any) -> Any:
 def plate_source(group: Any) -> Optional[Any]:
     """The node connected to the Group's input, or None."""
     return group.input(0)
+
+
+def keys_source(group: Any) -> Optional[Any]:
+    """The node connected to the Group's keys input (the artist's corrections), or None."""
+    return group.input(1)

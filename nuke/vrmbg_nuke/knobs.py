@@ -20,6 +20,14 @@ FRAME_RANGE = "frame_range"
 AUTO = "auto"
 MATTE_LAYER = "matte_layer"
 STATUS = "status"
+KEY_LIST = "keyframe_list"
+KEY_BUTTONS = (
+    ("set_keyframe", "Set keyframe here", "set_keyframe",
+     "Make the current frame a keyframe: the keys input's alpha here is its matte, as given, "
+     "and the frames after it continue from it. Frames before it are untouched."),
+    ("remove_keyframe", "Remove keyframe here", "remove_keyframe",
+     "The current frame is no longer a keyframe (the frames from it on are the model's)."),
+)
 BUTTONS = (  # knob, label, action in vrmbg_nuke.actions, tooltip
     ("analyse_range", "Analyse range", "analyse_range",
      "Compute every frame of the range (empty range = the input's frame range), in order, "
@@ -31,6 +39,9 @@ BUTTONS = (  # knob, label, action in vrmbg_nuke.actions, tooltip
      "Delete this node's cached mattes for the current settings (other settings keep theirs)."),
     ("release_gpu", "Release GPU", "release_gpu",
      "Unload the model from the GPU (or memory); it reloads on the next request."),
+    ("prune_cache", "Prune cache", "prune_cache",
+     "Delete this shot's cached frames for settings other than the current ones, least "
+     "recently used first (as `vrmbg cache prune`); the status shows the cache's size."),
 )
 
 
@@ -107,6 +118,22 @@ def add_knobs(node: Any) -> None:
             current = param.group
             node.addKnob(nuke.Tab_Knob("tab_" + current.lower(), current))
         node.addKnob(knob_for(param))
+    add_keyframe_knobs(node)
+
+
+def add_keyframe_knobs(node: Any) -> None:
+    """The Keyframes tab (a node saved before it existed gets it when bound)."""
+    if node.knob(KEY_LIST) is not None:
+        return
+    node.addKnob(nuke.Tab_Knob("tab_keyframes", "Keyframes"))
+    for name, label, action, tooltip in KEY_BUTTONS:
+        node.addKnob(_button(name, label, action, tooltip))
+    frames = nuke.String_Knob(KEY_LIST, "Keyframes at")
+    frames.setTooltip("The keyframes, e.g. 1012,1040 (as Analyse range). At each, the node "
+                      "renders the keys input's alpha for the engine. A path typed in "
+                      "Keyframes (Edit tab) wins over this list.")
+    frames.setFlag(nuke.STARTLINE)
+    node.addKnob(frames)
 
 
 def read_settings(node: Any) -> Settings:

@@ -4,24 +4,30 @@ A Read node on a file sequence (no retime) is read directly by the engine, in th
 space. Anything else (a comp tree, a movie, a retimed Read) is rendered by the node's internal
 Write to a scene-linear EXR sequence in the cache, for the frames needed, and the engine reads
 that; those files are compared by content, so re-rendering an unchanged input keeps the cache.
+Nuke renders one thing at a time, so that happens outside renders only (following the
+playhead, Analyse); a render uses the frames already there when they were rendered from the
+graph as it is now, and stops with the reason otherwise.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Set
+from typing import Any, Callable, Dict, List, Set
 
 import nuke
 
 from . import colour, graph
-from .plugin.frame_ranges import frame_runs
-from .plugin.paths import default_cache_root
+from .plugin.frame_ranges import format_frame_ranges, frame_runs, parse_frame_ranges
+from .plugin.paths import cache_root_problem, host_cache_root
 from .plugin.settings import Settings
 
 _SEQUENCE_TOKEN = re.compile(r"#+|%0?\d*d|\$F\d*")
+RECORD = "input.json"  # beside the rendered input: the graph it was rendered from, its frames
+SLICE_FRAMES = 4  # input frames rendered per main-thread slice (the UI runs in between)
 
 
 @dataclass
@@ -47,10 +53,28 @@ def _is_direct(read: Any) -> bool:
     return not (retime is not None and str(retime.value()).strip())
 
 
-def _rendered_pattern(group: Any, cache_dir: str, node_id: str) -> str:
+def script_file() -> str:
+    """The saved script's path ("" for a script never saved)."""
+    try:
+        return nuke.scriptName()
+    except RuntimeError:
+        return ""
+
+
+def cache_root(setting: str) -> str:
+    """The node's cache folder: its own setting, $VRMBG_CACHE, beside the saved script, or
+    the user cache for a script never saved; ValueError when that folder must not be one."""
+    root = host_cache_root(setting, script_file())
+    problem = cache_root_problem(root)
+    if problem:
+        raise ValueError(f"cache folder {root}: {problem}")
+    return root
+
+
+def input_folder(group: Any, node_id: str) -> str:
+    """The node's rendered input, relative to the cache root."""
     digest = hashlib.sha256(node_id.encode("utf-8")).hexdigest()[:12]
-    folder = f"{group.name()}-{digest}"
-    return os.path.join(default_cache_root(cache_dir), "nuke-input", folder, "input.####.exr")
+    return os.path.join("nuke-input", f"{group.name()}-{digest}")
 
 
 def plate_for(group: Any, settings: Settings, node_id: str) -> Plate:
@@ -64,22 +88,91 @@ def plate_for(group: Any, settings: Settings, node_id: str) -> Plate:
                      source.name())
     rendered: Dict[str, Any] = dict(colour.working_colour())
     rendered.update(layer="", part="", content_hash=True)
-    pattern = _rendered_pattern(group, settings.cache_dir, node_id)
+    pattern = os.path.join(cache_root(settings.cache_dir), input_folder(group, node_id),
+                           "input.####.exr")
     return Plate(pattern, int(source.firstFrame()), int(source.lastFrame()), False, rendered,
                  source.name())
 
 
-def render_input(group: Any, plate: Plate, first: int, last: int,
-                 done: Optional[Set[int]] = None) -> None:
-    """Render the node's input for frames first..last to the plate's EXR sequence.
+def _record_path(plate: Plate) -> str:
+    return os.path.join(os.path.dirname(plate.pattern), RECORD)
 
-    `done` (frames already rendered since the input last changed) are skipped and the
-    rendered ones added. Runs on the main thread (nuke.execute).
-    """
-    if plate.direct:
-        return
-    wanted = [f for f in range(first, last + 1) if done is None or f not in done]
-    if not wanted:
+
+def rendered_frames(plate: Plate, fingerprint: str) -> Set[int]:
+    """The input frames on disk that were rendered from the graph `fingerprint` names (a
+    render on the farm can use them: Nuke cannot render them inside a render)."""
+    try:
+        with open(_record_path(plate), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return set()
+    if record.get("fingerprint") != fingerprint:
+        return set()
+    return set(parse_frame_ranges(str(record.get("frames", "")), empty_ok=True))
+
+
+def _save_record(plate: Plate, fingerprint: str, frames: Set[int]) -> None:
+    os.makedirs(os.path.dirname(plate.pattern), exist_ok=True)
+    with open(_record_path(plate), "w", encoding="utf-8") as handle:
+        json.dump({"fingerprint": fingerprint, "frames": format_frame_ranges(sorted(frames))},
+                  handle)
+
+
+class InputRender:
+    """Renders the node's input for the engine in slices on the main thread, with a progress
+    bar whose Cancel stops it, so the UI stays responsive; `then()` runs when every frame
+    wanted is on disk. `extend` asks for more frames (a newer playhead) and a new `then`."""
+
+    def __init__(self, node_of: Callable[[], Any], plate: Plate, fingerprint: str,
+                 done: Set[int]) -> None:
+        self.node_of, self.plate, self.fingerprint, self.done = node_of, plate, fingerprint, done
+        self.wanted: List[int] = []
+        self.then: Callable[[], None] = lambda: None
+        self.task: Any = None
+        self.running = False
+
+    def extend(self, last: int, then: Callable[[], None]) -> None:
+        """Render frames plate.first..last (those not done), then call `then`."""
+        self.wanted = [f for f in range(self.plate.first, last + 1) if f not in self.done]
+        self.then = then
+        if not self.running:
+            self.running = True
+            if nuke.GUI:
+                self.task = nuke.ProgressTask(f"VRMBG: rendering {self.plate.source} for the engine")
+            nuke.executeInMainThread(self.step)
+
+    def step(self) -> None:
+        """One slice (main thread); queues the next one."""
+        node = self.node_of()
+        pending = [f for f in self.wanted if f not in self.done]
+        if node is None or (self.task is not None and self.task.isCancelled()):
+            return self._end()
+        if pending and nuke.executing():
+            nuke.executeInMainThread(self.step)  # a render is running: after it
+            return
+        if pending:
+            chunk = pending[:SLICE_FRAMES]
+            render_input(node, self.plate, chunk[0], chunk[-1], self.done)
+            _save_record(self.plate, self.fingerprint, self.done)
+            if self.task is not None:
+                self.task.setProgress(int(100 * (len(self.wanted) - len(pending) + len(chunk))
+                                          / len(self.wanted)))
+            if len(pending) > len(chunk):
+                nuke.executeInMainThread(self.step)
+                return
+        then = self.then
+        self._end()
+        then()
+
+    def _end(self) -> None:
+        self.running, self.task = False, None
+
+
+def render_input(group: Any, plate: Plate, first: int, last: int, done: Set[int]) -> None:
+    """Render the node's input for frames first..last to the plate's EXR sequence (those not
+    in `done`, which gets them). Main thread, never inside a render (nuke.execute)."""
+    wanted = [f for f in range(first, last + 1) if f not in done]
+    if plate.direct or not wanted:
         return
     write = graph.input_write(group)
     write["file"].setValue(plate.pattern)
@@ -89,6 +182,4 @@ def render_input(group: Any, plate: Plate, first: int, last: int,
             nuke.execute(write, start, end, 1)
     finally:
         write["disable"].setValue(True)
-    if done is not None:
-        done.update(wanted)
-
+    done.update(wanted)

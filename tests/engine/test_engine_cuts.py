@@ -2,7 +2,9 @@
 
 The frames after a cut must equal a render of that shot alone starting at the cut frame, bit
 for bit, whether the cut was given (a frame list, an OpenTimelineIO timeline, a CMX EDL) or
-detected from the pictures; a jump after a given cut computes from the cut only.
+detected from the pictures; a jump after a given cut computes from the cut only. Detection
+finds hard cuts but not fast motion, flashes or fades, decides each frame from earlier frames
+only, and decides the same in a resumed, chunked or jumped chain as in a straight run.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 from vrmbg.core.demo import shot_files, synth
 from vrmbg.core.io.edits import resolve_cuts
-from vrmbg.core.engine.cuts import cut_score, is_cut
+from vrmbg.core.engine.cuts import FULL, covered_box, detect_cuts
 from vrmbg.core.engine.opening import open_session
 from vrmbg.core.errors import UsageError
 from vrmbg.core.io.mattes import read_matte
@@ -107,14 +109,149 @@ def test_detected_cuts_restart_the_chain_like_a_given_cut(edit, tmp_path):
     assert mattes(again.ensure_range([CUT + 1]))[CUT + 1].tobytes() == ours[CUT + 1].tobytes()
 
 
-def test_the_detector_scores_a_cut_far_above_motion(edit):
-    session_ = session(edit, edit["edit"], "/nonexistent-unused")
-    stepper, colour, plates = session_.stepper, session_.colour, session_.plates
-    prepared = {f: stepper.prepare(colour.to_model(plates.read(f).rgb)) for f in plates.frames}
-    inside = [cut_score(prepared[f - 1], prepared[f]) for f in plates.frames[1:] if f != CUT]
-    assert is_cut(prepared[CUT - 1], prepared[CUT])
-    assert not any(is_cut(prepared[f - 1], prepared[f]) for f in plates.frames[1:] if f != CUT)
-    assert cut_score(prepared[CUT - 1], prepared[CUT]) > 3 * max(inside)
+def prepared(rgb: np.ndarray, size: int = 192) -> torch.Tensor:
+    """A display-referred frame (H, W, 3) as the engine prepares it: resized, normalised."""
+    import torch.nn.functional as F
+
+    planes = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None]
+    small = F.interpolate(planes, size=(size, size), mode="bilinear", align_corners=False)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (small - mean) / std
+
+
+def pattern(width: int, height: int) -> np.ndarray:
+    """A high-contrast world: a two-colour checkerboard crossed by stripes."""
+    y, x = np.mgrid[0:height, 0:width]
+    checker = ((x // 32 + y // 32) % 2).astype(np.float32)[..., None]
+    stripes = (0.5 + 0.5 * np.sin(x * 0.11 + y * 0.05)).astype(np.float32)[..., None]
+    image = np.array([0.15, 0.3, 0.7]) + np.array([0.7, 0.5, -0.5]) * checker
+    return np.clip(0.8 * image + 0.2 * stripes, 0, 1).astype(np.float32)
+
+
+def generated(seed: int, frames: int) -> list[np.ndarray]:
+    return list(synth.to_model_input(synth.generate_shot(seed, frames=frames, width=384,
+                                                         height=216).rgb))
+
+
+def fast_pan(frames: int) -> list[np.ndarray]:
+    """A window moving 17 px a frame over a high-contrast pattern (384 x 216)."""
+    world = pattern(384 + 17 * frames, 216)
+    return [world[:, 17 * i:17 * i + 384] for i in range(frames)]
+
+
+def disc_crossing(frames: int) -> list[np.ndarray]:
+    """A large flat disc crossing a generated shot in `frames` frames."""
+    y, x = np.mgrid[0:216, 0:384]
+    out = []
+    for i, picture in enumerate(generated(2011, frames)):
+        inside = (x - (-80 + 560 * i / (frames - 1))) ** 2 + (y - 108) ** 2 < 86 ** 2
+        out.append(np.where(inside[..., None], np.float32([0.9, 0.2, 0.1]), picture))
+    return out
+
+
+def cropped_every_other_frame(frames: int) -> tuple[list[np.ndarray], list]:
+    """A generated shot whose odd frames keep only a smaller data window (black outside)."""
+    window = (64, 27, 256, 162)
+    out, boxes = [], []
+    for i, picture in enumerate(generated(2012, frames)):
+        if i % 2:
+            kept = np.zeros_like(picture)
+            kept[27:189, 64:320] = picture[27:189, 64:320]
+            picture = kept
+        out.append(picture)
+        boxes.append(covered_box(window if i % 2 else (0, 0, 384, 216), (0, 0, 384, 216)))
+    return out, boxes
+
+
+@pytest.mark.parametrize("case", ["fast pan", "disc crossing", "data window"])
+def test_fast_motion_is_no_cut_and_the_hard_cut_after_it_is_found(case):
+    boxes = None
+    if case == "fast pan":
+        frames = fast_pan(14)
+    elif case == "disc crossing":
+        frames = disc_crossing(14)
+    else:
+        frames, boxes = cropped_every_other_frame(14)
+    frames += generated(2013, 3)
+    boxes = (boxes or [FULL] * 14) + [FULL] * 3
+    pictures = [prepared(f) for f in frames]
+    assert detect_cuts(pictures, boxes) == [14]
+
+
+def test_a_decision_never_depends_on_later_frames():
+    """Replacing frame N's plate leaves every decision before N as it was."""
+    frames = fast_pan(8) + generated(2013, 4) + fast_pan(6)
+    pictures = [prepared(f) for f in frames]
+    other = [prepared(f) for f in generated(2014, len(frames))]
+    straight = detect_cuts(pictures)
+    assert straight == [8, 12]
+    for n in range(2, len(frames)):
+        changed = detect_cuts(pictures[:n] + other[n:])
+        assert [c for c in changed if c < n] == [c for c in straight if c < n], n
+
+
+def test_a_flash_and_a_fade_through_black_are_no_cut():
+    shot = generated(2015, 16)
+    flash = list(shot)
+    flash[6] = np.clip(shot[6] * 0.1 + 0.9, 0, 1)  # burnt almost to white
+    flash[10] = np.clip(shot[10] * 0.7 + 0.4, 0, 1)  # lifted
+    assert detect_cuts([prepared(f) for f in flash]) == []
+    other = generated(2016, 8)
+    fade = [a * (1 - i / 8) for i, a in enumerate(shot[:9])]
+    fade += [b * (i / 7) for i, b in enumerate(other)]
+    assert detect_cuts([prepared(f) for f in fade]) == []
+
+
+def test_one_frame_of_another_picture_starts_one_cut():
+    shot, other = generated(2017, 10), generated(2018, 1)
+    frames = shot[:5] + other + shot[6:]
+    assert detect_cuts([prepared(f) for f in frames]) == [5]
+
+
+@pytest.fixture(scope="module")
+def panned_edit(tmp_path_factory):
+    """A fast pan with one frame of another shot inside it, then a hard cut:
+    1001-1010 pan, 1011 the other shot, 1012-1014 pan, 1015-1018 a generated shot."""
+    root = tmp_path_factory.mktemp("panned")
+    pan = fast_pan(13)
+    display = pan[:10] + generated(2019, 1) + pan[10:] + generated(2020, 4)
+    linear = synth.convert(np.stack(display), synth.MODEL_SPACE, synth.WORKING_SPACE)
+    shot = synth.Shot(rgb=linear.astype(np.float32),
+                      alpha=np.zeros(linear.shape[:3], np.float32),
+                      frames=tuple(range(FIRST, FIRST + len(display))), seed=0)
+    files = shot_files.write_shot(shot, str(root / "shot"), name="pan")
+    return {"model": init_random(str(root / "model"), "tiny", seed=21), "edit": files.plate,
+            "frames": list(shot.frames)}
+
+
+def test_a_fast_pan_gives_no_cut_in_the_engine_and_a_resume_decides_as_a_straight_run(
+        panned_edit, tmp_path):
+    frames = panned_edit["frames"]
+    insert, cut = FIRST + 10, FIRST + 14
+
+    def open_(name):
+        return session(panned_edit, panned_edit["edit"], tmp_path / name, detect_cuts=True)
+
+    straight = open_("straight").ensure_frames(frames)
+    assert straight.cuts == [insert, cut]
+    ours = mattes(straight.paths)
+    # in chunks, resuming just after the inserted frame and inside the pan
+    chunked = open_("chunked")
+    for chunk in (frames[:5], frames[5:11], frames[11:]):
+        chunked.ensure_frames(chunk)
+    assert chunked.known_cuts() == [insert, cut]
+    # a jump whose resume finds no cached matte before it: the scores come from the plates
+    jumped = open_("jumped")
+    jumped.ensure_frames(frames[:11])
+    for frame in frames[5:11]:
+        os.remove(jumped.matte_path(frame))
+    result = jumped.ensure_frames([frames[-1]])
+    assert result.computed == frames[11:] and result.cuts == [cut]
+    for s in (chunked, jumped):
+        theirs = mattes(s.ensure_range(frames[11:]))
+        for frame in frames[11:]:
+            assert theirs[frame].tobytes() == ours[frame].tobytes(), frame
 
 
 def test_cut_lists_from_frames_timelines_and_edls(tmp_path):

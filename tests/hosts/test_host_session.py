@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from nuke_client_double import ClientDouble, DoubleRequest
-from vrmbg.plugin.host_session import OPENING, session_id, session_key
-from vrmbg.plugin.requests import EngineError
+from vrmbg.plugin.host_session import OPENING, STARTING, STOPPING, session_id, session_key
+from vrmbg.plugin.requests import EngineError, EngineUnavailable
 from vrmbg.plugin.session_hub import SessionHub
 from vrmbg.plugin.settings import Settings
 from vrmbg.plugin.status import Status, noted, status_line, status_text
@@ -124,6 +124,58 @@ def test_a_failed_open_is_the_last_error():
     with pytest.raises(EngineError):
         matte.open()
     assert matte.status_line() == "Error: no such model" and matte.status.working == ""
+
+
+class SlowStart(ClientDouble):
+    """A client whose worker is not running yet: sending the first request starts it, which
+    takes as long as `started` is held (a first start, a model download)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.running = False
+        self.started = threading.Event()
+        self.starter: list = []  # the thread each open was sent from
+        self.cannot_start = ""
+
+    def open_request(self, input, settings, *, session="", preview=False):
+        self.starter.append(threading.current_thread())
+        if not self.running:
+            assert self.started.wait(10)
+            if self.cannot_start:
+                raise EngineUnavailable(self.cannot_start)
+            self.running = True
+        return super().open_request(input, settings, session=session)
+
+
+def test_a_first_open_starts_the_engine_off_the_callers_thread_and_says_so():
+    host = FakeHost()
+    host.client = SlowStart(FIRST, LAST, EngineError)
+    matte = host.matte()
+    assert matte.follow(1003)  # a playhead with no worker running: returns at once
+    analysis = matte.analyse()  # so does an Analyse
+    assert matte.status.working == STARTING and not matte.is_open
+    assert matte.status_line().startswith("Starting the engine")
+    host.client.started.set()
+    assert analysis.wait(5) and matte.is_open and 1003 in matte.valid
+    assert threading.main_thread() not in host.client.starter
+    assert len(host.client.ops("open")) == 1
+    host.client.running = False  # a blocking caller (a render) waits for the start itself
+    matte.ask(PLATE, Settings(resolution=64), FIRST, LAST)
+    assert matte.exact_frame(1004).endswith("1004.exr") and matte.is_open
+
+
+def test_an_engine_that_cannot_start_is_the_open_s_error_in_the_background():
+    host = FakeHost()
+    host.client = SlowStart(FIRST, LAST, EngineError)
+    host.client.cannot_start = "the engine Python '/no/python' does not exist"
+    host.client.started.set()
+    matte = host.matte()
+    answers: list = []
+    matte.open_async().add_done_callback(answers.append)
+    with pytest.raises(EngineUnavailable):  # a blocking caller gets the same error raised
+        matte.open(5)
+    assert answers[0]["event"] == "error" and "/no/python" in answers[0]["message"]
+    assert matte.status_line() == "Error: " + host.client.cannot_start
 
 
 # --------------------------------------------------------------------------- the playhead
@@ -247,6 +299,53 @@ def test_stop_clear_and_release_reach_the_engine_and_the_status():
     assert matte.status.notes[-2:] == ("cache cleared", "released 1 model(s) from memory")
 
 
+class Busy(ClientDouble):
+    """A client whose blocking calls report work first (the model loading again after a
+    release, a frame computing) and whose clear may not answer in time."""
+
+    clear_times_out = False
+
+    def ensure_frame(self, session, frame, *, timeout=None):
+        self.emit(progress(session, frame, 0, 1))
+        self.emit(progress(session, frame, 1, 1))
+        return super().ensure_frame(session, frame, timeout=timeout)
+
+    def clear(self, session, *, timeout=60.0):
+        self.emit({"event": "progress", "session": session, "frame": None, "done": 0,
+                   "total": 1, "stage": "loading model"})
+        if self.clear_times_out:
+            raise TimeoutError("no answer to clear request h1-7 within 60 s")
+        return super().clear(session)
+
+
+def test_no_working_text_stays_after_a_render_a_release_or_a_failed_clear():
+    host = FakeHost()
+    host.client = Busy(FIRST, LAST, EngineError)
+    matte = host.matte()
+    matte.exact_frame(1003)
+    assert matte.status.working == "" and matte.status_line() == "1 of 10 frames cached"
+    host.client.emit({"event": "progress", "session": matte.session, "frame": None,
+                      "done": 0, "total": 1, "stage": "loading model"})
+    matte.release_models()
+    assert matte.status_line() == "Released 1 model(s) from memory"
+    host.client.clear_times_out = True
+    with pytest.raises(TimeoutError):
+        matte.clear_cache()
+    assert matte.status.working == ""
+    assert not matte.stop() or matte.status.working != STOPPING  # nothing ran: not "stopping"
+
+
+def test_a_render_beside_an_analysis_leaves_the_analysis_progress():
+    host = FakeHost(hold=True)
+    matte = host.matte()
+    analysis = matte.analyse()
+    host.client.emit(progress(matte.session, 1002, 2, 10))
+    matte.exact_frame(1001)
+    assert "frame 1002 (2 of 10)" in matte.status.working
+    host.client.finish_ensures()
+    assert analysis.wait(5) and matte.status_line().startswith("Analysed")
+
+
 # --------------------------------------------------------------------------- events
 
 def test_only_exact_final_frames_of_the_open_session_count_as_valid():
@@ -267,10 +366,24 @@ def test_a_worker_death_is_noted_in_every_matte_and_kept_past_the_next_outcome()
     one, two = host.matte(), host.matte("node2")
     one.open()  # a worker runs (the hub listens to its client)
     host.client.emit({"event": "worker_died", "code": -9, "restarting": True})
+    assert one.status.notes == two.status.notes == (
+        "the engine stopped (exit code -9); restarting it",)
+    host.client.emit({"event": "worker_restarted", "pid": 2, "sessions": [one.session]})
     note = "the engine stopped (exit code -9) and was restarted"
     assert one.status.notes == two.status.notes == (note,)
     one.analyse().wait(5)
     assert note in one.status_text() and one.status_line().startswith("Analysed")
+
+
+def test_a_worker_the_client_gave_up_on_is_never_called_restarted():
+    host = FakeHost()
+    matte = host.matte()
+    matte.open()
+    host.client.emit({"event": "worker_died", "code": -9, "restarting": True})
+    host.client.emit({"event": "worker_died", "code": -9, "restarting": False})
+    assert "restarted" not in matte.status.notes[-1].replace("not restarted", "")
+    assert matte.status_line() == ("The engine stopped (exit code -9) and was not restarted "
+                                   "(it starts when next needed)")
 
 
 def test_events_reach_the_host_from_the_reader_thread():
@@ -330,3 +443,140 @@ def test_the_status_reads_the_same_in_every_host():
     for note in ("a", "b", "c"):
         noted(status, note)
     assert status.notes == ("b", "c")
+
+
+# --------------------------------------------------------------------------- the cache on disk
+
+GB = 1024 ** 3
+
+
+class SizedCache(ClientDouble):
+    """A client whose answers carry the cache's place and sizes, and that answers prunes."""
+
+    SHOT_FILES = 105  # the shot's own files (shot.json, the cache's marker): no setting's
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.chain_bytes, self.other_chains = int(0.5 * GB), 1
+        self.other_bytes = int(0.75 * GB) - self.SHOT_FILES
+
+    @property
+    def shot_bytes(self) -> int:
+        return self.chain_bytes + self.other_bytes + self.SHOT_FILES
+
+    def sizes(self) -> dict:
+        return {"bytes": self.chain_bytes, "shot_bytes": self.shot_bytes,
+                "other_chains": self.other_chains, "other_bytes": self.other_bytes,
+                "cache_root": "/shows/x/vrmbg-cache", "shot_folder": "plate-0a1b2c3d"}
+
+    def open_request(self, input, settings, *, session="", preview=False):
+        answer = super().open_request(input, settings, session=session).wait()
+        request = DoubleRequest("open", {"session": session}, self.error_class)
+        request.finish(dict(answer, **self.sizes()))
+        return request
+
+    def cache_info(self, session, *, timeout=30.0):
+        return dict(super().cache_info(session), **self.sizes())
+
+    def request(self, op, **fields):
+        if op != "prune":
+            return super().request(op, **fields)
+        self._record(op, fields)
+        freed, self.other_bytes, self.other_chains = self.other_bytes, 0, 0
+        request = DoubleRequest(op, fields, self.error_class)
+        request.finish(dict({"event": "done", "removed": ["5c48d6cab6dba4a5"], "kept_in_use": [],
+                             "bytes_freed": freed}, **self.sizes()))
+        return request
+
+
+def sized_host() -> FakeHost:
+    host = FakeHost()
+    host.client = SizedCache(FIRST, LAST, EngineError)
+    return host
+
+
+def test_the_shots_cache_size_is_shown_with_the_status_and_follows_new_frames():
+    host = sized_host()
+    matte = host.matte()
+    assert matte.cache_size_text() == ""  # not known before the engine has said
+    matte.open()
+    assert matte.cache_size_text() == "cache 1.2 GB (768.0 MB for other settings)"
+    assert matte.status_text().splitlines()[0] == (
+        "0 of 10 frames cached | cpu bf16 | cache 1.2 GB (768.0 MB for other settings)")
+    host.client.chain_bytes += GB  # frames were added: the next answer says so
+    matte.follow(1005)
+    assert matte.cache_size_text().startswith("cache 2.2 GB")
+    matte.ask(PLATE, Settings(resolution=256), FIRST, LAST)
+    assert matte.cache_size_text() == ""  # other settings: not known until opened
+
+
+def test_a_shot_with_one_chain_has_no_other_settings_to_speak_of():
+    host = sized_host()
+    host.client.other_bytes, host.client.other_chains = 0, 0  # the shot's own files remain
+    matte = host.matte()
+    matte.open()
+    assert matte.cache_size_text() == "cache 512.0 MB"  # no "(105 bytes for other settings)"
+    host.client.other_bytes, host.client.other_chains = 0, 1  # an empty chain of another
+    matte.refresh_cache_size()
+    assert matte.cache_size_text() == "cache 512.0 MB (0 bytes for other settings)"
+
+
+def test_pruning_keeps_what_is_shown_and_says_what_it_freed():
+    host = sized_host()
+    matte = host.matte()
+    answer = matte.prune_cache()
+    (_, fields), = host.client.ops("prune")
+    assert fields == {"session": matte.session, "max_bytes": 0, "scope": "shot"}
+    assert answer["removed"] and matte.cache_size_text() == "cache 512.0 MB"
+    assert matte.status.notes[-1] == "pruned 1 chain(s) of other settings, freed 768.0 MB"
+    matte.prune_cache("20G", whole_cache=True)
+    assert host.client.ops("prune")[-1][1]["max_bytes"] == 20 * GB
+    assert host.client.ops("prune")[-1][1]["scope"] == "cache"
+    with pytest.raises(ValueError):
+        matte.prune_cache("lots")
+
+
+def test_the_engines_shot_folder_is_what_a_first_save_moves():
+    host = sized_host()
+    one, two = host.matte(), host.matte("node2")
+    one.open()
+    assert (one.cache_root, one.shot_folder) == ("/shows/x/vrmbg-cache", "plate-0a1b2c3d")
+    assert two.shot_folder == ""  # not open: nothing of its is in any cache yet
+    assert host.hub.shot_folders("/shows/x/vrmbg-cache") == ["plate-0a1b2c3d"]
+    assert host.hub.shot_folders("/elsewhere") == []
+
+
+def test_on_windows_opening_stops_with_one_line_and_starts_nothing(monkeypatch):
+    from vrmbg.plugin.platform_check import unsupported_platform
+    from vrmbg.plugin.requests import EngineUnavailable
+
+    host = FakeHost()
+    matte = host.matte()
+    monkeypatch.setattr("sys.platform", "win32")
+    line = unsupported_platform()
+    assert "Linux and macOS" in line and "\n" not in line
+    with pytest.raises(EngineUnavailable) as raised:
+        matte.open()
+    assert raised.value.message == line and matte.status_line() == "Error: " + line
+    with pytest.raises(EngineUnavailable):
+        matte.follow(1003)  # a playhead stops the same way
+    assert host.client.calls == []
+    monkeypatch.setattr("sys.platform", "darwin")
+    assert unsupported_platform() == "" and matte.open()["event"] == "opened"
+
+
+HUB_OFFLINE = ("cannot reach huggingface.co to fetch briaai/VRMBG-3.0 and it is not in the "
+               "local cache: check the network or proxy, or point --model at a local folder "
+               "holding config.json + model.safetensors")
+
+
+def test_hub_weights_a_farm_cannot_fetch_are_said_up_front_with_the_fix():
+    host = FakeHost()
+    host.client.fail = HUB_OFFLINE
+    matte = host.matte()
+    with pytest.raises(EngineError) as raised:
+        matte.exact_frame(1001)  # a render: it stops with the reason
+    for shown in (raised.value.message, matte.status_line()):
+        assert "cannot reach huggingface.co to fetch briaai/VRMBG-3.0" in shown
+        assert "point the Model setting at a local folder" in shown and "--model" not in shown
+        assert "HF_HUB_OFFLINE=1 on the farm" in shown

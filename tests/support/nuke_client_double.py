@@ -56,6 +56,7 @@ class ClientDouble:
         self.fail: str = ""  # when set, open/ensure_frame raise EngineError(fail)
         self.lock = threading.Lock()
         self.computed: Dict[str, set] = {}  # session -> frames its ensures finished
+        self.frame_gate: Optional[threading.Event] = None  # set: ensure_frame waits on it
 
     def _record(self, *call: Any) -> None:
         with self.lock:
@@ -134,6 +135,8 @@ class ClientDouble:
 
     def ensure_frame(self, session: str, frame: int, *, timeout: Optional[float] = None) -> str:
         self._record("ensure_frame", session, frame)
+        if self.frame_gate is not None and not self.frame_gate.wait(timeout or 10.0):
+            raise self.error_class("timed out", 3)
         if self.fail:
             raise self.error_class(self.fail, 3)
         with self.lock:
@@ -149,6 +152,9 @@ class ClientDouble:
 
     def cancel(self, session: str = "") -> DoubleRequest:
         self._record("cancel", session)
+        if self.frame_gate is not None:  # a blocking ensure_frame ends, cancelled
+            self.fail = self.fail or "cancelled"
+            self.frame_gate.set()
         with self.lock:
             pending, self.pending = self.pending, []
         for request in pending:

@@ -303,10 +303,11 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow
                      lambda inner: st.lists(inner, max_size=4)
                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
 _OPS = st.sampled_from(["hello", "open", "ensure", "cancel", "status", "cache_info", "clear",
-                        "close", "bogus", ""])
+                        "prune", "close", "bogus", ""])
 _REQUESTS = st.fixed_dictionaries({"op": _OPS}, optional={
     "id": _JSON, "session": _JSON, "frame": _JSON, "frames": _JSON, "input": _JSON,
-    "settings": _JSON, "supersede": _JSON, "protocol": _JSON}).map(
+    "settings": _JSON, "supersede": _JSON, "protocol": _JSON, "max_bytes": _JSON,
+    "scope": _JSON}).map(
         lambda d: json.dumps(d).encode())
 _LINES = st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode),
                    _JSON.map(lambda v: json.dumps(v).encode()), _REQUESTS)

@@ -139,7 +139,8 @@ def rendered(blender, extension_zip, plates, tmp_path_factory) -> dict:
     done, result = run_scenario(
         blender, "render_matte.py", str(root / "home"), zip=extension_zip,
         plate_frame=frame_path(plates, 1003), blend=str(root / "shot é.blend"),
-        out=str(root / "out"), stills=[1001, 1004], animation=[1002, 1003])
+        out=str(root / "out"),
+        stills=[FIRST - 2, FIRST, FIRST + FRAMES - 1, FIRST + FRAMES + 1], animation=[1002, 1003])
     result = scenario_ok(done, result)
     result["root"] = str(root)
     return result
@@ -166,9 +167,19 @@ def test_plate_is_read_in_blenders_config_and_the_images_colour_space(rendered, 
 
 
 def test_rendered_stills_have_the_engines_matte_as_alpha(rendered, straight):
+    last = FIRST + FRAMES - 1
     for frame, path in rendered["stills"].items():
-        assert_alpha_is_matte(path, frame_path(rendered["matte_pattern"], int(frame)))
-        assert_alpha_is_matte(path, frame_path(straight, int(frame)))
+        shown = min(max(int(frame), FIRST), last)  # outside the shot: the nearest frame
+        assert_alpha_is_matte(path, frame_path(rendered["matte_pattern"], shown))
+        assert_alpha_is_matte(path, frame_path(straight, shown))
+
+
+def test_frames_outside_the_shot_show_the_nearest_plate_frame(rendered):
+    stills = rendered["stills"]
+    for outside, nearest in ((FIRST - 2, FIRST), (FIRST + FRAMES + 1, FIRST + FRAMES - 1)):
+        for name in "RGBA":
+            np.testing.assert_array_equal(channel(stills[str(outside)], name),
+                                          channel(stills[str(nearest)], name))
 
 
 def test_rendered_animation_has_each_frames_matte(rendered, straight):
@@ -192,6 +203,69 @@ def test_reopened_blend_renders_exact_mattes_again_with_an_empty_cache(
     for frame in (1004, 1005, 1006):
         assert_alpha_is_matte(frame_path(result["animation"], frame),
                               frame_path(straight, frame))
+
+
+def test_a_blender_without_the_addon_renders_magenta_and_says_why(rendered, blender):
+    root = rendered["root"]
+    done, result = run_scenario(
+        blender, "no_addon_render.py", os.path.join(root, "home-bare"),
+        blend=os.path.join(root, "shot é.blend"), out=os.path.join(root, "bare"),
+        animation=[1002, 1003])
+    result = scenario_ok(done, result)
+    assert result["addon"] == []
+    for frame in (1002, 1003):
+        path = frame_path(result["animation"], frame)
+        for name, value in zip("RGBA", (1.0, 0.0, 1.0, 1.0)):  # no one takes it for a matte
+            assert np.all(channel(path, name) == value), (frame, name)
+    log = done.stdout + done.stderr
+    assert "the VRMBG add-on is not enabled in this Blender" in log, log[-2000:]
+
+
+def test_frames_analysed_before_the_first_save_move_beside_the_blend(blender, extension_zip,
+                                                                     plates, tmp_path):
+    home = tmp_path / "home"
+    done, result = run_scenario(blender, "first_save.py", str(home), zip=extension_zip,
+                                plate_frame=frame_path(plates, 1001),
+                                blend=str(tmp_path / "saved" / "shot.blend"))
+    result = scenario_ok(done, result)
+    assert os.path.realpath(result["unsaved_pattern"]).startswith(os.path.realpath(home))
+    beside = os.path.realpath(tmp_path / "saved" / "vrmbg-cache")
+    assert os.path.realpath(result["saved_pattern"]).startswith(beside)
+    assert result["saved_frames"] == list(range(FIRST, FIRST + FRAMES))
+    assert "(0 computed, %d from cache)" % FRAMES in result["status"], result["status"]
+    assert not os.path.exists(os.path.dirname(result["unsaved_pattern"]))  # moved, not copied
+
+
+def test_add_matte_from_the_ui_returns_at_once_and_the_engine_starts_behind(
+        blender, extension_zip, plates, tmp_path):
+    done, result = run_scenario(blender, "add_in_background.py", str(tmp_path / "home"),
+                                zip=extension_zip, plate_frame=frame_path(plates, 1002),
+                                blend=str(tmp_path / "shot.blend"), first=FIRST)
+    result = scenario_ok(done, result)
+    assert result["added"] == ["FINISHED"]
+    assert result["returned_after"] < 1.0 < result["opened_after"], result
+    assert "opening the shot" in result["status_at_once"].lower(), result["status_at_once"]
+    assert result["frames"] == result["scene_range"] == [FIRST, FIRST + FRAMES - 1]
+    assert not result["status"].lower().startswith(("opening", "error")), result["status"]
+
+
+def test_operators_with_nothing_to_do_give_one_reason_and_start_no_engine(
+        blender, extension_zip, plates, tmp_path):
+    missing = str(tmp_path / "plates" / "sh010.1001.exr")
+    done, result = run_scenario(blender, "operator_messages.py", str(tmp_path / "home"),
+                                zip=extension_zip, missing=missing,
+                                plate_frame=frame_path(plates, 1001),
+                                plates=["/e/sh030.mov", "/p/sh010.1001.exr", "/p/sh_020.####.exr"])
+    result = scenario_ok(done, result)
+    assert len(result["missing"]) == 1 and "no plate file" in result["missing"][0], result
+    assert len(result["windows"]) == 1, result["windows"]  # one line on Windows, no traceback
+    assert "Windows is not supported" in result["windows"][0]
+    assert len(result["offline"]) == 1, result["offline"]  # a hub model on an offline farm:
+    assert "HF_HUB_OFFLINE=1 on the farm" in result["offline"][0]  # the fix, up front
+    assert result["stopped"] == result["released"] == ["CANCELLED"]
+    assert not result["engine_started"]
+    assert result["names"] == {"/e/sh030.mov": "sh030", "/p/sh010.1001.exr": "sh010",
+                               "/p/sh_020.####.exr": "sh_020"}
 
 
 def test_render_stops_with_the_reason_when_the_engine_fails(blender, extension_zip,
@@ -244,6 +318,7 @@ def test_analyse_shows_progress_cancels_on_esc_and_resumes(blender, extension_zi
     running = result["status_while_running"]  # the session's wording (test_host_session.py)
     assert "of 30)" in running or "loading" in running.lower()
     assert result["cancel_outcome"] == "CANCELLED"
+    assert result["status_bar"].startswith("VRMBG sh010: "), result["status_bar"]
     assert result["cancelled_summary"].startswith("Stopped: ")
     cancelled_at = result["done_after_cancel"]
     assert cancelled_at == list(range(1001, 1001 + len(cancelled_at))) and len(cancelled_at) < 30
@@ -254,15 +329,33 @@ def test_analyse_shows_progress_cancels_on_esc_and_resumes(blender, extension_zi
     drawn = result["panel"]
     operators = [args[0] for name, args, _ in drawn if name == "operator"]
     assert operators == ["vrmbg.add_matte", "vrmbg.analyse", "vrmbg.stop", "vrmbg.clear_cache",
-                         "vrmbg.release_gpu"]
+                         "vrmbg.prune_cache", "vrmbg.release_gpu"]
     labels = [kwargs.get("text", "") for name, _, kwargs in drawn if name == "label"]
     assert result["again_status"] in labels  # the status line
     assert [kwargs["factor"] for name, _, kwargs in drawn if name == "progress"] == [1.0]
-    shown = {args[0] for name, args, _ in drawn if name == "prop"}
     from vrmbg.plugin import schema
-    assert {p.name for p in schema.for_host("blender")} | {"auto"} <= shown
+    common = [p.name for p in schema.common("blender")]  # the schema's, shown first
+    assert common == ["model", "resolution", "device", "precision"]
+    assert [args[0] for name, args, _ in drawn if name == "prop"] == ["auto"] + common
+    groups = result["groups"]  # every other setting, in collapsed groups under the panel
+    assert all(g["parent"] == "VRMBG_PT_matte" and g["options"] == ["DEFAULT_CLOSED"]
+               for g in groups.values())
+    in_groups = [prop for g in groups.values() for prop in g["props"]]
+    assert sorted(in_groups + common) == sorted(p.name for p in schema.for_host("blender"))
+    dialog = [args[0] for name, args, _ in result["dialog"] if name == "prop"]
+    assert dialog == ["match_scene"] + common  # the Add dialog asks only these
+    # the cache's size, and a prune that frees the other settings' frames
+    assert result["size_one_chain"].startswith("cache "), result["size_one_chain"]
+    assert "other settings" not in result["size_one_chain"]  # the shot's own files are none
+    assert "other settings" in result["size_two_chains"], result["size_two_chains"]
+    assert result["pruned"] == ["FINISHED"]
+    assert "pruned 1 chain" in result["prune_status"].lower(), result["prune_status"]
+    assert result["size_after_prune"] not in ("", result["size_two_chains"])
+    assert result["done_after_prune"] == list(range(1001, 1031))  # the shown chain stays
     assert result["stopped"] == result["released"] == result["cleared"] == ["FINISHED"]
     assert result["left_after_clear"] == []
+    assert result["released_status"].startswith("Released "), result["released_status"]
+    assert result["cleared_status"] == "Cache cleared", result["cleared_status"]
 
 
 def test_changing_frame_computes_that_frame_in_the_background(blender, extension_zip,
@@ -286,17 +379,29 @@ def test_settings_are_the_schemas_and_the_addon_unregisters_cleanly(blender, ext
                                                                      plates, tmp_path):
     from vrmbg.plugin import schema
 
+    bare_python = blender  # a Python without vrmbg: the Blender venv's own
     params = schema.for_host("blender")
     done, result = run_scenario(blender, "registration.py", str(tmp_path / "home"),
                                 zip=extension_zip, plate_frame=frame_path(plates, 1002),
                                 blend=str(tmp_path / "shot.blend"),
-                                names=[p.name for p in schema.PARAMS])
+                                names=[p.name for p in schema.PARAMS],
+                                engine_python=sys.executable, no_vrmbg_python=bare_python)
     result = scenario_ok(done, result)
+    tooltips = result["matte"]  # what happens in Blender, not the command line's defaults
+    assert "Blender" in tooltips["ocio"]["description"]
+    assert "ocio://" not in tooltips["ocio"]["description"]
+    assert "Blender" in tooltips["input_colorspace"]["description"]
+    assert ".blend" in tooltips["cache_dir"]["description"]
+    assert result["kept_python"] == sys.executable  # disable + enable keeps the preference
+    assert result["found"][sys.executable] == sys.executable
+    assert "vrmbg is not installed" in result["found"][bare_python], result["found"]
     for where in ("matte", "operator", "defaults"):
         assert sorted(result[where]) == sorted(p.name for p in params), where
         for param in params:
             prop = result[where][param.name]
-            assert (prop["name"], prop["description"]) == (param.label, param.help)
+            help_text = param.help_for("blender")
+            assert (prop["name"], prop["description"]) == (param.label, help_text)
+            assert "--" not in prop["description"], param.name  # no command-line flags
             assert prop["default"] == as_stored(param, param.default), (where, param.name)
             if param.kind == "enum":
                 assert prop["choices"] == list(param.choices)
@@ -328,15 +433,17 @@ def test_movie_plate_frames_line_up_with_their_mattes(blender, extension_zip, tm
     done, result = run_scenario(blender, "render_matte.py", str(tmp_path / "home"),
                                 zip=extension_zip, plate_frame=movie,
                                 blend=str(tmp_path / "edit.blend"), out=str(tmp_path / "out"),
-                                stills=[1003], animation=[1004, 1005])
+                                stills=[999, 1003], animation=[1004, 1005])
     result = scenario_ok(done, result)
     assert (result["first"], result["last"]) == (1001, 1005)  # movies start at 1001
+    assert result["name"] == "VRMBG sh030"
     colour = result["colour"]
     straight = render_straight(movie, str(tmp_path / "straight" / "m.####.exr"), "--ocio",
                                colour["ocio"], "--input-colorspace", colour["input_colorspace"])
     assert not np.array_equal(channel(frame_path(straight, 1003), "A"),
                               channel(frame_path(straight, 1004), "A"))  # frames tell apart
     assert_alpha_is_matte(result["stills"]["1003"], frame_path(straight, 1003))
+    assert_alpha_is_matte(result["stills"]["999"], frame_path(straight, 1001))  # the nearest
     for frame in (1004, 1005):
         assert_alpha_is_matte(frame_path(result["animation"], frame), frame_path(straight, frame))
 

@@ -20,16 +20,23 @@ _SPEC.loader.exec_module(frame_map)
 
 
 def shown_file_frame(scene_frame: int, timing) -> int:
-    """Blender's Image node rule for a sequence (measured: clamp then offset)."""
-    relative = min(max(scene_frame - timing.frame_start + 1, 1), timing.frame_duration)
+    """Blender's Image node rule (`BKE_image_user_frame_get`): the relative frame is clamped
+    to 0..duration (wrapped when cyclic), then offset; a duration of 0 shows nothing."""
+    if timing.frame_duration == 0:
+        return 0
+    relative = scene_frame - timing.frame_start + 1
+    if timing.cyclic:
+        relative = relative % timing.frame_duration or timing.frame_duration
+    relative = min(max(relative, 0), timing.frame_duration)
     return relative + timing.frame_offset
 
 
-@pytest.mark.parametrize("first,last", [(1001, 1024), (1, 10), (-5, 5), (86400, 86410)])
+@pytest.mark.parametrize("first,last", [(1001, 1024), (1, 10), (-5, 5), (86400, 86410),
+                                        (1001, 1001), (1001, 1002)])
 def test_scene_frame_n_shows_plate_frame_n(first, last):
     timing = frame_map.sequence_timing(first, last)
-    for frame in range(first, last + 1):
-        assert shown_file_frame(frame, timing) == frame
+    for frame in range(first - 3, last + 4):
+        assert shown_file_frame(frame, timing) == nearest_frame(frame, first, last), frame
     assert shown_file_frame(first - 20, timing) == first  # before the shot: its first frame
     assert shown_file_frame(last + 20, timing) == last
     # the frame the add-on asks the engine for (the host session clamps the same way)
@@ -37,10 +44,11 @@ def test_scene_frame_n_shows_plate_frame_n(first, last):
     assert nearest_frame(last + 20, first, last) == last
 
 
-def test_movie_frame_one_is_the_first_engine_frame():
-    timing = frame_map.movie_timing(1001, 1048)
-    relative = 1010 - timing.frame_start + 1 + timing.frame_offset
-    assert relative == 10  # the 10th movie frame, which the engine numbers 1010
+@pytest.mark.parametrize("first,last", [(1001, 1048), (1001, 1001)])
+def test_movie_frame_one_is_the_first_engine_frame(first, last):
+    timing = frame_map.movie_timing(first, last)
+    for frame in range(first - 3, last + 4):  # movie frame 1 is engine frame `first`
+        assert shown_file_frame(frame, timing) == nearest_frame(frame, first, last) - first + 1
 
 
 @pytest.mark.parametrize("name,pattern", [

@@ -156,7 +156,7 @@ def test_analyse_range_matches_a_straight_render_and_survives_reopening(
     nuke._STATE.frame = FIRST
     node = nuke.toNode("VRMBG1")
     assert shown(nuke, node, FIRST) is None  # nothing shown before the engine vouches for it
-    node["auto"].setValue(True)
+    nuke._user_set(node["auto"], True)  # the artist opens the panel: nothing ran before
     nuke.frame(LAST)
     pump(nuke, lambda: shown(nuke, node, LAST) is not None, TIMEOUT)
     assert_exact(nuke, node, reference, range(FIRST, LAST + 1))
@@ -275,6 +275,14 @@ def test_a_headless_render_is_exact_in_any_frame_order(farm, shot, reference, tm
     nuke, vrmbg_nuke = farm
     write, out = farm_script(nuke, vrmbg_nuke, shot, tmp_path, through_dot)
     order = [1009, 1003, 1004, 1012] if not through_dot else [1006, 1002]
+    if through_dot:  # Nuke renders one thing at a time: the input is rendered beforehand
+        with pytest.raises(RuntimeError) as raised:
+            nuke.execute(write, 1006, 1006)
+        assert "Analyse range" in str(raised.value)
+        node = nuke.toNode("VRMBG1")
+        node["frame_range"].setValue("1001-1006")
+        node["analyse_range"].execute()
+        pump(nuke, lambda: set(range(FIRST, 1007)) <= controller(node).matte.valid, TIMEOUT)
     for frame in order:
         nuke.execute(write, frame, frame)
     for frame in order:
@@ -307,3 +315,27 @@ def test_a_missing_engine_python_fails_the_render_with_the_reason(folder, shot, 
         assert not os.path.exists(frame_file(out, 1001))
     finally:
         stop_nuke()
+
+
+def test_a_keyframe_changes_the_frames_after_it_and_none_before(session, shot, reference,
+                                                                  tmp_path):
+    nuke, vrmbg_nuke = session
+    node = vrmbg_node(nuke, vrmbg_nuke, shot, str(tmp_path / "cache"), auto=False)
+    key = FIRST + 4
+    alpha = (1.0 - reference[key]).astype(np.float32)  # the artist's matte: far from the model's
+    roto = str(tmp_path / "roto" / "roto.####.exr")
+    os.makedirs(os.path.dirname(roto))
+    spec = oiio.ImageSpec(alpha.shape[1], alpha.shape[0], 1, oiio.FLOAT)
+    spec.channelnames = ("A",)
+    out = oiio.ImageOutput.create(frame_file(roto, key))
+    assert out.open(frame_file(roto, key), spec) and out.write_image(alpha[..., None])
+    out.close()
+    node.setInput(1, nuke.nodes.Read(file=roto, first=key, last=key, raw=True))
+    nuke._STATE.frame = key
+    node["set_keyframe"].execute()  # renders the keys input's alpha at 1005 for the engine
+    node["analyse_range"].execute()
+    analysed(nuke, node, COUNT)
+    assert "keyframes: 1005" in node["status"].value()
+    assert_exact(nuke, node, reference, range(FIRST, key))  # before it: untouched
+    assert np.array_equal(shown(nuke, node, key), alpha.astype(np.float16).astype(np.float32))
+    assert not np.array_equal(shown(nuke, node, key + 1), reference[key + 1])  # continues from it

@@ -332,5 +332,484 @@ class BackgroundThreads(NodeCase):
         self.wait_for(lambda: self.gate(node, 1004) == 0.0)
 
 
+
+def render_frame(nuke, write, frame: int) -> None:
+    """What Nuke does before rendering `frame` of `write`: its beforeFrameRender callbacks."""
+    nuke._STATE.frame = frame
+    nuke._fire("beforeFrameRenders", write)
+
+
+class WritesAnywhere(NodeCase):
+    """Issue 26 case 1: every VRMBG node above any Write, through the graph, at the right frame."""
+
+    gui = False
+
+    def ensured(self):
+        return [c[2] for c in self.client.ops("ensure_frame")]
+
+    def inner_write(self, group_class: str = "Group"):
+        """A Group (or gizmo, LiveGroup) holding Input -> Write, as studio write gizmos do."""
+        group = getattr(self.nuke.nodes, group_class)()
+        with group:
+            plate_in = self.nuke.nodes.Input()
+            write = self.nuke.nodes.Write(file=os.path.join(self.tmp, "o.####.exr"),
+                                          inputs=[plate_in])
+            self.nuke.nodes.Output(inputs=[plate_in])
+        return group, write
+
+    def test_a_write_inside_a_group_gizmo_or_livegroup_ensures_the_matte(self):
+        node = self.node()
+        self.nuke._define_gizmo("StudioWrite")
+        for kind in ("Group", "StudioWrite", "LiveGroup"):
+            group, write = self.inner_write(kind)
+            self.assertEqual(group.Class(), kind)
+            group.setInput(0, self.nuke.nodes.Dot(inputs=[node]))
+            render_frame(self.nuke, write, 1004)
+        self.assertEqual(self.ensured(), [1004, 1004, 1004])
+
+    def test_nested_groups_and_the_branch_a_switch_shows(self):
+        node = self.node()
+        other = self.nuke.nodes.Read(file="/x/other.####.exr", first=FIRST, last=LAST)
+        switch = self.nuke.nodes.Switch(inputs=[other, node])
+        switch["which"].setValue(1)
+        outer = self.nuke.nodes.Group(inputs=[switch])
+        with outer:
+            inner, write = self.inner_write()
+            inner.setInput(0, self.nuke.nodes.Input())
+            self.nuke.nodes.Output(inputs=[inner])
+        render_frame(self.nuke, write, 1002)
+        self.assertEqual(self.ensured(), [1002])
+        switch["which"].setValue(0)
+        render_frame(self.nuke, write, 1003)
+        self.assertEqual(self.ensured(), [1002])  # the matte is not shown: not computed
+
+    def test_time_offset_and_frame_hold_give_the_frame_they_show(self):
+        node = self.node()
+        offset = self.nuke.nodes.TimeOffset(inputs=[node], time_offset=2)
+        write = self.nuke.nodes.Write(file=os.path.join(self.tmp, "o.####.exr"), inputs=[offset])
+        render_frame(self.nuke, write, 1007)
+        hold = self.nuke.nodes.FrameHold(inputs=[node], first_frame=1003)
+        held = self.nuke.nodes.Write(file=os.path.join(self.tmp, "h.####.exr"), inputs=[hold])
+        render_frame(self.nuke, held, 1009)
+        self.assertEqual(self.ensured(), [1005, 1003])
+
+    def test_a_retime_below_the_matte_stops_the_render_with_its_name(self):
+        node = self.node()
+        retime = self.nuke.nodes.Retime(inputs=[node], speed=0.5)
+        write = self.nuke.nodes.Write(file=os.path.join(self.tmp, "o.####.exr"), inputs=[retime])
+        with self.assertRaises(RuntimeError) as raised:
+            render_frame(self.nuke, write, 1004)
+        self.assertIn("Retime1", str(raised.exception))
+        self.assertEqual(self.ensured(), [])
+
+
+class StaleGraph(NodeCase):
+    """Issue 26 case 2: the graph above the node is part of what makes a matte valid."""
+
+    def test_a_reconnected_input_hides_the_mattes_with_follow_off_and_the_panel_closed(self):
+        node = self.node(auto=False)
+        node["analyse_frame"].execute()
+        self.wait_for(lambda: self.gate(node, FIRST) == 0.0)
+        other = self.nuke.nodes.Read(file="/shots/sh020/sh020.####.exr", first=FIRST, last=LAST)
+        self.nuke._user_connect(node, 0, other)  # no knobChanged: the panel is closed
+        self.nuke.frame(FIRST)  # updateUI
+        self.assertEqual(self.gate(node, FIRST), 1.0)
+        self.assertEqual(len(self.client.ops("open")), 1)  # nothing started: follow is off
+
+    def test_a_change_above_a_dot_hides_the_mattes(self):
+        dot = self.nuke.nodes.Dot(inputs=[self.read])
+        node = self.node(auto=False)
+        node.setInput(0, dot)
+        controller = self.controller.controller_for(node)
+        plate = controller.prepare(node)
+        controller.rendered.update(range(FIRST, LAST + 1))  # as if rendered for the engine
+        node["analyse_frame"].execute()
+        self.wait_for(lambda: self.gate(node, FIRST) == 0.0)
+        self.read["file"].setValue(PLATE.replace("sh010", "sh010_v002"))  # panel closed
+        self.nuke.frame(FIRST)
+        self.assertEqual(self.gate(node, FIRST), 1.0)
+        self.assertFalse(plate.direct)
+
+
+class DagErrors(NodeCase):
+    """Issue 26 case 6: a failing node shows in the DAG (tile colour, label)."""
+
+    def label(self, node) -> str:
+        self.nuke._STATE.this.append((node, None))
+        try:
+            return self.nuke.autolabel()
+        finally:
+            self.nuke._STATE.this.pop()
+
+    def test_an_error_colours_and_labels_the_tile_until_fixed(self):
+        self.read.setSelected(False)
+        node = self.node()
+        node["analyse_frame"].execute()
+        self.assertNotEqual(node["tile_color"].value(), 0)
+        self.assertIn("ERROR: connect a plate", self.label(node))
+        self.nuke._user_connect(node, 0, self.read)
+        node["analyse_frame"].execute()
+        self.wait_for(lambda: node["tile_color"].value() == 0)
+        self.assertNotIn("ERROR", self.label(node))
+
+    def test_an_artists_own_tile_colour_is_left_alone(self):
+        self.read.setSelected(False)
+        node = self.node()
+        node["tile_color"].setValue(0x00FF00FF)
+        node["analyse_frame"].execute()
+        self.assertEqual(node["tile_color"].value(), 0x00FF00FF)
+        self.assertIn("ERROR", self.label(node))
+
+
+class OpeningStartsNothing(NodeCase):
+    """Issue 26 case 7: opening a script starts no engine until the node is viewed or edited."""
+
+    def test_a_reopened_script_waits_for_the_panel(self):
+        self.node()
+        script = os.path.join(self.tmp, "open me.nk")
+        self.nuke.scriptSaveAs(script)
+        self.nuke.scriptClear()
+        self.client.calls.clear()
+        self.nuke.scriptOpen(script)
+        self.nuke._process_main_thread()
+        self.nuke.frame(1003)
+        self.nuke._process_main_thread(0.2)
+        self.assertEqual(self.client.calls, [])
+        node = self.nuke.toNode("VRMBG1")
+        node.showControlPanel()  # the artist views the node
+        self.wait_for(lambda: self.client.ops("ensure"))
+        self.assertEqual(self.client.ops("ensure")[0][2], 1003)
+
+
+class WhatNukeAllows(NodeCase):
+    """Issue 26 case 8: the fake refuses what Nuke refuses, and the node never does it."""
+
+    gui = False
+
+    def test_nuke_execute_inside_a_render_callback_is_refused(self):
+        inner = self.nuke.nodes.Write(file=os.path.join(self.tmp, "i.####.exr"), inputs=[self.read])
+        outer = self.nuke.nodes.Write(file=os.path.join(self.tmp, "o.####.exr"), inputs=[self.read])
+        outer["disable"].setValue(False)
+        self.nuke.addBeforeFrameRender(lambda: self.nuke.execute(inner, 1001, 1001))
+        with self.assertRaises(RuntimeError) as raised:
+            self.nuke.execute(outer, 1001, 1001)
+        self.assertIn("already executing", str(raised.exception))
+
+    def test_an_input_not_rendered_yet_stops_the_render_with_the_fix(self):
+        dot = self.nuke.nodes.Dot(inputs=[self.read])
+        node = self.node()
+        node.setInput(0, dot)
+        write = self.nuke.nodes.Write(file=os.path.join(self.tmp, "o.####.exr"), inputs=[node])
+        with self.assertRaises(RuntimeError) as raised:
+            render_frame(self.nuke, write, 1003)
+        self.assertIn("Analyse range", str(raised.exception))
+        self.assertIn("VRMBG1", str(raised.exception))
+        self.assertEqual(self.client.ops("ensure_frame"), [])
+
+    def test_a_group_loaded_before_its_inner_nodes_binds_after_the_load(self):
+        self.node(matte_layer="holdout")
+        self.nuke.nodeCopy("%clipboard%")
+        script = os.path.join(self.tmp, "order.nk")
+        self.nuke.scriptSaveAs(script)
+        self.nuke.scriptClear()
+        self.nuke.scriptOpen(script)  # onCreate ran before MatteCopy existed: no error
+        node = self.nuke.toNode("VRMBG1")
+        self.assertEqual(node.node("MatteCopy")["to0"].value(), "holdout.alpha")
+
+
+class RenderWaits(NodeCase):
+    """Issue 26 case 3: a render waits with progress, Cancel and a timeout."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.client.frame_gate = threading.Event()
+
+    def test_a_render_that_hears_nothing_fails_after_the_timeout(self):
+        node = self.node(auto=False)
+        self.controller.RENDER_STALL_SECONDS = 0.5
+        try:
+            with self.assertRaises(RuntimeError) as raised:
+                self.controller.controller_for(node).ensure_for_render(node, 1003)
+        finally:
+            self.controller.RENDER_STALL_SECONDS = 600.0
+        self.assertIn("no word from the engine", str(raised.exception))
+        self.assertTrue(self.client.ops("cancel"))
+
+    def test_cancel_on_the_progress_bar_fails_the_render(self):
+        node = self.node(auto=False)
+        tasks = self.nuke.ProgressTask._instances
+
+        def press_cancel():
+            for _ in range(500):
+                if tasks and "frame 1003" in tasks[-1]._title:
+                    tasks[-1]._cancel()
+                    return
+                threading.Event().wait(0.01)
+        threading.Thread(target=press_cancel, daemon=True).start()
+        with self.assertRaises(RuntimeError) as raised:
+            self.controller.controller_for(node).ensure_for_render(node, 1003)
+        self.assertIn("cancelled", str(raised.exception))
+        self.assertIn("cancelled", node["status"].value())
+
+
+class SlicedInput(NodeCase):
+    """Issue 26 case 3: input frames for the playhead render in slices, never all at once."""
+
+    def test_a_jump_renders_the_input_in_slices_with_a_progress_bar(self):
+        from vrmbg_nuke import pixels_in
+        dot = self.nuke.nodes.Dot(inputs=[self.read])
+        node = self.node()
+        node.setInput(0, dot)
+        runs = []
+        saved = pixels_in.render_input
+        pixels_in.render_input = lambda g, p, a, b, done: (runs.append((a, b)),
+                                                           done.update(range(a, b + 1)))
+        try:
+            self.nuke.frame(LAST)
+            self.assertEqual(runs, [])  # nothing rendered inside updateUI
+            while not runs:  # one turn of the event loop at a time
+                self.assertEqual(self.nuke._process_main_thread(0.5, limit=1), 1)
+            self.assertEqual(runs, [(FIRST, FIRST + pixels_in.SLICE_FRAMES - 1)])
+            self.assertTrue(self.nuke.ProgressTask._instances)
+            self.wait_for(lambda: self.client.ops("ensure"))
+        finally:
+            pixels_in.render_input = saved
+        self.assertEqual(runs[-1][1], LAST)
+        self.assertEqual(self.client.ops("ensure")[0][2], LAST)
+
+    def test_cancel_stops_the_input_render(self):
+        from vrmbg_nuke import pixels_in
+        dot = self.nuke.nodes.Dot(inputs=[self.read])
+        node = self.node()
+        node.setInput(0, dot)
+        saved = pixels_in.render_input
+        pixels_in.render_input = lambda g, p, a, b, done: done.update(range(a, b + 1))
+        try:
+            self.nuke.frame(LAST)
+            for _ in range(20):
+                if self.nuke.ProgressTask._instances:
+                    break
+                self.nuke._process_main_thread(0.01, limit=1)
+            self.nuke.ProgressTask._instances[-1]._cancel()
+            self.nuke._process_main_thread(0.2)
+        finally:
+            pixels_in.render_input = saved
+        self.assertEqual(self.client.ops("ensure"), [])
+
+
+class CacheBesideTheScript(NodeCase):
+    """Issue 26 cases 5 and 16 (Nuke side): the cache folder a farm task finds."""
+
+    gui = False
+
+    def setUp(self) -> None:
+        super().setUp()
+        self._env = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "VRMBG_CACHE")}
+        os.environ["XDG_CACHE_HOME"] = os.path.join(self.tmp, "user cache")
+        os.environ.pop("VRMBG_CACHE", None)
+
+    def tearDown(self) -> None:
+        for key, value in self._env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        super().tearDown()
+
+    def cache_dir(self, node) -> str:
+        self.controller.controller_for(node).ensure_for_render(node, 1001)
+        return self.client.ops("open")[-1][2]["cache_dir"]
+
+    def test_unsaved_uses_the_user_cache_and_saved_goes_beside_the_script(self):
+        node = self.node()
+        self.assertEqual(self.cache_dir(node), os.path.join(self.tmp, "user cache", "vrmbg"))
+        folder = os.path.join(self.tmp, "shot")
+        os.makedirs(folder, exist_ok=True)
+        self.nuke.scriptSaveAs(os.path.join(folder, "comp.nk"))
+        self.assertEqual(self.cache_dir(node), os.path.join(folder, "vrmbg-cache"))
+        node["cache_dir"].setValue(os.path.join(self.tmp, "shared"))
+        self.assertEqual(self.cache_dir(node), os.path.join(self.tmp, "shared"))
+
+    def test_rendered_input_moves_beside_the_script_on_first_save(self):
+        from vrmbg_nuke import pixels_in
+        node = self.node()
+        relative = pixels_in.input_folder(node, node["vrmbg_id"].value())
+        before = os.path.join(self.tmp, "user cache", "vrmbg", relative)
+        os.makedirs(before)
+        with open(os.path.join(before, "input.1001.exr"), "wb") as handle:
+            handle.write(b"pixels")
+        folder = os.path.join(self.tmp, "first save")
+        os.makedirs(folder)
+        self.nuke.scriptSaveAs(os.path.join(folder, "comp.nk"))
+        self.assertTrue(os.path.isfile(os.path.join(folder, "vrmbg-cache", relative,
+                                                    "input.1001.exr")))
+
+    def test_a_home_folder_cache_is_refused_before_anything_is_written(self):
+        node = self.node(cache_dir=os.path.expanduser("~"))
+        with self.assertRaises(RuntimeError) as raised:
+            self.controller.controller_for(node).ensure_for_render(node, 1001)
+        self.assertIn("home folder", str(raised.exception))
+        self.assertEqual(self.client.ops("open"), [])
+
+
+class CacheAndPlatform(NodeCase):
+    """Issue 26 cases 16 and 17 (Nuke side): prune from the node; one line on Windows."""
+
+    def test_prune_cache_reaches_the_engine(self):
+        node = self.node(auto=False)
+        node["prune_cache"].execute()
+        self.wait_for(lambda: any(c[0] == "prune" for c in self.client.calls))
+
+    def test_on_windows_the_node_says_so_in_one_line(self):
+        from vrmbg_nuke.plugin import platform_check
+        saved = platform_check.unsupported_platform
+        platform_check.unsupported_platform = lambda platform=None: "not on Windows"
+        try:
+            self.assertIsNone(self.vrmbg_nuke.create_node())
+        finally:
+            platform_check.unsupported_platform = saved
+        self.assertEqual(self.nuke._STATE.messages, ["VRMBG: not on Windows"])
+        self.assertEqual(self.client.calls, [])
+
+
+class KeyframeCase(NodeCase):
+    """Issue 28: correction keyframes from the node's keys input, set and removed on the node."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.cache = tempfile.mkdtemp(dir=self.tmp)
+        self.roto = self.nuke.nodes.Read(file="/shots/sh010/roto/roto.####.exr", first=FIRST,
+                                         last=LAST)
+        self.written = []
+        saved = self.nuke._write_frame
+
+        def write_frame(write, frame):  # what the keys input shows at `frame`, as text
+            path = self.nuke._expand(write["file"].value(), frame)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(f"{self.roto['file'].value()} {frame}")
+            self.written.append((write.name(), write["channels"].value(), frame))
+        self.nuke._write_frame = write_frame
+        self.addCleanup(setattr, self.nuke, "_write_frame", saved)
+
+    def keyed(self, **values):
+        node = self.node(cache_dir=self.cache, **values)
+        node.setInput(1, self.roto)
+        return node
+
+    def press(self, node, name: str, frame: int) -> None:
+        self.nuke._STATE.frame = frame
+        node[name].execute()
+
+    def key_folder(self, node) -> str:
+        from vrmbg_nuke import keys
+        return os.path.join(self.cache, keys.folder(node, node["vrmbg_id"].value()))
+
+    def key_files(self, node):
+        found = os.listdir(self.key_folder(node)) if os.path.isdir(self.key_folder(node)) else []
+        return sorted(n for n in found if n.startswith("key."))
+
+    def asked(self, node, frame: int) -> str:
+        """The `keyframes` setting the engine is asked for when `frame` is rendered."""
+        self.controller.controller_for(node).ensure_for_render(node, frame)
+        return self.client.ops("open")[-1][2]["keyframes"]
+
+
+class Keyframes(KeyframeCase):
+    gui = False  # only the actions under test ask the engine
+
+    def test_set_and_remove_update_the_list_the_files_and_the_engine(self):
+        node = self.keyed()
+        self.press(node, "set_keyframe", 1007)
+        self.press(node, "set_keyframe", 1004)
+        self.assertEqual(node["keyframe_list"].value(), "1004,1007")
+        self.assertEqual(self.key_files(node), ["key.1004.exr", "key.1007.exr"])
+        self.assertEqual(self.written, [("KeyWrite", "alpha", 1007), ("KeyWrite", "alpha", 1004)])
+        self.assertIn("keyframes: 1004, 1007", node["status"].value())
+        pattern = self.asked(node, 1008)
+        self.assertEqual(pattern, os.path.join(self.key_folder(node), "key.####.exr"))
+        self.press(node, "remove_keyframe", 1004)
+        self.assertEqual(node["keyframe_list"].value(), "1007")
+        self.assertEqual(self.key_files(node), ["key.1007.exr"])
+        self.assertEqual(self.asked(node, 1008), pattern)
+        self.press(node, "remove_keyframe", 1007)
+        self.assertEqual((node["keyframe_list"].value(), self.key_files(node)), ("", []))
+        self.assertEqual(self.asked(node, 1008), "")
+        self.assertNotIn("keyframes:", node["status"].value())
+        self.assertEqual(len(self.written), 2)  # nothing rendered but the keyframes set
+
+    def test_an_edited_keyframe_stops_a_render_until_it_is_rendered_again(self):
+        node = self.keyed()
+        self.press(node, "set_keyframe", 1004)
+        write = self.nuke.nodes.Write(file=os.path.join(self.cache, "o.####.exr"), inputs=[node])
+        self.nuke.execute(write, 1005, 1005)
+        opened = len(self.client.ops("open"))
+        self.roto["file"].setValue("/shots/sh010/roto/roto_v002.####.exr")  # the artist edits
+        with self.assertRaises(RuntimeError) as raised:
+            self.nuke.execute(write, 1005, 1005)
+        self.assertIn("VRMBG1", str(raised.exception))
+        self.assertIn("keyframe 1004", str(raised.exception))
+        self.assertIn("Set keyframe here", str(raised.exception))
+        self.assertEqual([c[2] for c in self.client.ops("ensure_frame")], [1005])
+        self.nuke.execute(write, 1003, 1003)  # before the keyframe: its matte does not change
+        self.press(node, "analyse_frame", 1005)  # outside a render: the key is rendered again
+        self.wait_for(lambda: self.client.ops("ensure"))
+        with open(os.path.join(self.key_folder(node), "key.1004.exr"), encoding="utf-8") as handle:
+            self.assertEqual(handle.read(), "/shots/sh010/roto/roto_v002.####.exr 1004")
+        self.assertGreater(len(self.client.ops("open")), opened)  # the engine asked anew
+        self.nuke.execute(write, 1005, 1005)
+        os.remove(os.path.join(self.key_folder(node), "key.1004.exr"))
+        with self.assertRaises(RuntimeError) as raised:
+            self.nuke.execute(write, 1006, 1006)
+        self.assertIn("keyframe 1004", str(raised.exception))
+
+    def test_a_typed_keyframes_path_wins_and_a_list_needs_the_keys_input(self):
+        node = self.keyed(keyframes="/shots/sh010/key/key.####.exr")
+        self.press(node, "set_keyframe", 1004)
+        self.assertEqual(self.asked(node, 1005), "/shots/sh010/key/key.####.exr")
+        self.assertEqual(self.written, [])
+        node["keyframes"].setValue("")
+        node.setInput(1, None)
+        with self.assertRaises(RuntimeError) as raised:
+            self.asked(node, 1005)
+        self.assertIn("keys input", str(raised.exception))
+
+    def test_a_group_made_before_keyframes_gains_the_keys_input_when_opened(self):
+        node = self.node()
+        for name in ("Keys", "KeyCopy", "KeyWrite"):
+            self.nuke.delete(node.node(name))
+        for name in ("tab_keyframes", "set_keyframe", "remove_keyframe", "keyframe_list"):
+            node.removeKnob(node[name])
+        self.assertEqual(node.maxInputs(), 1)
+        script = os.path.join(self.tmp, "before keyframes.nk")
+        self.nuke.scriptSaveAs(script)
+        self.nuke.scriptClear()
+        self.nuke.scriptOpen(script)
+        node = self.nuke.toNode("VRMBG1")
+        self.assertEqual((node.maxInputs(), node.node("Keys")["number"].value()), (2, 1))
+        self.roto = self.nuke.nodes.Read(file="/r/roto.####.exr", first=FIRST, last=LAST)
+        node.setInput(1, self.roto)
+        node["cache_dir"].setValue(self.cache)
+        self.press(node, "set_keyframe", 1002)
+        self.assertEqual(self.key_files(node), ["key.1002.exr"])
+
+
+
+class KeyframesShown(KeyframeCase):
+    def test_an_edited_keyframe_hides_the_frames_from_it_on_until_rendered_again(self):
+        node = self.keyed(auto=False)
+        self.press(node, "set_keyframe", 1004)
+        node["analyse_range"].execute()
+        self.wait_for(lambda: self.gate(node, LAST) == 0.0)
+        self.roto["file"].setValue("/shots/sh010/roto/roto_v002.####.exr")  # panel closed
+        self.nuke.frame(1002)  # updateUI
+        self.nuke._process_main_thread()
+        self.assertEqual([self.gate(node, f) for f in (1003, 1004, LAST)], [0.0, 1.0, 1.0])
+        self.assertEqual(len(self.written), 1)  # nothing rendered inside updateUI
+        node["analyse_range"].execute()
+        self.wait_for(lambda: self.gate(node, LAST) == 0.0)
+        self.assertEqual([w[2] for w in self.written], [1004, 1004])
+
+
 if __name__ == "__main__":
     unittest.main()

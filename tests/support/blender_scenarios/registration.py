@@ -57,6 +57,7 @@ handler_names = lambda: sorted(h.__name__ for name in ("frame_change_post", "ren
                                for h in getattr(bpy.app.handlers, name)
                                if h.__module__.startswith(module))
 installed_handlers = handler_names()
+prefs.engine_python = args["engine_python"]
 bpy.ops.preferences.addon_disable(module=module)
 after_disable = {"operator": hasattr(bpy.types, "VRMBG_OT_add_matte"),
                  "settings": hasattr(bpy.types.NodeTree, "vrmbg"),
@@ -65,6 +66,10 @@ after_disable = {"operator": hasattr(bpy.types, "VRMBG_OT_add_matte"),
 bpy.ops.preferences.addon_enable(module=module)
 after_enable = {"operator": hasattr(bpy.types, "VRMBG_OT_add_matte"),
                 "handlers": handler_names()}
-finish(matte=matte_props, operator=operator_props, defaults=defaults_props, from_node=from_node,
+kept_python = bpy.context.preferences.addons[module].preferences.engine_python
+found = {python: package.preferences.engine_python_found(python)
+         for python in (args["engine_python"], args["no_vrmbg_python"])}
+finish(kept_python=kept_python, found=found,
+       matte=matte_props, operator=operator_props, defaults=defaults_props, from_node=from_node,
        installed_handlers=installed_handlers, after_disable=after_disable,
        after_enable=after_enable)

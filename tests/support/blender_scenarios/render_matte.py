@@ -25,6 +25,6 @@ assert bpy.ops.render.render(animation=True) == {"FINISHED"}
 bpy.ops.wm.save_mainfile()
 finish(stills=stills, animation=os.path.join(out, "anim.####.exr"),
        matte_pattern=tree.vrmbg.matte_pattern, first=tree.vrmbg.first, last=tree.vrmbg.last,
-       plate=tree.vrmbg.plate, model=tree.vrmbg.model,
+       plate=tree.vrmbg.plate, model=tree.vrmbg.model, name=tree.name,
        colour={name: getattr(addon(module).engine.engine_settings(tree), name)
                for name in ("ocio", "input_colorspace")})

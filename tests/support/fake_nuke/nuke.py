@@ -15,6 +15,10 @@ name. Behaviour follows Nuke's documentation:
   an exception in a callback fails the render, as in Nuke;
 - `executeInMainThread` queues the call for the main thread; nodes and knobs may only be used
   on the main thread (a RuntimeError otherwise: real Nuke is not thread-safe there);
+- stricter where real Nuke is (each rule cites Foundry's documentation where it is written):
+  `nuke.execute` inside a running execute (a render callback) raises; `knobChanged` runs only
+  while the node's panel is open; a script load or paste runs a Group's `onCreate` before its
+  inner nodes exist; gizmos are Groups whose `Class()` is the gizmo's name;
 - scripts save/open, nodeCopy/nodePaste and undo of a delete go through a private JSON form
   that keeps knob values, user knobs and connections and re-runs onCreate/onScriptLoad.
 
@@ -40,6 +44,7 @@ DO_NOT_WRITE = 0x200
 NO_ANIMATION = 0x100
 INPUTS = 0x2
 EXPRESSIONS = 0x4
+HIDDEN_INPUTS = 0x8
 ALL = 0x0F
 
 GUI = True
@@ -262,6 +267,18 @@ class Unsigned_Knob(Array_Knob):
         super().__init__(*args, **kwargs)
 
 
+class ColorChip_Knob(Unsigned_Knob):
+    """A colour as 0xRRGGBBAA (`tile_color`: the node's colour in the DAG; 0 = its default)."""
+
+    _default = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+
+    def _convert(self, value: Any) -> Any:
+        return int(value)
+
+
 class Enumeration_Knob(Unsigned_Knob):
     """A pulldown: `Enumeration_Knob(name, label, [values])`; value() is the chosen item."""
 
@@ -422,7 +439,8 @@ class PyScript_Knob(Script_Knob):
 
 
 _KNOB_CLASSES = {cls.__name__: cls for cls in (
-    Knob, Array_Knob, Double_Knob, Int_Knob, Boolean_Knob, Unsigned_Knob, Enumeration_Knob,
+    Knob, Array_Knob, Double_Knob, Int_Knob, Boolean_Knob, Unsigned_Knob, ColorChip_Knob,
+    Enumeration_Knob,
     String_Knob, EvalString_Knob, File_Knob, Multiline_Eval_String_Knob, Text_Knob, Tab_Knob,
     Script_Knob, PyScript_Knob)}
 
@@ -431,6 +449,7 @@ _KNOB_CLASSES = {cls.__name__: cls for cls in (
 
 _COMMON = [("String_Knob", "name", ""), ("String_Knob", "label", ""),
            ("Boolean_Knob", "disable", False), ("Boolean_Knob", "selected", False),
+           ("ColorChip_Knob", "tile_color", 0),
            ("Int_Knob", "xpos", 0), ("Int_Knob", "ypos", 0),
            ("String_Knob", "knobChanged", ""), ("String_Knob", "onCreate", ""),
            ("String_Knob", "onDestroy", ""), ("String_Knob", "updateUI", ""),
@@ -458,6 +477,12 @@ _CLASS_KNOBS: Dict[str, list] = {
     "Copy": [("String_Knob", "from0", "rgba.alpha"), ("String_Knob", "to0", "rgba.alpha")],
     "Premult": [("String_Knob", "channels", "rgb"), ("String_Knob", "alpha", "rgba.alpha")],
     "Switch": [("Double_Knob", "which", 0.0)],
+    # time: TimeOffset shows input frame f - time_offset; FrameHold shows first_frame (every
+    # `increment` frames when not 0); FrameRange only sets the range; Retime resamples
+    "TimeOffset": [("Int_Knob", "time_offset", 0), ("Boolean_Knob", "reverse_input", False)],
+    "FrameHold": [("Int_Knob", "first_frame", 1), ("Int_Knob", "increment", 0)],
+    "FrameRange": [("Int_Knob", "first_frame", 1), ("Int_Knob", "last_frame", 100)],
+    "Retime": [("Double_Knob", "speed", 1.0)],
     "Input": [("Int_Knob", "number", 0)],
     "Output": [], "Dot": [], "Group": [],
     "Root": [("Int_Knob", "first_frame", 1), ("Int_Knob", "last_frame", 100),
@@ -503,6 +528,7 @@ class Node:
         self._user: List[str] = []
         self._inputs: List[Optional[Node]] = []
         self._deleted = False
+        self._panel_open = False
         for spec in _COMMON + _CLASS_KNOBS.get(self._class, []):
             self._attach(_make_knob(self._class, spec))
 
@@ -583,7 +609,7 @@ class Node:
         return count
 
     def maxInputs(self) -> int:
-        if self._class == "Group":
+        if isinstance(self, Group) and not isinstance(self, Root):
             return len([n for n in self.nodes() if n.Class() == "Input"])  # type: ignore[attr-defined]
         return {"Read": 0, "Input": 0, "Root": 0, "Switch": 2, "Copy": 2}.get(self._class, 1)
 
@@ -637,7 +663,22 @@ class Node:
         return int(self._knobs["ypos"]._value)
 
     def showControlPanel(self, forceFloat: bool = False) -> None:
+        """Open the panel: knobChanged runs with the dummy `showPanel` knob (Foundry,
+        nuke.addKnobChanged, Nuke 13.2: "also called with dummy knobs when the control panel is
+        opened")."""
         self._alive()
+        if not self._panel_open:
+            self._panel_open = True
+            _fire("knobChangeds", self, Knob("showPanel"))
+
+    def hideControlPanel(self) -> None:
+        self._alive()
+        if self._panel_open:
+            _fire("knobChangeds", self, Knob("hidePanel"))
+            self._panel_open = False
+
+    def shown(self) -> bool:
+        return self._panel_open
 
     def hasError(self) -> bool:
         return False
@@ -699,6 +740,19 @@ class Group(Node):
             if n.Class() == "Output":
                 return n
         return None
+
+
+class Gizmo(Group):
+    """A gizmo: a Group loaded from a .gizmo file; its `Class()` is the gizmo's own name
+    (a studio's `StudioWrite`), never "Group". Test control: `_define_gizmo(name)`."""
+
+
+class Precomp(Group):
+    """A node that renders another script's output."""
+
+
+class LiveGroup(Precomp):
+    """A Group whose contents live in their own script file (Class() "LiveGroup")."""
 
 
 class Root(Group):
@@ -827,7 +881,7 @@ def menu(name: str) -> Menu:
 
 _CALLBACK_KINDS = ("onCreates", "onScriptLoads", "onScriptSaves", "onScriptCloses",
                    "onDestroys", "knobChangeds", "updateUIs", "beforeRenders",
-                   "beforeFrameRenders", "afterFrameRenders", "afterRenders")
+                   "beforeFrameRenders", "afterFrameRenders", "afterRenders", "autolabels")
 
 
 def _add(kind: str, call, args, kwargs, nodeClass) -> None:
@@ -858,6 +912,14 @@ def addOnScriptLoad(call, args=(), kwargs={}, nodeClass="Root") -> None:
 
 def removeOnScriptLoad(call, args=(), kwargs={}, nodeClass="Root") -> None:
     _remove("onScriptLoads", call, args, kwargs, nodeClass)
+
+
+def addOnScriptSave(call, args=(), kwargs={}, nodeClass="Root") -> None:
+    _add("onScriptSaves", call, args, kwargs, nodeClass)
+
+
+def removeOnScriptSave(call, args=(), kwargs={}, nodeClass="Root") -> None:
+    _remove("onScriptSaves", call, args, kwargs, nodeClass)
 
 
 def addOnScriptClose(call, args=(), kwargs={}, nodeClass="Root") -> None:
@@ -922,6 +984,28 @@ def addAfterRender(call, args=(), kwargs={}, nodeClass="Write") -> None:
 
 def removeAfterRender(call, args=(), kwargs={}, nodeClass="Write") -> None:
     _remove("afterRenders", call, args, kwargs, nodeClass)
+
+
+def addAutolabel(call, args=(), kwargs={}, nodeClass="*") -> None:
+    _add("autolabels", call, args, kwargs, nodeClass)
+
+
+def removeAutolabel(call, args=(), kwargs={}, nodeClass="*") -> None:
+    _remove("autolabels", call, args, kwargs, nodeClass)
+
+
+def autolabel() -> Optional[str]:
+    """The text the DAG draws on `thisNode()`: the first autolabel callback's non-None text,
+    else the node's name and label (Foundry: addAutolabel "to produce the text to draw on it
+    in the DAG")."""
+    node = thisNode()
+    for call, args, kwargs, wanted in list(_STATE.callbacks["autolabels"]):
+        if wanted in ("*", node.Class()):
+            text = call(*args, **kwargs)
+            if text is not None:
+                return text
+    label = node["label"].value()
+    return node.name() + ("\n" + label if label else "")
 
 
 def _fire(kind: str, node: Optional[Node], knob: Optional[Knob] = None) -> None:
@@ -994,6 +1078,8 @@ class _State:
         self.script_name = ""
         self.layers: List[str] = ["rgb", "rgba", "alpha"]
         self.messages: List[str] = []
+        self.executing = False
+        self.gizmos: set = set()  # gizmo class names known to this session
 
 
 _STATE = _State()
@@ -1017,7 +1103,9 @@ def _unique_name(parent: Optional[Group], base: str, node: Optional[Node] = None
 def _create(node_class: str, knobs: Dict[str, Any], fire: bool = True) -> Node:
     _main_only("node creation")
     parent = _STATE.groups[-1]
-    cls = Group if node_class == "Group" else Node
+    cls = {"Group": Group, "LiveGroup": LiveGroup}.get(node_class, Node)
+    if node_class in _STATE.gizmos:
+        cls = Gizmo
     node = cls(_class=node_class, _parent=parent)
     node._knobs["name"]._value = _unique_name(parent, knobs.pop("name", "") or node_class + "1")
     parent._children.append(node)
@@ -1163,7 +1251,7 @@ def _dump_knob(knob: Knob) -> dict:
 
 def _dump_node(node: Node) -> dict:
     parent = node._parent
-    record = {"class": node.Class(), "name": node.name(),
+    record = {"class": node.Class(), "gizmo": isinstance(node, Gizmo), "name": node.name(),
               "knobs": {n: _dump_knob(k) for n, k in node._knobs.items() if n not in node._user},
               "user": [_dump_knob(node._knobs[n]) for n in node._user],
               "inputs": [(i.name() if i is not None and not i._deleted and i._parent is parent
@@ -1196,12 +1284,12 @@ def _load_nodes(records: list, keep_names: bool) -> List[Node]:
             if name is not None:
                 upstream = names.get(name) or node._parent.node(name)
                 node.setInput(i, upstream)
-    for node, _, _ in made:
-        _fire("onCreates", node)
     return [node for node, record, _ in made if node._parent is _STATE.groups[-1]]
 
 
 def _build(record: dict, keep_names: bool) -> List[tuple]:
+    if record.get("gizmo"):
+        _STATE.gizmos.add(record["class"])
     node = _create(record["class"], {"name": record["name"] if keep_names else record["name"]},
                    fire=False)
     for name, knob_record in record["knobs"].items():
@@ -1211,6 +1299,12 @@ def _build(record: dict, keep_names: bool) -> List[tuple]:
         knob = _KNOB_CLASSES[knob_record["class"]](knob_record["name"], knob_record["label"])
         _restore_knob(knob, knob_record)
         node.addKnob(knob)
+    # A .nk is read top to bottom and each node is made as it is read: a Group's onCreate
+    # runs when its line is read, before the nodes inside it (written after it, up to
+    # `end_group`) exist, and before the script's onScriptLoad (Foundry, Python Developers
+    # Guide, "Callbacks": onCreate "when any node is created", onScriptLoad "when a script
+    # is loaded"). Pasting reads the same text.
+    _fire("onCreates", node)
     made = [(node, record, {})]
     if isinstance(node, Group):
         node.begin()
@@ -1280,7 +1374,13 @@ def execute(nameOrNode, start: int, end: int, incr: int = 1, views: List[str] = 
     node = toNode(nameOrNode) if isinstance(nameOrNode, str) else nameOrNode
     if node is None or node.Class() != "Write":
         raise ValueError(f"{nameOrNode} is not a Write node")
+    # One execute at a time: render callbacks run inside it (Foundry, Write node reference,
+    # Python tab: beforeRender "run prior to starting rendering in execute()"), and Nuke
+    # refuses an execute started there with this message (`nuke.executing()` tells).
+    if _STATE.executing:
+        raise RuntimeError("I'm already executing something else")
     saved = _STATE.frame
+    _STATE.executing = True
     try:
         _fire("beforeRenders", node)
         for f in range(int(start), int(end) + 1, int(incr)):
@@ -1291,6 +1391,12 @@ def execute(nameOrNode, start: int, end: int, incr: int = 1, views: List[str] = 
         _fire("afterRenders", node)
     finally:
         _STATE.frame = saved
+        _STATE.executing = False
+
+
+def executing(f: Optional[float] = None) -> bool:
+    """True while a Write is being executed (inside its render callbacks too)."""
+    return _STATE.executing
 
 
 def _expand(pattern: str, f: int) -> str:
@@ -1327,8 +1433,16 @@ def _render(node: Optional[Node], f: int) -> dict:
     if kind == "Input":
         group = node.parent()
         return _render(group.input(node["number"].value()), f)
-    if kind == "Group":
+    if isinstance(node, Group):
         return _render(node.output(), f)  # type: ignore[attr-defined]
+    if kind == "TimeOffset":
+        offset = node["time_offset"].value()
+        return _render(node.input(0), f + offset if node["reverse_input"].value() else f - offset)
+    if kind == "FrameHold":
+        first, step = node["first_frame"].value(), node["increment"].value()
+        return _render(node.input(0), first + ((f - first) // step) * step if step else first)
+    if kind == "FrameRange":
+        return _render(node.input(0), f)
     if kind == "Switch":
         which = int(round(float(node["which"].value())))
         which = min(max(which, 0), max(node.inputs() - 1, 0))
@@ -1447,11 +1561,12 @@ def _set_gui(gui: bool) -> None:
     env["gui"] = GUI
 
 
-def _process_main_thread(timeout: float = 0.0) -> int:
-    """Run queued main-thread calls (waiting up to `timeout` for the first); returns the count."""
+def _process_main_thread(timeout: float = 0.0, limit: int = 0) -> int:
+    """Run queued main-thread calls (waiting up to `timeout` for the first; at most `limit`
+    when not 0: one turn of Nuke's event loop is `limit=1`); returns the count."""
     count = 0
     wait = timeout
-    while True:
+    while not limit or count < limit:
         try:
             call, args, kwargs = _STATE.main_queue.get(timeout=wait) if wait > 0 \
                 else _STATE.main_queue.get_nowait()
@@ -1460,10 +1575,13 @@ def _process_main_thread(timeout: float = 0.0) -> int:
         call(*args, **kwargs)
         count += 1
         wait = 0.0
+    return count
 
 
 def _user_set(knob: Knob, value: Any) -> None:
-    """The user edits a knob in the panel: the value changes and knobChanged runs."""
+    """The user edits a knob in the node's panel (opening it first): the value changes and
+    knobChanged runs."""
+    knob.node().showControlPanel()
     knob.setValue(value)
     _fire("knobChangeds", knob.node(), knob)
 
@@ -1474,6 +1592,15 @@ def _user_press(knob: Knob) -> None:
 
 
 def _user_connect(node: Node, index: int, upstream: Optional[Node]) -> None:
-    """The user connects an input: knobChanged runs with the `inputChange` knob."""
+    """The user connects an input in the DAG: knobChanged runs with the `inputChange` knob
+    only while the node's panel is open (Foundry, nuke.addKnobChanged, Nuke 13.2: "The purpose
+    is to update other knobs in the control panel. Use addUpdateUI() for changes that should
+    happen even when the panel is closed"; Nuke 17 calls it with the panel closed too)."""
     node.setInput(index, upstream)
-    _fire("knobChangeds", node, node["inputChange"])
+    if node.shown():
+        _fire("knobChangeds", node, node["inputChange"])
+
+
+def _define_gizmo(name: str) -> None:
+    """Make `nuke.nodes.<name>()` create a Gizmo of that class (an empty Group to fill)."""
+    _STATE.gizmos.add(name)
