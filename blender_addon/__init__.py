@@ -16,6 +16,7 @@ _CLASSES = (
     + operators.classes
     + analyse.classes
     + panel.classes
+    + panel.key_panels
 )
 
 

@@ -19,6 +19,7 @@ TIMER_SECONDS = 0.2
 
 def start(tree: bpy.types.NodeTree):
     """Analyse the matte's shot (its first to last frame) in the background."""
+    engine.write_keys(tree)
     return engine.session_of(tree).analyse("%d-%d" % (tree.vrmbg.first, tree.vrmbg.last))
 
 

@@ -17,7 +17,7 @@ import threading
 
 import bpy
 
-from . import node_group, preferences, properties
+from . import keys, node_group, preferences, properties
 from .plugin import client as engine_client
 from .plugin import host_colour, paths
 from .plugin.host_session import HostSession, new_owner_id
@@ -45,12 +45,13 @@ def client() -> engine_client.EngineClient:
     global _client, _client_python
     if _client is not None and threading.current_thread() is not threading.main_thread():
         return _client
-    setting = preferences.get().engine_python
-    python = bpy.path.abspath(setting) if setting else ""
-    if _client is not None and python != _client_python:
+    prefs = preferences.get()
+    python = bpy.path.abspath(prefs.engine_python) if prefs.engine_python else ""
+    allow = bool(prefs.allow_remote_code)  # the person's own preference, never the .blend's
+    if _client is not None and (python, allow) != (_client_python, _client.allow_remote_code):
         shutdown()
     if _client is None:
-        _client = engine_client.EngineClient(python=python)
+        _client = engine_client.EngineClient(python=python, allow_remote_code=allow)
         _client_python = python
     return _client
 
@@ -88,7 +89,7 @@ def session_of(tree: bpy.types.NodeTree) -> HostSession:
     """The matte's session, asked for the tree's plate and settings now (a change is a new
     chain); ValueError for a plate colour space Blender's config does not know."""
     session = HUB.session(owner_of(tree))
-    session.ask(plate_input(tree), engine_settings(tree))
+    session.ask(plate_input(tree), engine_settings(tree), keys.digest(key_folder(tree)))
     return session
 
 
@@ -96,7 +97,27 @@ def engine_settings(tree: bpy.types.NodeTree) -> Settings:
     """The settings the engine gets for a matte (cache folder and plate colour resolved)."""
     settings = properties.settings_of(tree.vrmbg)
     settings = settings.replace(cache_dir=cache_folder(settings.cache_dir))
+    if not settings.keyframes:  # a typed path wins; else always the matte's own folder, so
+        # its chain stays the same when the first keyframe is set (recomputed from it only)
+        settings = settings.replace(keyframes=keys.pattern(key_folder(tree)))
     return settings.replace(**plate_colour(tree, settings))
+
+
+def key_folder(tree: bpy.types.NodeTree) -> str:
+    """Where the matte's key files go: `blender-keys/<matte>` in its cache folder."""
+    return os.path.join(cache_folder(tree.vrmbg.cache_dir), paths.BLENDER_KEYS_FOLDER,
+                        owner_of(tree))
+
+
+def write_keys(tree: bpy.types.NodeTree) -> None:
+    """Write the matte's stale key files (never inside a render); ValueError or OSError says
+    why not, and is the status's last error."""
+    if tree.vrmbg.is_matte and not tree.vrmbg.keyframes:
+        try:
+            keys.write(tree, key_folder(tree))
+        except (ValueError, OSError) as error:
+            HUB.session(owner_of(tree)).fail("keyframes: %s" % error)
+            raise
 
 
 def plate_colour(tree: bpy.types.NodeTree, settings: Settings) -> dict:
@@ -136,9 +157,9 @@ def adopt_unsaved(trees: list) -> None:
     the cache of the saved file (nothing is computed again); the mattes then open there."""
     for tree in trees:
         session = HUB.session(owner_of(tree))
-        if session.cache_root and session.shot_folder:
+        if session.cache_root and session.chain_folder:
             paths.adopt_unsaved_cache(session.cache_root,
-                                      cache_folder(tree.vrmbg.cache_dir), [session.shot_folder])
+                                      cache_folder(tree.vrmbg.cache_dir), [session.chain_folder])
         settings_changed(tree)
 
 
@@ -183,7 +204,12 @@ def _apply_if_current(owner: str, opened: dict) -> None:
 
 
 def settings_changed(tree: bpy.types.NodeTree) -> None:
-    """A matte's setting changed: its frames come from a new chain once the session reopens."""
+    """A matte's setting changed: its frames come from a new chain once the session reopens
+    (its key files written first)."""
+    try:
+        write_keys(tree)
+    except (ValueError, OSError):
+        pass  # the panel's status line says why
     if tree.vrmbg.is_matte and tree.vrmbg.auto and not bpy.app.background and _client:
         try:
             session_of(tree).open_async()
@@ -195,8 +221,9 @@ def status_line(tree: bpy.types.NodeTree | None) -> str:
     """What the panel says about a matte."""
     if tree is None:
         return "No VRMBG matte in this compositor"
+    listed = "" if tree.vrmbg.keyframes else tree.vrmbg.key_frames.strip()
     try:
-        return session_of(tree).status_line()
+        return session_of(tree).status_line() + ("; keyframes " + listed if listed else "")
     except ValueError as error:
         return "Error: %s" % error
 

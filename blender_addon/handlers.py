@@ -1,14 +1,15 @@
 """Blender handlers: follow the current frame, make every rendered frame exact, survive reloads.
 
-- frame_change_post: with a matte's "Auto" on, ask for the shown frame in the background
-  (superseding older asks); the matte reloads on the main thread when the frame is ready.
+- frame_change_post: with a matte's "Auto" on, write its stale key files, then ask for the
+  shown frame in the background (superseding older asks); the matte reloads on the main
+  thread when the frame is ready.
 - render_pre: block until the frame being rendered has its exact matte, so `blender -b file.blend
   -a` and farm renders never composite a missing or stale matte. When the engine fails, the
   render stops with the reason: a background render exits with the engine's exit code, an
   interactive one shows the reason (Blender offers no way to stop it from a handler).
 - load_post (persistent): the handlers stay installed across File > Open, and a reopened
   .blend's mattes find their sessions again and are unguarded.
-- save_pre / save_post: a saved matte is guarded (`node_group.guard`: magenta and a line in
+- save_pre / save_post (and save_post_fail): a saved matte is guarded (`node_group.guard`: magenta and a line in
   the log in a Blender without the add-on), the open one unguarded again after the save.
 """
 
@@ -20,7 +21,8 @@ import sys
 import bpy
 from bpy.app.handlers import persistent
 
-from . import compositor, engine, node_group
+from . import compositor, engine, keys, node_group
+from .plugin.frame_ranges import nearest_frame
 from .plugin.requests import EngineError
 
 _rendering = False
@@ -33,6 +35,10 @@ def follow_frame(scene, *_args) -> None:
         return
     for tree in compositor.matte_trees(scene):
         if tree.vrmbg.auto:
+            try:
+                engine.write_keys(tree)
+            except (ValueError, OSError):
+                pass  # the panel's status line says why
             request_frame(tree, scene.frame_current)
 
 
@@ -69,7 +75,14 @@ def exact_frame(scene, *_args) -> None:
 
 
 def ensure_exact(tree: bpy.types.NodeTree, scene_frame: int) -> str:
-    """Block until the matte of the frame shown at `scene_frame` is exact; its path."""
+    """Block until the matte of the frame shown at `scene_frame` is exact; its path. A key
+    file it needs that is missing or older than its source stops it (a render writes none)."""
+    frame = nearest_frame(scene_frame, tree.vrmbg.first, tree.vrmbg.last)
+    missing = [] if tree.vrmbg.keyframes else keys.stale(tree, engine.key_folder(tree), frame)
+    if missing:
+        raise ValueError("keyframe %d: its key file is missing or older than the key image "
+                         "(a render cannot write it): show that frame or press Set keyframe "
+                         "here there before rendering" % missing[0])
     engine.open_session(tree)  # here, not on the main-thread queue: a render does not wait
     path = engine.session_of(tree).exact_frame(scene_frame, clamp=True)
     node_group.reload_matte(tree)
@@ -151,6 +164,7 @@ _HANDLERS = (
     ("load_post", file_loaded),
     ("save_pre", guard_all),
     ("save_post", unguard_all),
+    ("save_post_fail", unguard_all),  # a failed save leaves the open file as it was
 )
 
 

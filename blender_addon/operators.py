@@ -1,5 +1,5 @@
-"""Operators: Add VRMBG Matte, Stop, Clear Cache, Prune Cache, Release GPU (Analyse is in
-`analyse`)."""
+"""Operators: Add VRMBG Matte, Stop, Clear Cache, Prune Cache, Release GPU, Set/Remove keyframe
+here (Analyse is in `analyse`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import os
 
 import bpy
 
-from . import compositor, engine, node_group, preferences, properties
+from . import compositor, engine, handlers, keys, node_group, preferences, properties
 from .plugin import schema
-from .plugin.frame_ranges import nearest_frame
+from .plugin.frame_ranges import format_frame_ranges, nearest_frame
 from .plugin.paths import sequence_pattern, shot_name
 
 
@@ -222,5 +222,45 @@ class VRMBG_OT_release_gpu(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class _Keyframe(MatteOperator):
+    keep = True  # set (True) or remove the keyframe at the current frame
+
+    def execute(self, context):
+        tree, frame = compositor.active_matte(context.scene), context.scene.frame_current
+        try:
+            if not tree.vrmbg.first <= frame <= tree.vrmbg.last:
+                raise ValueError("frame %d is not a frame of the shot (%d-%d)"
+                                 % (frame, tree.vrmbg.first, tree.vrmbg.last))
+            frames = set(keys.listed(tree))
+            if not self.keep and frame not in frames:
+                self.report({"INFO"}, "VRMBG: frame %d is not a keyframe" % frame)
+                return {"CANCELLED"}
+            frames = frames | {frame} if self.keep else frames - {frame}
+            tree.vrmbg.key_frames = format_frame_ranges(frames)  # its files follow
+            engine.write_keys(tree)
+        except (ValueError, OSError) as error:
+            self.report({"ERROR"}, "VRMBG: keyframes: %s" % error)
+            return {"CANCELLED"}
+        if tree.vrmbg.auto and not bpy.app.background:
+            handlers.request_frame(tree, frame)
+        return {"FINISHED"}
+
+
+class VRMBG_OT_set_keyframe(_Keyframe, bpy.types.Operator):
+    """Make the current frame a keyframe: its matte is the key image's, and the frames after it
+    continue from it (pressed again, its key is read again from the key image)"""
+
+    bl_idname = "vrmbg.set_keyframe"
+    bl_label = "Set keyframe here"
+
+
+class VRMBG_OT_remove_keyframe(_Keyframe, bpy.types.Operator):
+    """Remove the keyframe at the current frame: from it on, the frames are the model's again"""
+
+    bl_idname = "vrmbg.remove_keyframe"
+    bl_label = "Remove keyframe here"
+    keep = False
+
+
 classes = (VRMBG_OT_add_matte, VRMBG_OT_stop, VRMBG_OT_clear_cache, VRMBG_OT_prune_cache,
-           VRMBG_OT_release_gpu)
+           VRMBG_OT_release_gpu, VRMBG_OT_set_keyframe, VRMBG_OT_remove_keyframe)

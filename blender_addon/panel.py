@@ -1,5 +1,5 @@
 """The "VRMBG" tab in the compositor's sidebar: actions, status, the active matte's common
-settings; the other settings in collapsed sub-panels, one per group of the schema."""
+settings; its keyframes; the other settings in collapsed sub-panels, one per schema group."""
 
 from __future__ import annotations
 
@@ -72,3 +72,27 @@ def _group_panel(group: str, params: list) -> type:
 
 classes = (VRMBG_PT_matte,) + tuple(_group_panel(group, params) for group, params
                                     in schema.grouped(properties.HOST).items())
+
+
+class VRMBG_PT_keyframes(_InCompositor, bpy.types.Panel):
+    """The active matte's keyframes: the key image and the frames it gives the matte of"""
+
+    bl_label = "Keyframes"
+    bl_idname = "VRMBG_PT_matte_keyframes"
+    bl_parent_id = VRMBG_PT_matte.bl_idname
+
+    def draw(self, context):
+        tree = compositor.active_matte(context.scene)
+        if tree is None:
+            return
+        layout = self.layout
+        layout.template_ID(tree.vrmbg, "key_image", open="image.open")
+        layout.prop(tree.vrmbg, "key_frames")
+        row = layout.row(align=True)
+        row.operator("vrmbg.set_keyframe", icon="KEY_HLT")
+        row.operator("vrmbg.remove_keyframe", icon="KEY_DEHLT")
+        if tree.vrmbg.keyframes:
+            layout.label(text="The Keyframes path under Edit wins over this list", icon="INFO")
+
+
+key_panels = (VRMBG_PT_keyframes,)  # after the matte panel, apart from the schema's groups

@@ -28,6 +28,12 @@ class VRMBG_Preferences(bpy.types.AddonPreferences):
                     "folder). Empty: $VRMBG_CACHE, else a vrmbg-cache folder beside the "
                     ".blend; a file not saved yet uses your user cache, and its frames move "
                     "beside the .blend when it is first saved")
+    allow_remote_code: bpy.props.BoolProperty(
+        name="Allow downloaded model code", default=False,
+        description="Let a matte whose Model setting asks for the weights' own code (Use "
+                    "official model code) run the model.py downloaded with them. It runs code "
+                    "from the internet as you: only for weights you trust. Only you can allow "
+                    "it here; a .blend never can")
     defaults: bpy.props.PointerProperty(type=VRMBG_DefaultSettings)
 
     def draw(self, context) -> None:
@@ -35,6 +41,7 @@ class VRMBG_Preferences(bpy.types.AddonPreferences):
         layout.prop(self, "engine_python")
         layout.label(text="Engine: " + engine_python_found(self.engine_python))
         layout.prop(self, "cache_folder")
+        layout.prop(self, "allow_remote_code")
         box = layout.box()
         box.label(text="New mattes start with:")
         for param in blender_params():

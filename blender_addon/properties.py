@@ -107,6 +107,15 @@ class VRMBG_MatteSettings(bpy.types.PropertyGroup):
         matte_pattern=bpy.props.StringProperty(
             name="Matte sequence", subtype="FILE_PATH",
             description="Where the engine writes this matte's frames (#### pattern)"),
+        key_image=bpy.props.PointerProperty(
+            type=bpy.types.Image, name="Key image", update=_settings_changed,
+            description="The artist's mattes for the keyframes: an image sequence (its frame "
+                        "N is keyframe N) or one image (the key of each frame listed); its "
+                        "alpha, or its grey when it has none"),
+        key_frames=bpy.props.StringProperty(
+            name="Keyframes at", update=_settings_changed,
+            description="Frames whose matte is the key image's, e.g. 1004,1050 (the frames "
+                        "after each continue from it; none before changes)"),
         auto=bpy.props.BoolProperty(
             name="Auto", default=True,
             description="Compute the matte of the current frame in the background when the "

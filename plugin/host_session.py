@@ -29,6 +29,7 @@ import uuid
 from typing import (Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, Set, Tuple,
                     Union)
 
+from . import paths
 from .analysis import Analysis
 from .frame_ranges import nearest_frame, parse_frame_ranges
 from .platform_check import unsupported_platform
@@ -109,6 +110,9 @@ class HostSession:
         """The host's plate and settings now (`extra`: more that decides the frames, e.g. a
         rendered input's range). True when that changed: every valid frame is dropped."""
         values = _wire(settings)
+        keys = str(values.get("keyframes") or "")
+        if keys:  # the keyframes on disk decide the frames (and the chain) too
+            extra = (*extra, paths.sequence_files(keys))
         return self._adopt(session_key(input, values, extra), (str(input), values))
 
     def drop(self) -> bool:
@@ -403,9 +407,17 @@ class HostSession:
     @property
     def shot_folder(self) -> str:
         """The shot's folder in the cache, relative to `cache_root`, as the engine names it
-        ("" before it is open): what `paths.adopt_unsaved_cache` moves on a first save."""
+        ("" before it is open)."""
         with self.lock:
             return str(self.opened.get("shot_folder") or "")
+
+    @property
+    def chain_folder(self) -> str:
+        """This session's chain folder, relative to `cache_root` ("" before it is open): what
+        `paths.adopt_unsaved_cache` moves on a first save. Only the chain, never the whole
+        shot folder, which other sessions and renders sharing the user cache also use."""
+        with self.lock:
+            return str(self.opened.get("chain_folder") or "")
 
     def cache_size_text(self) -> str:
         """`cache 1.2 GB`: the shot's cache on disk, as last said by the engine (when the

@@ -18,13 +18,19 @@ import errno
 import filecmp
 import os
 import re
-from typing import Iterable, List, Mapping, Optional
+from typing import Iterable, List, Mapping, Optional, Tuple
 
 from . import fs
 from .formats import is_movie
 
 CACHE_VARIABLE = "VRMBG_CACHE"
 HOST_CACHE_FOLDER = "vrmbg-cache"  # beside the saved script or .blend
+# The hosts' own folders in a cache root, beside the engine's shot folders: the Nuke node's
+# rendered inputs and keyframes, the Blender add-on's keyframes.
+NUKE_INPUT_FOLDER = "nuke-input"
+NUKE_KEYS_FOLDER = "nuke-keys"
+BLENDER_KEYS_FOLDER = "blender-keys"
+HOST_FOLDERS = (NUKE_INPUT_FOLDER, NUKE_KEYS_FOLDER, BLENDER_KEYS_FOLDER)
 CHAIN_LOCK_FILE = "chain.lock"  # held (flock) by the process computing a chain's frames
 ADOPT_TEMP = ".vrmbg-adopt-"  # a copy across devices, before it is verified and renamed
 _FRAME_IN_NAME = re.compile(r"^(.*?)(\d+)(\.[^.\d][^.]*)$")
@@ -252,6 +258,30 @@ def frame_file(pattern: str, frame: int) -> str:
         return pattern
     number = "%0*d" % (len(match.group(0)), frame)
     return os.path.join(folder, name[:match.start()] + number + name[match.end():])
+
+
+_ANY_FRAME_TOKEN = re.compile(r"#+|%0?\d*d|@+|\$F\d*")
+
+
+def sequence_files(pattern: str) -> Tuple[Tuple[str, int, int], ...]:
+    """(name, size, mtime in ns) of each file of the image sequence `pattern` (`####`, `%04d`,
+    `@@@@`, `$F4`) on disk now, sorted: what a host folds into its session key so that a
+    keyframe added, changed or removed there opens the matte again. One folder listing."""
+    folder, name = os.path.split(os.path.abspath(os.path.expanduser(pattern)))
+    token = _ANY_FRAME_TOKEN.search(name)
+    if not name or token is None:
+        return ()
+    wanted = re.compile(re.escape(name[:token.start()]) + r"-?\d+" + re.escape(name[token.end():]) + "$")
+    found = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if wanted.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    found.append((entry.name, info.st_size, info.st_mtime_ns))
+    except OSError:
+        return ()
+    return tuple(sorted(found))
 
 
 def sequence_pattern(path: str) -> str:

@@ -76,12 +76,13 @@ class SessionHub:
         for each in self.sessions():
             self.forget(each.owner)
 
-    def shot_folders(self, cache_root: str) -> List[str]:
-        """The shot folders (relative to `cache_root`) of every matte open in that cache: what
-        `paths.adopt_unsaved_cache` moves when the file is first saved."""
+    def chain_folders(self, cache_root: str) -> List[str]:
+        """The chain folders (relative to `cache_root`) of every matte open in that cache:
+        what `paths.adopt_unsaved_cache` moves when the file is first saved (this file's
+        chains only; other chains of the same shots stay with whoever uses them)."""
         real = os.path.realpath(cache_root)
-        return [each.shot_folder for each in self.sessions()
-                if each.shot_folder and os.path.realpath(each.cache_root) == real]
+        return [each.chain_folder for each in self.sessions()
+                if each.chain_folder and os.path.realpath(each.cache_root) == real]
 
     def route(self, session: str, host_session: HostSession) -> None:
         """Send the events of engine session `session` to `host_session`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Union
 
-_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4,
+UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4,
           "P": 1024 ** 5}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:I?B)?\s*$", re.IGNORECASE)
 
@@ -28,12 +28,12 @@ def parse_size(size: Union[int, float, str]) -> int:
     if not match:
         raise ValueError(f"cannot read the size {size!r}: use a number with an optional "
                          "unit, such as 500M, 20G or 1.5T")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    return int(float(match.group(1)) * UNITS[match.group(2).upper()])
 
 
 def size_text(size: int) -> str:
     """A size for people: `1.2 GB`, `320 MB`, `12 KB`, `512 bytes`."""
     for unit in ("T", "G", "M", "K"):
-        if size >= _UNITS[unit]:
-            return f"{size / _UNITS[unit]:.1f} {unit}B"
+        if size >= UNITS[unit]:
+            return f"{size / UNITS[unit]:.1f} {unit}B"
     return f"{int(size)} bytes"

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from typing import Any
 
+from ...plugin import sizes
 from ..engine import housekeeping as store
 from ..errors import UsageError
 from ..io.frames import SequencePattern
@@ -46,25 +46,21 @@ Only vrmbg's own folders: a cache carries a vrmbg-cache.json marker (an older ca
 by vrmbg is adopted); any other folder is refused, and symbolic links are never followed.
 """
 
-_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4,
-          "P": 1024 ** 5}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:I?B)?\s*$", re.IGNORECASE)
-
-
 def parse_size(text: str) -> int:
-    """Bytes from a size like `500M`, `200G`, `1.5T`, `10GiB` or `1048576` (binary units)."""
-    match = _SIZE.match(str(text))
-    if not match:
+    """Bytes from a size like `500M`, `200G`, `1.5T`, `10GiB` or `1048576` (binary units, the
+    same reading as a prune size typed in a host: `plugin/sizes.py`)."""
+    try:
+        return sizes.parse_size(str(text))
+    except ValueError:
         raise UsageError(f"cannot read the size {text!r}",
-                         hint="use a number with an optional unit: 500M, 200G, 1.5T")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+                         hint="use a number with an optional unit: 500M, 200G, 1.5T") from None
 
 
 def format_size(size: float) -> str:
     """A size for people: 1.5G, 320M, 12K, 512B."""
     for unit in ("T", "G", "M", "K"):
-        if size >= _UNITS[unit]:
-            return f"{size / _UNITS[unit]:.1f}{unit}"
+        if size >= sizes.UNITS[unit]:
+            return f"{size / sizes.UNITS[unit]:.1f}{unit}"
     return f"{int(size)}B"
 
 

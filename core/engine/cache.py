@@ -71,10 +71,10 @@ MARKER_FILE = "vrmbg-cache.json"
 CACHE_FORMAT = 1
 MADE_BY = "vrmbg"
 
-# What may sit in a cache root besides shot folders: the hosts' own folders (the Nuke node
-# renders a plate it cannot read directly to nuke-input/, nuke/vrmbg_nuke/pixels_in.py) and
-# the litter file browsers and file systems leave everywhere.
-HOST_FOLDERS = ("nuke-input",)
+# What may sit in a cache root besides shot folders: the hosts' own folders (rendered inputs
+# and keyframes, `paths.HOST_FOLDERS`) and the litter file browsers and file systems leave
+# everywhere.
+HOST_FOLDERS = paths.HOST_FOLDERS
 LITTER_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "lost+found",
                           ".Spotlight-V100", ".fseventsd", ".Trashes", ".TemporaryItems"})
 LITTER_PREFIXES = ("._", ".nfs", ".fuse_hidden")

@@ -11,8 +11,9 @@ is named by a short prefix of it (the chain id). From there every frame gets a k
 A cached frame is used only when the key stored with it equals the one recomputed from today's
 plates, so replacing or touching plate frame 1050 invalidates 1050 and every later frame, and
 nothing before; a changed setting gives another identity, so another chain folder. Keyframes
-(the artist's mattes) enter the keys, not the identity, the same way a plate does: a keyframe
-added, changed or removed at 1050 invalidates 1050 onwards, and frames before it stay valid.
+(the artist's mattes) enter the keys the same way a plate does: a keyframe added, changed or
+removed at 1050 invalidates 1050 onwards, and frames before it stay valid; their pattern (where
+the keyframes live) is part of the identity, so two keyframe sources never share a chain.
 
 The preview tier's bounded pre-roll starts a chain at a later frame `s` with a zero prior: the
 start frame is part of h_start, so such frames can never pass for frames of the exact chain.

@@ -19,7 +19,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import OutputError, UsageError
 from ..fs import TEMP_MARKER, remove_empty_folder, remove_file, remove_tree, rename
@@ -264,13 +264,25 @@ def prune(root: str, max_bytes: int, skipped: list[str] | None = None
     Chains locked by a running render are never deleted, nor anything a symbolic link leads
     to (added to `skipped`). Returns (removed, kept busy, final size in bytes).
     """
-    chains = list_chains(root, skipped)
+    return prune_chains(list_chains(root, skipped), max_bytes)
+
+
+def prune_chains(chains: list[ChainInfo], max_bytes: int, keep: Iterable[str] = (),
+                 stop: Callable[[], bool] = lambda: False
+                 ) -> tuple[list[ChainInfo], list[ChainInfo], int]:
+    """Delete the least recently used of `chains` (listed as `list_chains` orders them) until
+    they hold at most `max_bytes`: never a chain whose folder is in `keep` (what a host shows)
+    or that a process holds locked; `stop()` ends it early. Returns (removed, kept busy,
+    final size in bytes): the one rule of `vrmbg cache prune` and a host's prune."""
+    kept = {os.path.abspath(folder) for folder in keep}
     total = sum(info.size for info in chains)
     removed: list[ChainInfo] = []
     busy: list[ChainInfo] = []
     for info in chains:
-        if total <= max_bytes:
+        if total <= max_bytes or stop():
             break
+        if os.path.abspath(info.folder) in kept:
+            continue
         if remove_chain(info.folder):
             removed.append(info)
             total -= info.size

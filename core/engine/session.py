@@ -23,7 +23,9 @@ cached.
 Keyframes (the `keyframes` setting: the artist's own mattes for some frames) are taken as
 given: a keyframe's matte is the artist's, its state (the next frame's prior) is that matte at
 the model's size, and the keys of its frame and every later one hold its content hash
-(`chain.PlateFingerprints`), so frames before it stay valid whatever keyframes come and go.
+(`chain.PlateFingerprints`), so frames before it stay valid whatever keyframes come and go
+in the keyframe folder. The folder itself (the pattern) is part of the chain identity: two
+sessions of one shot with different keyframe sources never share (or overwrite) mattes.
 
 Threads: one compute pass at a time per session (`ensure*` from one thread). `status()`,
 `cached_frames()`, `expected_keys()`, `matte_path()` and the properties are safe to call from
@@ -75,9 +77,10 @@ SETTING_IN_IDENTITY: dict[str, str] = {
     "device": "device", "precision": "dtype", "threads": "compute",
     "preroll": "preroll", "shot_start": "shot_start",
     "cuts": "cuts", "detect_cuts": "cuts",
-    # keyframes reach the frame keys instead (`chain.PlateFingerprints`): the chain keeps its
-    # frames before the first keyframe when keyframes are added, changed or removed
-    "keyframes": "keys",
+    # the keyframe folder names the chain; each keyframe's content reaches the frame keys
+    # (`chain.PlateFingerprints`), so keyframes added, changed or removed in that folder keep
+    # the chain's frames before the first one
+    "keyframes": "keyframes",
     "upsample": "upsample", "upsample_radius": "upsample", "upsample_eps": "upsample",
 }
 
@@ -124,6 +127,9 @@ class MatteSession:
         self._content_memo = ContentMemo()
         self.keyframes = (KeyframeSequence(self.settings.keyframes) if self.settings.keyframes
                           else None)
+        # A keyframe source holding no keyframe is no keyframe source: its chain is the
+        # shot's plain one (a host passes its own keyframe folder before any key is set).
+        self._keyed = self.keyframes is not None and bool(self.keyframes.frames())
         self._counters = EngineCounters()
         self._status_lock = threading.Lock()
         self._computing: int | None = None  # the frame a pass is computing now
@@ -162,6 +168,8 @@ class MatteSession:
         }
         if stepper.upsampling.identity != "bilinear":
             identity["upsample"] = stepper.upsampling.identity  # absent for the card's bilinear
+        if self._keyed:  # absent otherwise: chains without keyframes still match
+            identity["keyframes"] = self._keyframe_source()
         if self.frames.cuts or self.detect_cuts:  # absent otherwise: older chains still match
             identity["cuts"] = (format_frame_ranges(self.frames.cuts)
                                 + (f"|detect={DETECTOR_ID}" if self.detect_cuts else ""))
@@ -201,6 +209,14 @@ class MatteSession:
         """The cached matte sequence as a `####` pattern, for a Read node or an Image node."""
         return self._tier.store.matte_pattern
 
+    def _keyframe_source(self) -> str:
+        """Where the keyframes live, as the chain identity holds it: relative to the cache
+        root when they are inside it (a host's own keyframe folder), so a cache that moves
+        whole (an unsaved script's, on its first save) keeps its chains; else absolute."""
+        source = self.keyframes.source if self.keyframes is not None else ""
+        inside = os.path.relpath(source, self.cache_root)
+        return inside if not inside.startswith(os.pardir) else source
+
     @property
     def identity(self) -> dict[str, Any]:
         """The settings this chain is keyed on (readable copy)."""
@@ -223,9 +239,19 @@ class MatteSession:
         return self._tier.store.matte_path(frame)
 
     def _fingerprints(self) -> PlateFingerprints:
-        """A fresh view of the plates for one request (each plate fingerprinted once)."""
-        return PlateFingerprints(self.plates, self.content_hash, self._content_memo,
-                                 self.keyframes)
+        """A fresh view of the plates for one request (each plate fingerprinted once).
+
+        InputError when the first keyframe appeared, or the last one went, since the session
+        opened: the chain is another one then, and the session must be opened again (hosts
+        do, as their session key follows the keyframe files)."""
+        found = PlateFingerprints(self.plates, self.content_hash, self._content_memo,
+                                  self.keyframes)
+        if bool(found.keyframes) != self._keyed:
+            change = "the first keyframe was added" if found.keyframes else \
+                "the last keyframe was removed"
+            raise InputError(f"{change} since this shot was opened: open it again",
+                             path=self.keyframes.source if self.keyframes else "")
+        return found
 
     # ------------------------------------------------------------------ requests
 

@@ -43,8 +43,8 @@ class KeyframeSequence:
         if is_movie(text):
             raise UsageError("keyframes are an image sequence (EXR, PNG, TIFF), not a movie",
                              path=text)
-        self.source = text
-        self.pattern = SequencePattern.parse(text)
+        self.source = os.path.abspath(text)  # the chain identity holds it: one spelling
+        self.pattern = SequencePattern.parse(self.source)
         self._lock = threading.Lock()
         self._hashes: dict[tuple, str] = {}
 

@@ -92,7 +92,9 @@ class MatteWriter:
                       "start": cached.get("start", 0), "tier": cached.get("tier", ""),
                       "exact": int(cached.get("tier") == "final"),
                       "plate": os.path.basename(plate_origin(self.plates, frame))}
-        for carried in ("cut", "model_kind"):  # what the cached matte says of its frame
+        # what the cached matte says of its frame (an output shared with the cache is the
+        # cache's matte: a resume reads the cut history and keyframe marks from it)
+        for carried in ("cut", "cut_score", "keyframe", "model_kind"):
             if carried in cached:
                 attributes[carried] = cached[carried]
         if self.colorspace:

@@ -71,16 +71,18 @@ def open_engine_session(ctx: WorkerContext, ws: WorkerSession, request_id: Any) 
 
 
 def cache_places(chain_folder: str) -> dict[str, str]:
-    """Where a chain sits, as a host needs it: `cache_root`, and `shot_folder` (the shot's
-    folder relative to the root, named by the engine; what a host moves when an unsaved file
-    is first saved: `plugin.paths.adopt_unsaved_cache`)."""
+    """Where a chain sits, as a host needs it: `cache_root`, `shot_folder` (the shot's folder
+    relative to the root, named by the engine) and `chain_folder` (the chain's own folder
+    relative to the root: what a host moves when an unsaved file is first saved,
+    `plugin.paths.adopt_unsaved_cache`, leaving other sessions' chains of the shot alone)."""
     from ..engine.cache import chain_parents
 
     parents = chain_parents(os.path.abspath(chain_folder))
     if parents is None:
-        return {"cache_root": "", "shot_folder": ""}
+        return {"cache_root": "", "shot_folder": "", "chain_folder": ""}
     root, shot_dir, _tier = parents
-    return {"cache_root": root, "shot_folder": os.path.relpath(shot_dir, root)}
+    return {"cache_root": root, "shot_folder": os.path.relpath(shot_dir, root),
+            "chain_folder": os.path.relpath(os.path.abspath(chain_folder), root)}
 
 
 def cache_sizes(chain_folder: str) -> dict[str, int]:
@@ -265,7 +267,7 @@ def run_prune(ctx: WorkerContext, ws: WorkerSession, max_bytes: int, scope: str,
     whole cache root ("cache") fits in `max_bytes`, as `vrmbg cache prune` does: never a
     chain a process is computing, never through a symbolic link, only in a vrmbg cache, and
     never a chain a session of this worker has open (what a host shows)."""
-    from ..engine.housekeeping import claim_cache, list_chains, remove_chain
+    from ..engine.housekeeping import claim_cache, list_chains, prune_chains
 
     ws.ready.wait()
     folder = ws.facts.get("folder", "")
@@ -279,19 +281,8 @@ def run_prune(ctx: WorkerContext, ws: WorkerSession, max_bytes: int, scope: str,
         skipped: list[str] = []
         chains = [c for c in list_chains(root, skipped)
                   if scope == "cache" or c.shot == places["shot_folder"]]
-        in_use = {os.path.abspath(s.facts.get("folder", "")) for s in ctx.sessions.all()}
-        total = sum(c.size for c in chains)
-        removed, kept = [], []
-        for info in chains:  # least recently used first
-            if total <= max_bytes or job.stop.is_set():
-                break
-            if os.path.abspath(info.folder) in in_use:
-                continue
-            if remove_chain(info.folder):
-                removed.append(info)
-                total -= info.size
-            else:
-                kept.append(info)
+        in_use = [s.facts.get("folder", "") for s in ctx.sessions.all() if s.facts.get("folder")]
+        removed, kept, total = prune_chains(chains, max_bytes, keep=in_use, stop=job.stop.is_set)
     except Exception as exc:
         return "error", error_fields(exc, job.request_id)
     freed = sum(c.size for c in removed)

@@ -36,8 +36,8 @@ def bind(node: Any) -> None:
     """(Re)attach a VRMBG node: unique id, output wiring, black until mattes are known valid.
     Starts no engine: that waits until the artist views, edits or renders the node."""
     controller = controller_for(node)
-    knobs.add_keyframe_knobs(node)  # a node saved before keyframes gets them
-    graph.add_keys(node)
+    knobs.add_keyframe_knobs(node)  # a node saved by an older version gets what it lacks
+    graph.add_missing(node)
     _rewire(node)
     graph.hide_mattes(node)
     controller.forget_shown()
@@ -94,7 +94,7 @@ def on_script_save() -> None:
     user_root, saved_root = host_cache_root("", ""), host_cache_root("", pixels_in.script_file())
     own = [n for n in all_vrmbg_nodes() if not n["cache_dir"].value().strip()]
     if own:
-        folders = HUB.shot_folders(user_root) + [
+        folders = HUB.chain_folders(user_root) + [
             f(n, n[knobs.ID_KNOB].value()) for n in own for f in (pixels_in.input_folder,
                                                                    keys.folder)]
         adopt_unsaved_cache(user_root, saved_root, folders)
@@ -164,17 +164,16 @@ def autolabel() -> Optional[str]:
     return "\n".join(t for t in (node.name(), label, error) if t)
 
 
-def _is_internal(write: Any) -> bool:
-    parent = write.parent()
-    return parent is not None and is_vrmbg(parent)
-
-
 def on_before_frame_render() -> None:
-    """Before a Write renders a frame: make every VRMBG matte it uses exact (or fail)."""
+    """Before a Write renders a frame: make every VRMBG matte it uses exact (or fail). For a
+    VRMBG node's own input or key Write, those above that node's inputs (a chain of VRMBG
+    nodes: the input rendered for the lower one holds the upper one's exact matte)."""
     write = nuke.thisNode()
-    if _is_internal(write):
-        return
+    parent = write.parent()
+    own = parent.fullName() if parent is not None and is_vrmbg(parent) else ""
     for node, frame in upstream.mattes_for(write, int(nuke.frame())):
+        if node.fullName() == own:
+            continue
         controller = controller_for(node)
         controller.engaged = True
         controller.ensure_for_render(node, frame)

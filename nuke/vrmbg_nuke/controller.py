@@ -12,6 +12,7 @@ cannot be. Every VRMBG node in a Nuke process talks to one shared worker.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -144,18 +145,22 @@ class NodeController:
 
     def _signature(self, node: Any) -> Tuple[tuple, str, str]:
         """Everything that decides what the engine is asked for, and the fingerprints of the
-        graph above the node's plate and keys inputs (knob values, files, frame range)."""
+        graph above the node's plate (with the script's colour settings: the input is
+        rendered in its working space) and keys inputs (knob values, files, frame range)."""
         values = [str(knob.value()) for knob in (node.knob(p.name) for p in knobs.nuke_params())
                   if knob is not None]
         root = nuke.root()
-        values += [str(root[k].value()) for k in ("colorManagement", "OCIO_config",
-                                                  "customOCIOConfigPath", "workingSpaceLUT")
-                   if root.knob(k) is not None]
+        colour = [str(root[k].value()) for k in ("colorManagement", "OCIO_config",
+                                                 "customOCIOConfigPath", "workingSpaceLUT")
+                  if root.knob(k) is not None] + [os.environ.get("OCIO", "")]
         source, corrections = graph.plate_source(node), graph.keys_source(node)
         listed = node.knob(knobs.KEY_LIST)
-        values += [pixels_in.script_file(), listed.value() if listed is not None else ""]
-        return (tuple(values), upstream.fingerprint(source) if source is not None else "",
-                upstream.fingerprint(corrections) if corrections is not None else "")
+        listed = listed.value() if listed is not None else ""
+        values += colour + [pixels_in.script_file(), listed]
+        plate = "" if source is None else hashlib.sha256("\n".join(
+            [upstream.fingerprint(source)] + colour).encode("utf-8")).hexdigest()[:16]
+        return (tuple(values), plate,
+                upstream.fingerprint(corrections) if corrections is not None and listed else "")
 
     def prepare(self, node: Any, fresh: bool = False) -> pixels_in.Plate:
         """The plate for the node's knobs and the graph above it now, asked of its session.
@@ -186,7 +191,7 @@ class NodeController:
             raise problem from None
         settings = settings.replace(**{n: v for n, v in plate.settings.items()
                                        if n in PLATE_OWN or not getattr(settings, n)})
-        if self.keys.frames:
+        if self.keys.pattern:  # always: a node's first keyframe keeps its chain
             settings = settings.replace(keyframes=self.keys.pattern)
         fingerprint = signature[1]
         changed = self.matte.ask(plate.pattern, settings, plate.first, plate.last,
@@ -292,9 +297,22 @@ class NodeController:
             then()
             return
         if self.input_job is None:
-            self.input_job = pixels_in.InputRender(self.node, plate, self._signature(node)[1],
+            self.input_job = pixels_in.InputRender(self, plate, self._signature(node)[1],
                                                    self.rendered)
         self.input_job.extend(last, then)
+
+    def input_current(self, job: pixels_in.InputRender) -> bool:
+        """Whether `job` still renders this node's input for the graph as it is now."""
+        node = self.node()
+        return node is not None and self.input_job is job and \
+            self._signature(node)[1] == job.fingerprint
+
+    def input_failed(self, job: pixels_in.InputRender, why: str) -> None:
+        """Rendering the input failed: the status says why; a change or a button press
+        tries again (following the playhead does not)."""
+        job.failed = True
+        self.matte.fail(why)
+        self.refresh()
 
     def _keys_then(self, last: int, then: Callable[[], Any]) -> None:
         node = self.node()
@@ -302,25 +320,26 @@ class NodeController:
             return
         if nuke.executing():  # a render is running: after it
             nuke.executeInMainThread(self._keys_then, (last, then))
-        elif self._render_keys(node):
-            try:
-                plate = self.prepare(node, fresh=True)
-            except SetupError:
-                return
+            return
+        plate = self._render_keys(node)
+        if plate is not None:
             self.keys.failed = bool(self.keys.stale)  # once per change, whatever happens
             self._with_input(node, plate, last, then)
 
-    def _render_keys(self, node: Any) -> bool:
-        """Render the stale key files, delete the unlisted ones; False (and the status says
-        why) when that failed."""
+    def _render_keys(self, node: Any) -> Optional[pixels_in.Plate]:
+        """Render the stale key files, delete the unlisted ones and ask the engine again
+        (its frames from a changed keyframe on are no longer valid); None when that failed
+        (the status says why)."""
         try:
             keys.render(node, self.keys)
+            return self.prepare(node, fresh=True)
+        except SetupError:
+            return None
         except (RuntimeError, OSError, ValueError) as error:
             self.keys.failed = True
             self.matte.fail(f"keyframes: {error}")
             self.refresh()
-            return False
-        return True
+            return None
 
     def set_keyframe(self, node: Any, on: bool) -> None:
         """Set (on) or remove the keyframe at the current frame and render its key file."""
@@ -328,20 +347,18 @@ class NodeController:
         knob = node[knobs.KEY_LIST]
         try:
             frames = set(parse_frame_ranges(knob.value(), empty_ok=True))
-        except ValueError as error:
-            self.matte.fail(str(error))
-            self.refresh()
+        except ValueError:
+            self.check(node)  # the status says what is wrong with the list
             return
         (frames.add if on else frames.discard)(nuke.frame())
         knob.setValue(format_frame_ranges(frames))
         try:
             self.prepare(node, fresh=True)
-            if self._render_keys(node):
-                self.prepare(node, fresh=True)
         except SetupError:
             return
-        self.refresh()
-        self.follow(node)
+        if self._render_keys(node) is not None:
+            self.refresh()
+            self.follow(node)
 
     def analyse(self, node: Any, span: str = "", title: str = "VRMBG") -> None:
         """Compute frames in the background with a cancellable progress bar.
@@ -360,6 +377,8 @@ class NodeController:
             return
         wanted = [f for f in (wanted or range(plate.first, plate.last + 1))
                   if plate.first <= f <= plate.last]
+        if self.input_job is not None and self.input_job.failed:
+            self.input_job = None  # a press tries again
         if not wanted:
             self.matte.fail(f"no frames of the input ({plate.first}-{plate.last}) in the range")
             return

@@ -3,7 +3,8 @@
     Plate (Input) ──────────────┬──> Copy (B) ──> Premult ──> Output
                                 │       ^ (A: the matte's alpha)
     InputWrite (Write, off) <───┘       │
-    MatteRead (Read, the engine cache) ─> Gate (Switch: black unless the matte is valid)
+    MatteRead (Read, the engine cache) ─> Gate (Switch: the matte where it is valid, else
+    NotValid (Read, no file: fails a render) ─┘  black in the viewer, else an error in a render)
     Keys (Input 1) ─> KeyCopy (A: its alpha onto the plate's format, B) ─> KeyWrite (off)
 
 InputWrite renders the plate to a scene-linear EXR sequence in the cache when the input is
@@ -29,16 +30,22 @@ GATE = "Gate"
 COPY = "MatteCopy"
 PREMULT = "MattePremult"
 OUTPUT = "Output1"
+NOT_VALID = "NotValid"
+# The gate's third input: a file that is never there, read with on_error=error, so a render
+# pulling a frame whose matte is not known valid fails, naming why, instead of writing black.
+NOT_VALID_FILE = "/VRMBG matte not valid at this frame - press Analyse range/matte.####.exr"
 KEYS = "Keys"
 KEY_WRITE = "KeyWrite"
 
 
 def gate_expression(valid: Iterable[int]) -> str:
-    """The gate's expression: 0 where a frame's matte is valid, 1 (black) elsewhere, so a
-    frame not computed yet (or made stale by a changed plate or setting) is never shown."""
+    """The gate's expression: 0 (the matte) where a frame's matte is valid; elsewhere 1
+    (black) in the viewer and 2 (NotValid: an error) in a render ($gui is 0 in a render, in
+    the GUI too), so a frame not computed yet, or made stale by a changed plate or setting,
+    is never shown and never rendered as black, whatever the upstream walk missed."""
     terms = [f"frame=={a}" if a == b else f"(frame>={a} && frame<={b})"
              for a, b in frame_runs(valid)]
-    return "!(" + " || ".join(terms) + ")" if terms else "1"
+    return "(2-$gui)*!(" + " || ".join(terms) + ")" if terms else "2-$gui"
 
 
 def _write(name: str, source: Any, channels: str) -> Any:
@@ -54,19 +61,24 @@ def _write(name: str, source: Any, channels: str) -> Any:
     return write
 
 
-def add_keys(group: Any) -> None:
-    """Give the Group its keys input and KeyWrite (a Group made before keyframes gets them
-    when it is bound)."""
-    if group.node(KEYS) is not None:
-        return
+def add_missing(group: Any) -> None:
+    """Give a Group made by an older version its NotValid branch, keys input and KeyWrite
+    (when it is bound)."""
+    gate = inner(group, GATE)
     group.begin()
     try:
-        keys = nuke.nodes.Input(name=KEYS)
-        keys["number"].setValue(1)
-        copy = nuke.nodes.Copy(name="KeyCopy")  # the plate's format, the keys' alpha
-        copy.setInput(0, inner(group, PLATE))
-        copy.setInput(1, keys)
-        _write(KEY_WRITE, copy, "alpha")
+        if group.node(NOT_VALID) is None:
+            fail = nuke.nodes.Read(name=NOT_VALID)
+            fail["file"].setValue(NOT_VALID_FILE)
+            fail["on_error"].setValue("error")
+            gate.setInput(2, fail)
+        if group.node(KEYS) is None:
+            keys = nuke.nodes.Input(name=KEYS)
+            keys["number"].setValue(1)
+            copy = nuke.nodes.Copy(name="KeyCopy")  # the plate's format, the keys' alpha
+            copy.setInput(0, inner(group, PLATE))
+            copy.setInput(1, keys)
+            _write(KEY_WRITE, copy, "alpha")
     finally:
         group.end()
 
@@ -94,7 +106,7 @@ def build(group: Any) -> None:
         output.setInput(0, premult)
     finally:
         group.end()
-    add_keys(group)
+    add_missing(group)
 
 
 def inner(group: Any, name: str) -> Any:

@@ -22,7 +22,7 @@ import nuke
 from . import graph, knobs
 from .plugin import fs
 from .plugin.frame_ranges import parse_frame_ranges
-from .plugin.paths import frame_file
+from .plugin.paths import NUKE_KEYS_FOLDER, frame_file
 
 NAME = re.compile(r"key\.(-?\d+)\.exr")
 
@@ -43,7 +43,7 @@ class Keys:
 def folder(group: Any, node_id: str) -> str:
     """The node's key files, relative to the cache root."""
     digest = hashlib.sha256(node_id.encode("utf-8")).hexdigest()[:12]
-    return os.path.join("nuke-keys", f"{group.name()}-{digest}")
+    return os.path.join(NUKE_KEYS_FOLDER, f"{group.name()}-{digest}")
 
 
 def _record(pattern: str) -> Dict[str, str]:
@@ -89,10 +89,12 @@ def render(group: Any, keys: Keys) -> None:
     if not keys.pattern or not (keys.frames or os.path.isdir(where)):
         return
     temp = os.path.join(where, "rendering")
-    fs.make_folder(temp)
-    for path in (os.path.dirname(where), where, temp):
-        if os.path.islink(path):
-            raise ValueError(f"{path} is a link: key files are never written through one")
+    folders = (os.path.dirname(where), where, temp)
+    linked = [path for path in folders if os.path.islink(path)]
+    if linked:  # before making any of them
+        raise ValueError(f"{linked[0]} is a link: key files are never written through one")
+    for path in folders:
+        fs.make_folder(path)
     record = {k: v for k, v in _record(keys.pattern).items() if int(k) in keys.frames}
     write = graph.inner(group, graph.KEY_WRITE)
     write["file"].setValue(os.path.join(temp, "key.####.exr"))
@@ -100,10 +102,10 @@ def render(group: Any, keys: Keys) -> None:
     try:
         for frame in keys.stale:
             record.pop(str(frame), None)
-            target = frame_file(keys.pattern, frame)
             if frame in keys.frames:
                 nuke.execute(write, frame, frame, 1)
-                os.replace(frame_file(write["file"].value(), frame), target)
+                os.replace(frame_file(write["file"].value(), frame),
+                           frame_file(keys.pattern, frame))
                 record[str(frame)] = keys.fingerprint
         for match in map(NAME.fullmatch, os.listdir(where)):
             if match and int(match.group(1)) not in keys.frames:

@@ -21,8 +21,9 @@ from typing import Any, Callable, Dict, List, Set
 import nuke
 
 from . import colour, graph
+from .plugin import fs
 from .plugin.frame_ranges import format_frame_ranges, frame_runs, parse_frame_ranges
-from .plugin.paths import cache_root_problem, host_cache_root
+from .plugin.paths import NUKE_INPUT_FOLDER, cache_root_problem, host_cache_root
 from .plugin.settings import Settings
 
 _SEQUENCE_TOKEN = re.compile(r"#+|%0?\d*d|\$F\d*")
@@ -74,7 +75,7 @@ def cache_root(setting: str) -> str:
 def input_folder(group: Any, node_id: str) -> str:
     """The node's rendered input, relative to the cache root."""
     digest = hashlib.sha256(node_id.encode("utf-8")).hexdigest()[:12]
-    return os.path.join("nuke-input", f"{group.name()}-{digest}")
+    return os.path.join(NUKE_INPUT_FOLDER, f"{group.name()}-{digest}")
 
 
 def plate_for(group: Any, settings: Settings, node_id: str) -> Plate:
@@ -112,30 +113,33 @@ def rendered_frames(plate: Plate, fingerprint: str) -> Set[int]:
 
 
 def _save_record(plate: Plate, fingerprint: str, frames: Set[int]) -> None:
-    os.makedirs(os.path.dirname(plate.pattern), exist_ok=True)
-    with open(_record_path(plate), "w", encoding="utf-8") as handle:
-        json.dump({"fingerprint": fingerprint, "frames": format_frame_ranges(sorted(frames))},
-                  handle)
+    """Write the record whole (temp file renamed over it: a link there is replaced, never
+    written through)."""
+    fs.make_folder(os.path.dirname(plate.pattern))
+    fs.write_json(_record_path(plate), {"fingerprint": fingerprint,
+                                        "frames": format_frame_ranges(sorted(frames))})
 
 
 class InputRender:
     """Renders the node's input for the engine in slices on the main thread, with a progress
     bar whose Cancel stops it, so the UI stays responsive; `then()` runs when every frame
-    wanted is on disk. `extend` asks for more frames (a newer playhead) and a new `then`."""
+    wanted is on disk. `extend` asks for more frames (a newer playhead) and a new `then`.
+    `owner` (the node's controller) gives `node()`, `input_current(job)` (False once the
+    graph changed or another job replaced this one: it stops) and `input_failed(job, why)`."""
 
-    def __init__(self, node_of: Callable[[], Any], plate: Plate, fingerprint: str,
-                 done: Set[int]) -> None:
-        self.node_of, self.plate, self.fingerprint, self.done = node_of, plate, fingerprint, done
+    def __init__(self, owner: Any, plate: Plate, fingerprint: str, done: Set[int]) -> None:
+        self.owner, self.plate, self.fingerprint, self.done = owner, plate, fingerprint, done
         self.wanted: List[int] = []
         self.then: Callable[[], None] = lambda: None
         self.task: Any = None
         self.running = False
+        self.failed = False  # rendering failed: no retry until replaced
 
     def extend(self, last: int, then: Callable[[], None]) -> None:
         """Render frames plate.first..last (those not done), then call `then`."""
         self.wanted = [f for f in range(self.plate.first, last + 1) if f not in self.done]
         self.then = then
-        if not self.running:
+        if not self.running and not self.failed:
             self.running = True
             if nuke.GUI:
                 self.task = nuke.ProgressTask(f"VRMBG: rendering {self.plate.source} for the engine")
@@ -143,16 +147,23 @@ class InputRender:
 
     def step(self) -> None:
         """One slice (main thread); queues the next one."""
-        node = self.node_of()
+        node = self.owner.node()
         pending = [f for f in self.wanted if f not in self.done]
-        if node is None or (self.task is not None and self.task.isCancelled()):
+        if node is None or (self.task is not None and self.task.isCancelled()) or \
+                not self.owner.input_current(self):
             return self._end()
         if pending and nuke.executing():
             nuke.executeInMainThread(self.step)  # a render is running: after it
             return
         if pending:
             chunk = pending[:SLICE_FRAMES]
-            render_input(node, self.plate, chunk[0], chunk[-1], self.done)
+            try:
+                render_input(node, self.plate, chunk[0], chunk[-1], self.done)
+            except (RuntimeError, OSError, ValueError) as error:
+                self._end()
+                return self.owner.input_failed(self, f"rendering its input: {error}")
+            if not self.owner.input_current(self):  # changed meanwhile: not this graph's
+                return self._end()
             _save_record(self.plate, self.fingerprint, self.done)
             if self.task is not None:
                 self.task.setProgress(int(100 * (len(self.wanted) - len(pending) + len(chunk))

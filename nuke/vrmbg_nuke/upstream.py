@@ -5,6 +5,8 @@ A render reaches VRMBG nodes through Dots, Switches (the branch shown), disabled
 Groups, gizmos (whose Class() is their own name), LiveGroups and the Input of the Group that
 holds the Write. Time nodes the walk can follow exactly (TimeOffset, FrameHold, FrameRange)
 move the frame; any other node that mixes or resamples frames stops the render with its name.
+Knobs are read at the frame walked (animation included). A frame the walk misses (a node
+outside RESAMPLING that reads other frames) fails the render at the node's gate, never black.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import nuke
 from . import knobs
 from .plugin.paths import frame_file
 
+_SEQUENCE = re.compile(r"#+")
 RESAMPLING = {"Retime", "TimeWarp", "Kronos", "OFlow", "OFlow2", "FrameBlend", "TimeEcho",
               "TimeBlur", "MotionBlur", "VectorBlur", "TimeClip", "AppendClip"}
 # knobs that change nothing a matte depends on
@@ -46,9 +49,12 @@ def _is_group(node: Any) -> bool:
 
 def _above(node: Any, frame: int) -> List[Tuple[Any, int]]:
     """The nodes (and their frames) whose pixels `node` shows at `frame`; ValueError for a
-    node that resamples time."""
+    node that resamples time. Knobs are read at `frame` (animation and expressions)."""
     kind = node.Class()
-    disabled = node.knob("disable") is not None and node["disable"].value()
+
+    def at(name: str) -> Any:
+        return node[name].getValueAt(frame)
+    disabled = node.knob("disable") is not None and at("disable")
     if kind == "Input":
         group = node.parent()
         number = int(node["number"].value()) if node.knob("number") is not None else 0
@@ -59,14 +65,14 @@ def _above(node: Any, frame: int) -> List[Tuple[Any, int]]:
     if _is_group(node) and not is_vrmbg(node):
         return [(node.output(), frame)]
     if kind == "Switch":
-        which = int(round(float(node["which"].value())))
+        which = int(round(float(at("which"))))
         return [(node.input(min(max(which, 0), max(node.inputs() - 1, 0))), frame)]
     if kind == "TimeOffset":
-        if node["reverse_input"].value():
+        if at("reverse_input"):
             raise ValueError(f"{node.fullName()} reverses its input")
-        return [(node.input(0), frame - int(node["time_offset"].value()))]
+        return [(node.input(0), frame - int(round(float(at("time_offset")))))]
     if kind == "FrameHold":
-        first, step = int(node["first_frame"].value()), int(node["increment"].value())
+        first, step = int(round(float(at("first_frame")))), int(round(float(at("increment"))))
         return [(node.input(0), first + ((frame - first) // step) * step if step else first)]
     if kind in RESAMPLING:
         raise ValueError(f"{node.fullName()} ({kind}) mixes or resamples frames")
@@ -78,13 +84,13 @@ def mattes_for(write: Any, frame: int) -> List[Tuple[Any, int]]:
     `frame`, furthest upstream first. RuntimeError names a time node between a VRMBG node and
     the Write that the frame cannot be followed through."""
     found: List[Tuple[Any, int]] = []
-    seen: Set[Tuple[str, int]] = set()
-    stack = [(write, frame, "")]
+    seen: Set[Tuple[str, int, bool]] = set()  # a node reached past a time change is not
+    stack = [(write, frame, "")]                # done by reaching it directly, nor the reverse
     while stack:
         node, at, blocked = stack.pop()
-        if node is None or (_name(node), at) in seen:
+        if node is None or (_name(node), at, bool(blocked)) in seen:
             continue
-        seen.add((_name(node), at))
+        seen.add((_name(node), at, bool(blocked)))
         if is_vrmbg(node):
             if blocked:
                 raise RuntimeError(f"{node.fullName()} feeds {write.fullName()} through "
@@ -101,10 +107,11 @@ def mattes_for(write: Any, frame: int) -> List[Tuple[Any, int]]:
 
 
 def _files_state(path: str, first: int, last: int) -> str:
-    """The folder's and the first and last frames' size and mtime (cheap: three stats)."""
+    """The folder's and every frame's size and mtime (a frame re-rendered in place shows)."""
     pattern = re.sub(r"%0?(\d*)d", lambda m: "#" * max(int(m.group(1) or 1), 1), path)
+    frames = range(first, last + 1) if _SEQUENCE.search(os.path.basename(pattern)) else range(first, first + 1)
     parts = []
-    for target in (os.path.dirname(pattern), frame_file(pattern, first), frame_file(pattern, last)):
+    for target in [os.path.dirname(pattern)] + [frame_file(pattern, f) for f in frames]:
         try:
             info = os.stat(target)
             parts.append(f"{info.st_size}:{info.st_mtime_ns}")

@@ -18,6 +18,7 @@ from render_helpers import (assert_same_mattes, frame_file, make_plates, one_err
                             read_frames, render_args, run_cli, run_json)
 from vrmbg.core.errors import EXIT_INPUT
 from vrmbg.core.farm.shotlist import load_shotlist
+from vrmbg.core.io.mattes import read_matte_stamp
 
 FRAMES = list(range(1001, 1007))
 KEY = 1003
@@ -60,6 +61,9 @@ def test_render_takes_the_keyframe_and_chunks_equal_a_straight_render(model, tmp
     for frame in FRAMES[:KEY - FRAMES[0]]:
         assert np.array_equal(got[frame], before[frame]), frame
     assert not np.array_equal(got[KEY + 1], before[KEY + 1])
+    # the output says which frame is the artist's (and, shared with the cache, a resume sees it)
+    marks = {f: (read_matte_stamp(frame_file(straight, f)) or {}).get("keyframe") for f in FRAMES}
+    assert marks == {f: (1 if f == KEY else None) for f in FRAMES}
 
     chunked = str(tmp_path / "chunked" / "sh010.####.exr")
     for chunk in ("1005-1006", "1001-1002", "1003-1004"):

@@ -100,6 +100,9 @@ def test_an_unmarked_vrmbg_cache_is_adopted_with_the_hosts_folders(tmp_path, cap
     nuke_input = root / "nuke-input" / "VRMBG1-0123456789ab" / "input.1001.exr"
     nuke_input.parent.mkdir(parents=True)
     nuke_input.write_bytes(b"nuke renders its input here")
+    for host_keys in ("nuke-keys/VRMBG1-0123456789ab", "blender-keys/VRMBG Matte"):
+        (root / host_keys).mkdir(parents=True)
+        (root / host_keys / "key.1001.exr").write_bytes(b"an artist's keyframe")
     (root / ".DS_Store").write_bytes(b"")
     code, out, err = cache_cli(capsys, "ls", "--cache-dir", str(root), "--json")
     assert code == 0, err

@@ -9,6 +9,7 @@ frame and nothing before it.
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import OpenImageIO as oiio
@@ -157,13 +158,16 @@ def test_adding_changing_and_removing_a_keyframe_recomputes_from_it_only(shot, t
     pattern = os.path.join(str(folder), "key.####.exr")
     first = session(shot, cache, keyframes=pattern)  # the pattern set, no file yet
     assert first.ensure_frames(FRAMES).computed == FRAMES
+    assert first.chain_id == session(shot, cache).chain_id  # no keyframe: the plain chain
     before = {f: os.stat(first.matte_path(f)).st_mtime_ns for f in FRAMES}
 
     def computed() -> list[int]:
         return session(shot, cache, keyframes=pattern).ensure_frames(FRAMES).computed
 
     write_key(folder, 1005, shot["truth"][4])
-    assert computed() == FRAMES[4:]  # added
+    with pytest.raises(InputError, match="first keyframe was added since"):
+        first.ensure_frames(FRAMES)  # the session opened without keyframes: open it again
+    assert computed() == FRAMES  # the first keyframe: the keyed chain, from the shot start
     write_key(folder, 1005, shot["truth"][4] * 0.5)
     assert computed() == FRAMES[4:]  # changed
     write_key(folder, 1007, shot["truth"][6])
@@ -173,22 +177,44 @@ def test_adding_changing_and_removing_a_keyframe_recomputes_from_it_only(shot, t
     assert computed() == []
     os.remove(os.path.join(str(folder), "key.1005.exr"))
     last = session(shot, cache, keyframes=pattern)
-    assert last.ensure_frames(FRAMES).computed == FRAMES[4:]
+    assert last.ensure_frames(FRAMES).computed == []  # no keyframe left: the plain chain, kept
     for frame in FRAMES[:4]:
         assert os.stat(last.matte_path(frame)).st_mtime_ns == before[frame], frame
     for frame, alpha in mattes(last.ensure_range(FRAMES)).items():
         assert np.array_equal(alpha, shot["plain"][frame]), frame
 
 
-def test_setting_keyframes_keeps_the_cached_frames_before_the_first_one(shot, tmp_path):
+def test_two_keyframe_sources_of_one_shot_never_share_mattes(shot, tmp_path):
+    """Two nodes (or renders) of one plate, one with keyframes and one without, or with
+    keyframes from two folders, each keep their own exact mattes side by side in one cache."""
     cache = tmp_path / "cache"
     plain = session(shot, cache)
-    plain.ensure_range(FRAMES)
-    keys = write_key(tmp_path / "keys", 1006, shot["truth"][5])
-    keyed = session(shot, cache, keyframes=keys)
-    assert keyed.chain_id == plain.chain_id
-    assert keyed.cached_frames() == FRAMES[:5]
-    assert keyed.ensure_frames(FRAMES).computed == FRAMES[5:]
+    keyed = session(shot, cache, keyframes=write_key(tmp_path / "a", 1006, shot["truth"][5]))
+    other = session(shot, cache, keyframes=write_key(tmp_path / "b", 1006, shot["truth"][5] * 0.25))
+    assert len({plain.chain_id, keyed.chain_id, other.chain_id}) == 3
+    for each in (plain, keyed, other, plain, keyed):  # interleaved, as a render of both does
+        each.ensure_range(FRAMES)
+    for frame, alpha in mattes(plain.ensure_range(FRAMES)).items():
+        assert np.array_equal(alpha, shot["plain"][frame]), frame
+    keyed_out, other_out = mattes(keyed.ensure_range(FRAMES)), mattes(other.ensure_range(FRAMES))
+    assert np.array_equal(keyed_out[1006], shot["truth"][5].astype(np.float16).astype(np.float32))
+    assert not np.array_equal(keyed_out[1007], other_out[1007])
+    assert keyed.ensure_frames(FRAMES).computed == [] and other.ensure_frames(FRAMES).computed == []
+
+
+def test_a_cache_moved_whole_with_its_keyframe_folder_keeps_its_chain(shot, tmp_path):
+    """A host keeps its keyframes inside its cache; an unsaved file's cache moves beside the
+    file on its first save, and nothing is computed again."""
+    old, new = tmp_path / "user-cache", tmp_path / "show" / "vrmbg-cache"
+    keys = write_key(old / "host-keys" / "matte1", 1006, shot["truth"][5])
+    first = session(shot, old, keyframes=keys)
+    first.ensure_range(FRAMES)
+    os.makedirs(new.parent)
+    shutil.move(str(old), str(new))
+    moved = session(shot, new, keyframes=os.path.join(str(new), "host-keys", "matte1",
+                                                      "key.####.exr"))
+    assert moved.chain_id == first.chain_id
+    assert moved.ensure_frames(FRAMES).computed == []
 
 
 def test_a_bad_keyframe_is_one_line_naming_file_and_frame(shot, tmp_path):

@@ -108,6 +108,29 @@ def test_a_changed_setting_is_a_new_session_and_nothing_stays_valid():
     assert host.client.ops("open")[1][2]["resolution"] == 256
 
 
+def test_a_keyframe_added_changed_or_removed_on_disk_is_a_new_session(tmp_path):
+    """Keyframes typed as a path (or a host's own keyframe folder) decide the frames: any
+    keyframe file appearing, changing or going opens the matte again (the engine keeps the
+    frames before the keyframe), and files of other sequences there change nothing."""
+    host = FakeHost(cached="1001-1010")
+    pattern = str(tmp_path / "key.####.exr")
+    settings = Settings(keyframes=pattern)
+    matte = host.matte(keyframes=pattern)
+    matte.open()
+    assert not matte.ask(PLATE, settings, FIRST, LAST)
+    (tmp_path / "notes.txt").write_text("not a keyframe")
+    (tmp_path / "other.1005.exr").write_bytes(b"another sequence")
+    assert not matte.ask(PLATE, settings, FIRST, LAST)
+    key = tmp_path / "key.1005.exr"
+    key.write_bytes(b"a matte")
+    assert matte.ask(PLATE, settings, FIRST, LAST)  # added
+    assert not matte.ask(PLATE, settings, FIRST, LAST)
+    key.write_bytes(b"a finer matte")
+    assert matte.ask(PLATE, settings, FIRST, LAST)  # changed
+    key.unlink()
+    assert matte.ask(PLATE, settings, FIRST, LAST)  # removed
+
+
 def test_nothing_to_ask_means_nothing_valid():
     host = FakeHost(cached="1001-1010")
     matte = host.matte()
@@ -467,7 +490,8 @@ class SizedCache(ClientDouble):
     def sizes(self) -> dict:
         return {"bytes": self.chain_bytes, "shot_bytes": self.shot_bytes,
                 "other_chains": self.other_chains, "other_bytes": self.other_bytes,
-                "cache_root": "/shows/x/vrmbg-cache", "shot_folder": "plate-0a1b2c3d"}
+                "cache_root": "/shows/x/vrmbg-cache", "shot_folder": "plate-0a1b2c3d",
+                "chain_folder": "plate-0a1b2c3d/final/0123456789abcdef"}
 
     def open_request(self, input, settings, *, session="", preview=False):
         answer = super().open_request(input, settings, session=session).wait()
@@ -536,14 +560,15 @@ def test_pruning_keeps_what_is_shown_and_says_what_it_freed():
         matte.prune_cache("lots")
 
 
-def test_the_engines_shot_folder_is_what_a_first_save_moves():
+def test_the_engines_chain_folder_is_what_a_first_save_moves():
     host = sized_host()
     one, two = host.matte(), host.matte("node2")
     one.open()
     assert (one.cache_root, one.shot_folder) == ("/shows/x/vrmbg-cache", "plate-0a1b2c3d")
-    assert two.shot_folder == ""  # not open: nothing of its is in any cache yet
-    assert host.hub.shot_folders("/shows/x/vrmbg-cache") == ["plate-0a1b2c3d"]
-    assert host.hub.shot_folders("/elsewhere") == []
+    assert one.chain_folder == "plate-0a1b2c3d/final/0123456789abcdef"
+    assert two.chain_folder == ""  # not open: nothing of its is in any cache yet
+    assert host.hub.chain_folders("/shows/x/vrmbg-cache") == ["plate-0a1b2c3d/final/0123456789abcdef"]
+    assert host.hub.chain_folders("/elsewhere") == []
 
 
 def test_on_windows_opening_stops_with_one_line_and_starts_nothing(monkeypatch):

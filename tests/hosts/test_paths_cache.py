@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 
 import pytest
 
@@ -60,6 +61,20 @@ def test_a_first_save_moves_the_shots_frames_beside_the_file(tmp_path):
     assert files(str(saved / "plate-0a1b2c3d")) == before
     assert not (user / "plate-0a1b2c3d").exists() and (user / "other-11111111").is_dir()
     assert adopt_unsaved_cache(str(user), str(saved), ["plate-0a1b2c3d"]) == []  # moved once
+
+
+def test_a_first_save_moves_its_own_chain_and_leaves_the_shots_other_chains(tmp_path):
+    """Another unsaved script, or a command-line render, using the user cache keeps its own
+    chain of the same shot where it is."""
+    user, saved = tmp_path / "user", tmp_path / "shows" / "vrmbg-cache"
+    folder = shot(user)
+    mine = os.path.join("plate-0a1b2c3d", "final", "5c48d6cab6dba4a5")
+    theirs = os.path.join(folder, "final", "fedcba9876543210")
+    shutil.copytree(os.path.join(folder, "final", "5c48d6cab6dba4a5"), theirs)
+    before = files(os.path.join(str(user), mine))
+    assert adopt_unsaved_cache(str(user), str(saved), [mine]) == [mine]
+    assert files(str(saved / mine)) == before and not os.path.exists(os.path.join(str(user), mine))
+    assert files(theirs) == before  # the other chain, untouched
 
 
 def test_across_devices_the_frames_are_copied_verified_then_removed(tmp_path, monkeypatch):

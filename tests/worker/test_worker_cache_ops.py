@@ -39,6 +39,10 @@ def test_a_shots_place_and_size_and_a_prune_that_keeps_what_is_open(worker, mode
     shot_dir = os.path.join(cache, shown["shot_folder"])
     assert os.path.isfile(os.path.join(shot_dir, "shot.json")) and old["shot_folder"] == \
         shown["shot_folder"]
+    # each session's own chain folder: what a host moves on a first save (never the others')
+    assert shown["chain_folder"] == os.path.join(shown["shot_folder"], "final", shown["chain_id"])
+    assert os.path.isfile(os.path.join(cache, shown["chain_folder"], "chain.json"))
+    assert old["chain_folder"] != shown["chain_folder"]
     info = worker.call("cache_info", session="shown")
     assert info["shot_bytes"] > info["bytes"] > 0  # two settings of one shot
     assert info["other_chains"] == 1 and 0 < info["other_bytes"] < info["shot_bytes"]

@@ -232,6 +232,7 @@ def test_frames_analysed_before_the_first_save_move_beside_the_blend(blender, ex
     beside = os.path.realpath(tmp_path / "saved" / "vrmbg-cache")
     assert os.path.realpath(result["saved_pattern"]).startswith(beside)
     assert result["saved_frames"] == list(range(FIRST, FIRST + FRAMES))
+    assert result["after_failed_save"] == "CompositorNodeSetAlpha"  # not left magenta
     assert "(0 computed, %d from cache)" % FRAMES in result["status"], result["status"]
     assert not os.path.exists(os.path.dirname(result["unsaved_pattern"]))  # moved, not copied
 
@@ -393,6 +394,7 @@ def test_settings_are_the_schemas_and_the_addon_unregisters_cleanly(blender, ext
     assert "Blender" in tooltips["input_colorspace"]["description"]
     assert ".blend" in tooltips["cache_dir"]["description"]
     assert result["kept_python"] == sys.executable  # disable + enable keeps the preference
+    assert result["remote_code"] == [False, True]  # the worker starts with the person's choice
     assert result["found"][sys.executable] == sys.executable
     assert "vrmbg is not installed" in result["found"][bare_python], result["found"]
     for where in ("matte", "operator", "defaults"):
@@ -485,3 +487,53 @@ def test_a_plate_with_a_cropped_data_window_keeps_its_matte_on_its_pixels(blende
               if np.allclose(placed(plate_red, dy), red, atol=1e-5)]
     assert len(shifts) == 1, shifts  # where Blender put the plate's pixels
     np.testing.assert_allclose(alpha, placed(matte, shifts[0]), atol=1e-5)
+
+
+def test_a_keyframe_changes_its_frame_and_after_and_is_rewritten_when_its_image_changes(
+        blender, extension_zip, plates, tmp_path):
+    k = FIRST + 2
+    alpha = np.zeros((SIZE[1], SIZE[0]), np.float32)
+    alpha[8:40, 20:70] = 1.0
+    alpha[40:, :] = 0.25  # half-exact values: the matte as given, value for value
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    key_frame = str(keys / ("roto.%d.exr" % k))
+    fixed = str(tmp_path / "fixed.exr")
+    rgba = lambda a: np.dstack([a, a, a, a])  # noqa: E731
+    write_exr(key_frame, rgba(alpha), channels=("R", "G", "B", "A"))
+    write_exr(fixed, rgba(alpha[::-1].copy()), channels=("R", "G", "B", "A"))
+    done, result = run_scenario(blender, "keyframes.py", str(tmp_path / "home"),
+                                zip=extension_zip, plate_frame=frame_path(plates, FIRST),
+                                blend=str(tmp_path / "shot.blend"), out=str(tmp_path / "out"),
+                                k=k, key_frame=key_frame, changed_key=fixed)
+    result = scenario_ok(done, result)
+    none, keyed, changed, removed = (
+        {int(f): channel(p, "A") for f, p in result[name].items()}
+        for name in ("none", "keyed", "changed", "removed"))
+    assert result["set"] == result["removed_result"] == ["FINISHED"]
+    assert result["key_frames"] == str(k) and result["key_files"] == ["key.%d.exr" % k,
+                                                                       "keys.json"]
+    assert result["setting"] == os.path.join(result["folder"], "key.####.exr")
+    assert "keyframes %d" % k in result["status"], result["status"]
+    assert result["panel"] == [["template_ID", "key_image"], ["prop", "key_frames"], ["row"],
+                               ["operator", "vrmbg.set_keyframe"],
+                               ["operator", "vrmbg.remove_keyframe"]]
+    after = range(k + 1, FIRST + FRAMES)
+    for frame in range(FIRST, k):  # before the keyframe: untouched, never computed again
+        np.testing.assert_array_equal(keyed[frame], none[frame])
+        np.testing.assert_array_equal(changed[frame], none[frame])
+        assert result["rewritten"][str(frame)] == result["written"][str(frame)]
+    np.testing.assert_array_equal(keyed[k], alpha)  # the artist's matte as given
+    assert any(not np.array_equal(keyed[f], none[f]) for f in after)  # continued from it
+    np.testing.assert_array_equal(changed[k], alpha[::-1])  # the fixed key was written again
+    assert any(not np.array_equal(changed[f], keyed[f]) for f in after)
+    stopped = result["stopped"]
+    assert stopped[str(k - 1)] is None  # a frame before the keyframe does not need it
+    assert "keyframe %d" % k in stopped[str(k + 1)] and "older than the key image" in \
+        stopped[str(k + 1)], stopped
+    for frame in range(FIRST, FIRST + FRAMES):  # removed: the model's mattes again
+        np.testing.assert_array_equal(removed[frame], none[frame])
+    assert result["left"] == ["keys.json"]
+    reopened = result["reopened"]  # a matte without keyframe properties opens and renders
+    assert (reopened["key_frames"], reopened["key_image"], reopened["keyframes"]) == ("", True, "")
+    np.testing.assert_array_equal(channel(reopened["matte"], "A"), none[k])

@@ -7,6 +7,7 @@ Plain unittest and standard library only: `test_nuke_py39.py` runs this file und
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -403,6 +404,76 @@ class WritesAnywhere(NodeCase):
         self.assertEqual(self.ensured(), [])
 
 
+    def test_a_resampled_path_stops_the_render_whatever_the_input_order(self):
+        node = self.node()
+        kronos = self.nuke.nodes.Kronos(inputs=[node])
+        for inputs in ([node, kronos], [kronos, node]):
+            merge = self.nuke.nodes.Merge2(inputs=inputs)
+            write = self.nuke.nodes.Write(file=os.path.join(self.tmp, "o.####.exr"),
+                                          inputs=[merge])
+            with self.assertRaises(RuntimeError) as raised:
+                render_frame(self.nuke, write, 1004)
+            self.assertIn("Kronos1", str(raised.exception))
+
+    def test_animated_switch_and_disable_are_read_at_the_frame_walked(self):
+        node = self.node()
+        other = self.nuke.nodes.Read(file="/x/other.####.exr", first=FIRST, last=LAST)
+        switch = self.nuke.nodes.Switch(inputs=[other, node])
+        switch["which"].setValueAt(0, 1004)
+        switch["which"].setValueAt(1, 1005)
+        offset = self.nuke.nodes.TimeOffset(inputs=[switch], time_offset=3)
+        write = self.nuke.nodes.Write(file=os.path.join(self.tmp, "o.####.exr"), inputs=[offset])
+        render_frame(self.nuke, write, 1007)  # the Switch at 1004 shows the other Read
+        render_frame(self.nuke, write, 1009)  # at 1006, the matte of 1006
+        hold = self.nuke.nodes.FrameHold(inputs=[node], first_frame=1002)
+        hold["disable"].setExpression("frame>=1008")
+        later = self.nuke.nodes.TimeOffset(inputs=[hold], time_offset=-5)
+        held = self.nuke.nodes.Write(file=os.path.join(self.tmp, "h.####.exr"), inputs=[later])
+        render_frame(self.nuke, held, 1004)  # the hold at 1009 is disabled: 1009 shows
+        self.assertEqual(self.ensured(), [1006, 1009])
+
+    def test_a_vrmbg_nodes_input_render_makes_the_matte_above_it_exact(self):
+        upper = self.node()
+        lower = self.node()
+        lower.setInput(0, self.nuke.nodes.Dot(inputs=[upper]))
+        render_frame(self.nuke, lower.node("InputWrite"), 1004)
+        self.assertEqual(self.ensured(), [1004])
+        (_, source, _, _), = self.client.ops("open")
+        self.assertEqual(source, PLATE)  # the upper node's session, not the lower's
+
+
+class GateInRenders(NodeCase):
+    """A frame whose matte is not known valid: black in the viewer, an error in a render."""
+
+    def test_the_viewer_shows_black_and_a_render_in_the_gui_fails(self):
+        node = self.node(auto=False)
+        self.assertEqual(self.gate(node, 1004), 1.0)
+        self.nuke._STATE.executing = True  # a Write renders
+        try:
+            self.assertEqual(self.gate(node, 1004), 2.0)
+            with self.assertRaises(RuntimeError) as raised:
+                self.nuke._render(node.node("Gate"), 1004)
+        finally:
+            self.nuke._STATE.executing = False
+        self.assertIn("not valid at this frame", str(raised.exception))
+
+    def test_a_farm_render_of_a_frame_the_walk_missed_fails(self):
+        self.nuke._set_gui(False)
+        node = self.node()
+        with self.assertRaises(RuntimeError) as raised:  # a temporal node pulls frame 1005
+            self.nuke._render(node.node("Gate"), 1005)
+        self.assertIn("Analyse range", str(raised.exception))
+        node.node("Gate").setInput(2, None)  # a node saved before: bound again, it fails too
+        self.nuke.delete(node.node("NotValid"))
+        self.nuke._STATE.this.append((node, None))
+        try:
+            self.vrmbg_nuke.callbacks.on_script_load()
+        finally:
+            self.nuke._STATE.this.pop()
+        with self.assertRaises(RuntimeError):
+            self.nuke._render(node.node("Gate"), 1005)
+
+
 class StaleGraph(NodeCase):
     """Issue 26 case 2: the graph above the node is part of what makes a matte valid."""
 
@@ -429,6 +500,49 @@ class StaleGraph(NodeCase):
         self.nuke.frame(FIRST)
         self.assertEqual(self.gate(node, FIRST), 1.0)
         self.assertFalse(plate.direct)
+
+
+    def test_input_rendered_in_other_colour_settings_is_not_reused(self):
+        from vrmbg_nuke import pixels_in
+        node = self.node(auto=False, cache_dir=tempfile.mkdtemp(dir=self.tmp))
+        node.setInput(0, self.nuke.nodes.Dot(inputs=[self.read]))
+        controller = self.controller.controller_for(node)
+        plate = controller.prepare(node)
+        pixels_in._save_record(plate, controller._signature(node)[1], {FIRST, FIRST + 1})
+        root = self.nuke.root()
+        root["OCIO_config"].setValue("fn-nuke_studio-config-v1.0.0_aces-v1.3_ocio-v2.1")
+        controller.prepare(node)
+        self.assertEqual(controller.rendered, set())
+        root["OCIO_config"].setValue("fn-nuke_cg-config-v1.0.0_aces-v1.3_ocio-v2.1")
+        controller.prepare(node)
+        self.assertEqual(controller.rendered, {FIRST, FIRST + 1})
+
+    def test_a_frame_rewritten_in_place_changes_the_fingerprint(self):
+        from vrmbg_nuke import upstream
+        folder = tempfile.mkdtemp(dir=self.tmp)
+        for frame in (1, 2, 3):
+            with open(os.path.join(folder, f"p.{frame:04d}.exr"), "w") as handle:
+                handle.write("pixels")
+        read = self.nuke.nodes.Read(file=os.path.join(folder, "p.####.exr"), first=1, last=3)
+        before = upstream.fingerprint(read)
+        with open(os.path.join(folder, "p.0002.exr"), "w") as handle:  # a partial re-render
+            handle.write("new pixels")
+        self.assertNotEqual(upstream.fingerprint(read), before)
+
+    def test_the_input_record_is_written_whole_and_never_through_a_link(self):
+        from vrmbg_nuke import pixels_in
+        folder, elsewhere = tempfile.mkdtemp(dir=self.tmp), tempfile.mkdtemp(dir=self.tmp)
+        target = os.path.join(elsewhere, "precious.json")
+        with open(target, "w") as handle:
+            handle.write("{}")
+        os.symlink(target, os.path.join(folder, "input.json"))
+        plate = pixels_in.Plate(os.path.join(folder, "input.####.exr"), FIRST, LAST, False)
+        pixels_in._save_record(plate, "graph", {FIRST})
+        with open(target) as handle:
+            self.assertEqual(handle.read(), "{}")
+        self.assertFalse(os.path.islink(os.path.join(folder, "input.json")))
+        self.assertEqual(pixels_in.rendered_frames(plate, "graph"), {FIRST})
+        self.assertEqual(os.listdir(folder), ["input.json"])
 
 
 class DagErrors(NodeCase):
@@ -597,6 +711,32 @@ class SlicedInput(NodeCase):
         self.assertEqual(self.client.ops("ensure"), [])
 
 
+    def test_a_changed_graph_stops_the_old_input_render_and_its_record(self):
+        from vrmbg_nuke import pixels_in
+        node = self.node(auto=False, cache_dir=tempfile.mkdtemp(dir=self.tmp))
+        node.setInput(0, self.nuke.nodes.Dot(inputs=[self.read]))
+        runs = []
+        saved = pixels_in.render_input
+        pixels_in.render_input = lambda g, p, a, b, done: (runs.append((a, b)),
+                                                           done.update(range(a, b + 1)))
+        try:
+            node["analyse_range"].execute()
+            while not runs:
+                self.assertEqual(self.nuke._process_main_thread(0.5, limit=1), 1)
+            record = os.path.join(os.path.dirname(
+                self.controller.controller_for(node)._plate().pattern), "input.json")
+            with open(record) as handle:
+                first = json.load(handle)
+            self.read["file"].setValue(PLATE.replace("sh010", "sh010_v002"))  # panel closed
+            self.nuke._process_main_thread(0.2)
+        finally:
+            pixels_in.render_input = saved
+        self.assertEqual(len(runs), 1)
+        with open(record) as handle:
+            self.assertEqual(json.load(handle), first)
+        self.assertEqual(self.client.ops("ensure"), [])
+
+
 class CacheBesideTheScript(NodeCase):
     """Issue 26 cases 5 and 16 (Nuke side): the cache folder a farm task finds."""
 
@@ -720,21 +860,22 @@ class Keyframes(KeyframeCase):
 
     def test_set_and_remove_update_the_list_the_files_and_the_engine(self):
         node = self.keyed()
+        pattern = os.path.join(self.key_folder(node), "key.####.exr")
+        self.assertEqual(self.asked(node, 1008), pattern)  # always: a first key keeps the chain
         self.press(node, "set_keyframe", 1007)
         self.press(node, "set_keyframe", 1004)
         self.assertEqual(node["keyframe_list"].value(), "1004,1007")
         self.assertEqual(self.key_files(node), ["key.1004.exr", "key.1007.exr"])
         self.assertEqual(self.written, [("KeyWrite", "alpha", 1007), ("KeyWrite", "alpha", 1004)])
         self.assertIn("keyframes: 1004, 1007", node["status"].value())
-        pattern = self.asked(node, 1008)
-        self.assertEqual(pattern, os.path.join(self.key_folder(node), "key.####.exr"))
+        self.assertEqual(self.asked(node, 1008), pattern)
         self.press(node, "remove_keyframe", 1004)
         self.assertEqual(node["keyframe_list"].value(), "1007")
         self.assertEqual(self.key_files(node), ["key.1007.exr"])
         self.assertEqual(self.asked(node, 1008), pattern)
         self.press(node, "remove_keyframe", 1007)
         self.assertEqual((node["keyframe_list"].value(), self.key_files(node)), ("", []))
-        self.assertEqual(self.asked(node, 1008), "")
+        self.assertEqual(self.asked(node, 1008), pattern)
         self.assertNotIn("keyframes:", node["status"].value())
         self.assertEqual(len(self.written), 2)  # nothing rendered but the keyframes set
 
@@ -773,6 +914,30 @@ class Keyframes(KeyframeCase):
         with self.assertRaises(RuntimeError) as raised:
             self.asked(node, 1005)
         self.assertIn("keys input", str(raised.exception))
+        node["keyframe_list"].setValue("1004-")
+        self.press(node, "set_keyframe", 1006)
+        self.assertEqual(node["keyframe_list"].value(), "1004-")  # the artist's text stays
+        self.assertIn("bad frame range item '1004-'", node["status"].value())
+
+    def test_key_files_are_never_written_through_a_link(self):
+        node = self.keyed()
+        elsewhere = tempfile.mkdtemp(dir=self.tmp)
+        os.symlink(elsewhere, os.path.join(self.cache, "nuke-keys"))
+        self.press(node, "set_keyframe", 1004)
+        self.assertIn("is a link", node["status"].value())
+        self.assertEqual((os.listdir(elsewhere), self.written), ([], []))
+        with self.assertRaises(RuntimeError) as raised:
+            self.asked(node, 1005)  # the key was not written: a render stops
+        self.assertIn("keyframe 1004", str(raised.exception))
+
+    def test_a_linked_node_key_folder_is_refused_before_anything_is_made(self):
+        node = self.keyed()
+        elsewhere = tempfile.mkdtemp(dir=self.tmp)
+        os.makedirs(os.path.dirname(self.key_folder(node)))
+        os.symlink(elsewhere, self.key_folder(node))
+        self.press(node, "set_keyframe", 1004)
+        self.assertIn("is a link", node["status"].value())
+        self.assertEqual((os.listdir(elsewhere), self.written), ([], []))
 
     def test_a_group_made_before_keyframes_gains_the_keys_input_when_opened(self):
         node = self.node()

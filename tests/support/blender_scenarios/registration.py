@@ -58,6 +58,10 @@ handler_names = lambda: sorted(h.__name__ for name in ("frame_change_post", "ren
                                if h.__module__.startswith(module))
 installed_handlers = handler_names()
 prefs.engine_python = args["engine_python"]
+remote_code = [package.engine.client().allow_remote_code]  # off unless the person allows it
+prefs.allow_remote_code = True
+remote_code.append(package.engine.client().allow_remote_code)
+prefs.allow_remote_code = False
 bpy.ops.preferences.addon_disable(module=module)
 after_disable = {"operator": hasattr(bpy.types, "VRMBG_OT_add_matte"),
                  "settings": hasattr(bpy.types.NodeTree, "vrmbg"),
@@ -72,4 +76,4 @@ found = {python: package.preferences.engine_python_found(python)
 finish(kept_python=kept_python, found=found,
        matte=matte_props, operator=operator_props, defaults=defaults_props, from_node=from_node,
        installed_handlers=installed_handlers, after_disable=after_disable,
-       after_enable=after_enable)
+       after_enable=after_enable, remote_code=remote_code)

@@ -115,6 +115,7 @@ class Knob:
         self._flags = 0
         self._tooltip = ""
         self._expression: Optional[str] = None
+        self._keys: Dict[float, Any] = {}  # animation: frame -> value (linear in between)
         self._node: Optional[Node] = None
         self._visible = True
         self._enabled = True
@@ -137,19 +138,50 @@ class Knob:
     def _convert(self, value: Any) -> Any:
         return value
 
+    def _at(self, frame: float) -> Any:
+        """The value at `frame`: the expression's, the animation's, else the value."""
+        if self._expression is not None:
+            return _evaluate_expression(self._expression, frame)
+        if self._keys:
+            times = sorted(self._keys)
+            if frame <= times[0] or frame >= times[-1]:
+                return self._keys[times[0] if frame <= times[0] else times[-1]]
+            after = next(t for t in times if t >= frame)
+            before = max(t for t in times if t <= frame)
+            if after == before:
+                return self._keys[after]
+            share = (frame - before) / (after - before)
+            return self._keys[before] + share * (self._keys[after] - self._keys[before])
+        return self._value
+
     def value(self, index: int = 0) -> Any:
         _main_only(f"knob {self._name}")
-        if self._expression is not None:
-            return _evaluate_expression(self._expression)
-        return self._value
+        return self._at(_STATE.frame)
 
     def getValue(self, channel: int = 0) -> Any:
         return self.value()
 
+    def getValueAt(self, frame: float, index: int = 0, view: Optional[str] = None) -> Any:
+        """The value at `frame` (expressions and animation evaluated there)."""
+        _main_only(f"knob {self._name}")
+        return self._convert(self._at(float(frame)))
+
     def setValue(self, val: Any, chan: int = 0) -> bool:
         _main_only(f"knob {self._name}")
-        self._value = self._convert(val)
+        if self._keys:  # an animated knob gets a key at the current frame
+            self._keys[float(_STATE.frame)] = self._convert(val)
+        else:
+            self._value = self._convert(val)
         return True
+
+    def setValueAt(self, val: Any, time: float, index: int = 0, view: Optional[str] = None) -> bool:
+        """A key at `time` (the knob becomes animated)."""
+        _main_only(f"knob {self._name}")
+        self._keys[float(time)] = self._convert(val)
+        return True
+
+    def isAnimated(self, channel: int = 0) -> bool:
+        return bool(self._keys) or self._expression is not None
 
     def setExpression(self, expression: str, index: int = 0, view: Optional[str] = None) -> bool:
         _main_only(f"knob {self._name}")
@@ -161,6 +193,7 @@ class Knob:
 
     def clearAnimated(self, channel: int = 0) -> bool:
         self._expression = None
+        self._keys = {}
         return True
 
     def setFlag(self, flag: int) -> None:
@@ -191,6 +224,10 @@ class Knob:
         return self._enabled
 
     def toScript(self, quote: bool = False, context: Optional[Any] = None) -> str:
+        if self._expression is not None:
+            return "{{%s}}" % self._expression
+        if self._keys:
+            return "{{curve %s}}" % " ".join(f"x{t:g} {v}" for t, v in sorted(self._keys.items()))
         return str(self._value)
 
 
@@ -1243,7 +1280,7 @@ def scriptName() -> str:
 def _dump_knob(knob: Knob) -> dict:
     record = {"class": knob.Class(), "name": knob.name(), "label": knob.label(),
               "value": knob._value, "flags": knob._flags, "tooltip": knob._tooltip,
-              "expression": knob._expression}
+              "expression": knob._expression, "keys": sorted(knob._keys.items())}
     if isinstance(knob, Enumeration_Knob):
         record["values"] = knob._values
     return record
@@ -1270,6 +1307,7 @@ def _restore_knob(knob: Knob, record: dict) -> None:
     knob._flags = record["flags"]
     knob._tooltip = record["tooltip"]
     knob._expression = record["expression"]
+    knob._keys = {float(t): v for t, v in record.get("keys", [])}
     if "values" in record:
         knob._values = list(record["values"])  # type: ignore[attr-defined]
 
@@ -1420,10 +1458,9 @@ def _channel(name: str) -> str:
 
 def _render(node: Optional[Node], f: int) -> dict:
     """Pixels of `node` at frame f: {'size': (w, h), channel: 2-D float32 array}."""
-    import numpy as np
     if node is None:
         return {"size": None}
-    if node["disable"].value() and node.Class() not in ("Read", "Input", "Output"):
+    if node["disable"].getValueAt(f) and node.Class() not in ("Read", "Input", "Output"):
         return _render(node.input(0), f)
     kind = node.Class()
     if kind == "Read":
@@ -1436,21 +1473,23 @@ def _render(node: Optional[Node], f: int) -> dict:
     if isinstance(node, Group):
         return _render(node.output(), f)  # type: ignore[attr-defined]
     if kind == "TimeOffset":
-        offset = node["time_offset"].value()
-        return _render(node.input(0), f + offset if node["reverse_input"].value() else f - offset)
+        offset = node["time_offset"].getValueAt(f)
+        return _render(node.input(0), f + offset if node["reverse_input"].getValueAt(f)
+                       else f - offset)
     if kind == "FrameHold":
-        first, step = node["first_frame"].value(), node["increment"].value()
+        first, step = node["first_frame"].getValueAt(f), node["increment"].getValueAt(f)
         return _render(node.input(0), first + ((f - first) // step) * step if step else first)
     if kind == "FrameRange":
         return _render(node.input(0), f)
     if kind == "Switch":
-        which = int(round(float(node["which"].value())))
+        which = int(round(float(node["which"].getValueAt(f))))
         which = min(max(which, 0), max(node.inputs() - 1, 0))
         chosen = _render(node.input(which), f)
         if chosen.get("size") is None and which > 0:
             shape = _render(node.input(0), f).get("size")
             return {"size": shape}
         return chosen
+    import numpy as np
     if kind == "Copy":
         b = dict(_render(node.input(0), f))
         a = _render(node.input(1), f)
@@ -1474,17 +1513,18 @@ def _render(node: Optional[Node], f: int) -> dict:
 
 
 def _read_pixels(node: Node, f: int) -> dict:
-    import numpy as np
-    import OpenImageIO as oiio
     first, last = node["first"].value(), node["last"].value()
     f = min(max(f, first), last)  # hold the first/last frame outside the range
     path = _expand(node["file"].value(), f)
-    buf = oiio.ImageBuf(path) if os.path.isfile(path) else None
-    if buf is None or buf.has_error:
-        mode = node["on_error"].value()
-        if mode == "error" or buf is not None:
+    if not os.path.isfile(path):
+        if node["on_error"].value() == "error":
             raise RuntimeError(f"{node.fullName()}: cannot open {path} for frame {f}")
         return {"size": None}
+    import numpy as np
+    import OpenImageIO as oiio
+    buf = oiio.ImageBuf(path)
+    if buf.has_error:  # a file that is there but unreadable fails whatever on_error says
+        raise RuntimeError(f"{node.fullName()}: cannot open {path} for frame {f}")
     spec = buf.spec()
     pixels = buf.get_pixels(oiio.FLOAT, buf.roi_full)
     out = {"size": (spec.full_width, spec.full_height)}
@@ -1525,15 +1565,30 @@ def _write_frame(write: Node, f: int) -> None:
 
 # ------------------------------------------------------------------ expressions
 
-def _evaluate_expression(text: str) -> float:
-    """Nuke expressions built from numbers, `frame`, comparisons, `&&`, `||`, `!`, `( )`."""
-    if not re.fullmatch(r"[\d\s.()<>=!&|frame+\-]*", text):
+def _evaluate_expression(text: str, at: Optional[float] = None) -> float:
+    """Nuke expressions built from numbers, `frame`, `$gui`, `+ - *`, comparisons, `&&`,
+    `||`, `!`, `( )`, evaluated at frame `at` (the current frame when None). `$gui` is 1 in
+    the GUI, 0 while rendering (a Write executing, in the GUI too) and under `nuke -x`."""
+    if not re.fullmatch(r"[\d\s.()<>=!&|*+\-]*", re.sub(r"frame|\$gui", "", text)):
         raise ValueError(f"expression not modelled by the test double: {text!r}")
-    python = text.replace("&&", " and ").replace("||", " or ")
-    python = re.sub(r"!(?!=)", " not ", python)
-    return float(bool(eval(python, {"__builtins__": {}}, {"frame": _STATE.frame}))
-                 if any(op in text for op in ("<", ">", "=", "!", "&", "|"))
-                 else eval(python, {"__builtins__": {}}, {"frame": _STATE.frame}))
+    python = text.replace("&&", " and ").replace("||", " or ").replace("$gui", "gui")
+    found = re.search(r"!(?!=)", python)
+    while found:  # `!x` binds tighter than `*`: `(not x)`
+        end = found.end() + len(python[found.end():]) - len(python[found.end():].lstrip())
+        if python[end:end + 1] == "(":
+            depth = 0
+            for end in range(end, len(python)):
+                depth += {"(": 1, ")": -1}.get(python[end], 0)
+                if depth == 0:
+                    break
+            end += 1
+        else:
+            end += re.match(r"[\w.]*", python[end:]).end()  # type: ignore[union-attr]
+        python = f"{python[:found.start()]}(not {python[found.end():end]}){python[end:]}"
+        found = re.search(r"!(?!=)", python)
+    gui = 1 if GUI and not _STATE.executing else 0
+    frame = _STATE.frame if at is None else at
+    return float(eval(python, {"__builtins__": {}}, {"frame": frame, "gui": gui}))
 
 
 def _run_script(command: str, node: Optional[Node], knob: Optional[Knob]) -> None:
