@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from ..errors import UsageError
-from .options import add_schema_arguments, schema_values
+from .options import add_schema_arguments, settings_from
 
 DESCRIPTION = """\
 Render a generated shot with the bundled demo model, through the real pipeline.
@@ -80,14 +80,11 @@ def run(args: argparse.Namespace) -> int:
     width, height = parse_size(args.size)
     if not 2 <= args.frames <= 1000:
         raise UsageError("--frames must be 2..1000")
-    try:
-        chosen = schema_values(args, ["device", "precision"])
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    chosen = settings_from(args, ["device", "precision"])
     outdir = os.path.abspath(args.outdir)
     result = render_demo(outdir, frames=args.frames, width=width, height=height,
-                         seed=args.seed, dpx=args.dpx, device=chosen["device"],
-                         precision=chosen["precision"], log=_say)
+                         seed=args.seed, dpx=args.dpx, device=chosen.device,
+                         precision=chosen.precision, log=_say)
     q = result["quality"]
     _say(f"{result['frames']} frames at {result['seconds_per_frame']:.3f} s/frame; IoU "
          f"{q['iou']:.3f} (min {q['iou_min']:.3f}), SAD {q['sad']:.2f}, stability "

@@ -6,6 +6,8 @@ import argparse
 from typing import Any, Iterable
 
 from ...plugin import schema
+from ...plugin.settings import Settings
+from ..errors import UsageError
 
 
 def add_schema_arguments(parser: argparse.ArgumentParser,
@@ -37,7 +39,10 @@ def add_schema_arguments(parser: argparse.ArgumentParser,
         group.add_argument(param.flag, **kwargs)
 
 
-def schema_values(args: argparse.Namespace, names: Iterable[str] | None = None) -> dict[str, Any]:
-    """Settings from parsed args, validated by the schema (ValueError names a bad one)."""
-    chosen = schema.for_host("cli") if names is None else [schema.get(n) for n in names]
-    return {p.name: schema.coerce(p, getattr(args, p.name, p.default)) for p in chosen}
+def settings_from(args: argparse.Namespace, names: Iterable[str] | None = None) -> Settings:
+    """The typed settings of parsed args (the schema's flags; `names` limits which are read,
+    the rest are defaults); UsageError names a bad value."""
+    try:
+        return Settings.from_args(args, names)
+    except (KeyError, ValueError) as exc:
+        raise UsageError(str(exc)) from None

@@ -7,8 +7,8 @@ import json
 import sys
 import time
 
-from ..errors import VrmbgError, UsageError
-from .options import add_schema_arguments, schema_values
+from ..errors import VrmbgError
+from .options import add_schema_arguments, settings_from
 
 DESCRIPTION = """\
 Render the matte of one shot.
@@ -70,14 +70,11 @@ def run(args: argparse.Namespace) -> int:
     """Render the requested frames and report; returns the exit code."""
     from ..render.job import RenderJob  # heavy imports (torch) only when rendering
 
-    try:
-        settings = schema_values(args)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    settings = settings_from(args)
     from ..cpu import set_process_threads
 
     started = time.perf_counter()
-    _threads, warning = set_process_threads(int(settings.get("threads") or 0))
+    _threads, warning = set_process_threads(settings.threads)
     job = None
     try:
         job = RenderJob(args.input, args.output, settings, frames=args.frames,

@@ -25,11 +25,12 @@ key is stale (a plate frame at or before them changed).
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping, TextIO
+from typing import Any, TextIO
 
 from ..engine.models import ModelPool
 from ..engine.opening import Shot, open_shot
 from ..engine.session import MatteSession
+from ..engine.settings import SettingsLike, as_settings
 from ..io.frames import format_frame_ranges
 from ..io.plate_checks import plate_warnings
 from ..io.plate_identity import plate_content_id, plate_source, shot_label
@@ -50,14 +51,14 @@ class RenderJob:
     is known so far, so a caller can report it when `run()` fails or is cancelled.
     """
 
-    def __init__(self, input_path: str, output: str, settings: Mapping[str, Any], *,
+    def __init__(self, input_path: str, output: str, settings: SettingsLike, *,
                  frames: str = "", resume: bool = True, overwrite: bool = False,
                  movie_start: int = 1001, models: Any = None,
                  log: TextIO | None = None) -> None:
         self.models = models if models is not None else ModelPool()
         self.input_path = input_path
         self.output = output
-        self.settings = dict(settings)
+        self.settings = as_settings(settings)
         self.frame_spec = frames
         self.resume = resume
         self.overwrite = overwrite
@@ -124,9 +125,9 @@ class RenderJob:
                 self.say(f"removed {swept} temp file(s) that killed renders left in "
                          f"{self.target.folder}")
 
-        self.cache_root = self.settings.get("cache_dir") or default_render_cache(self.output)
+        self.cache_root = self.settings.cache_dir or default_render_cache(self.output)
         # The render's sessions are the exact chain or a pre-roll one, never a smaller size.
-        settings = {**self.settings, "preview_resolution": 0}
+        settings = self.settings.replace(preview_resolution=0)
         return open_shot(self.input_path, settings, frames=self.frame_spec, models=self.models,
                          movie_start=self.movie_start, check=check)
 
@@ -163,7 +164,7 @@ class RenderJob:
     def _keyframes_line(self, session: MatteSession) -> None:
         """The keyframes this render takes (or a warning when the pattern finds none: a
         typo would otherwise render the model's mattes silently)."""
-        pattern = self.settings.get("keyframes") or ""
+        pattern = self.settings.keyframes
         if not pattern:
             return
         found = session.keyframe_frames()

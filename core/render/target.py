@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from ..engine.cache import RENDER_CACHE_FOLDER, default_cache_root
 from ..engine.interfaces import plate_origin
@@ -29,6 +29,7 @@ from ..io.exr_whole import is_whole
 from ..io.frames import SequencePattern, format_frame_ranges
 from ..io.mattes import read_matte_stamp
 from ..io.plate_identity import plate_content_id, plate_part
+from ...plugin.settings import Settings
 from .output_plan import (START_CHANGED, OutputPlan, ShotOutputs, conflict_message,
                           mixing_message, plan_outputs, uncovered_message)
 from .output_writer import movie_stamp
@@ -77,13 +78,12 @@ class OutputTarget:
     compression: str
 
     @classmethod
-    def for_output(cls, output: str, settings: Mapping[str, Any]) -> "OutputTarget":
+    def for_output(cls, output: str, settings: Settings) -> "OutputTarget":
         """The target `output` names, with the settings' output type and compression
         (UsageError for a name that is neither a movie nor an EXR sequence)."""
         movie = os.path.splitext(output)[1].lower() in MOVIE_OUTPUTS
         return cls(output, None if movie else output_pattern(output),
-                   str(settings.get("output_type") or "alpha"),
-                   str(settings.get("compression") or "zip"))
+                   settings.output_type, settings.compression)
 
     @property
     def movie(self) -> bool:

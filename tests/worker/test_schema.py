@@ -4,7 +4,8 @@ import argparse
 
 import pytest
 
-from vrmbg.core.cli.options import add_schema_arguments, schema_values
+from vrmbg.core.cli.options import add_schema_arguments, settings_from
+from vrmbg.core.errors import UsageError
 from vrmbg.plugin import schema
 
 
@@ -25,14 +26,18 @@ def test_cli_flags_follow_schema_defaults_and_choices():
     parser = argparse.ArgumentParser()
     add_schema_arguments(parser)
     args = parser.parse_args([])
-    assert schema_values(args) == schema.defaults(p.name for p in schema.for_host("cli"))
+    defaults = settings_from(args).to_mapping()
+    assert {name: defaults[name] for name in schema.defaults(p.name for p in schema.for_host("cli"))} \
+        == schema.defaults(p.name for p in schema.for_host("cli"))
     args = parser.parse_args(["--device", "cpu", "--input-colorspace", "ACEScg",
                               "--trust-remote-code", "--resolution", "512"])
-    values = schema_values(args)
-    assert values["device"] == "cpu"
-    assert values["input_colorspace"] == "ACEScg"
-    assert values["trust_remote_code"] is True
-    assert values["resolution"] == 512
+    values = settings_from(args)
+    assert values.device == "cpu"
+    assert values.input_colorspace == "ACEScg"
+    assert values.trust_remote_code is True
+    assert values.resolution == 512
+    with pytest.raises(UsageError, match="resolution"):
+        settings_from(parser.parse_args(["--resolution", "-5"]))
     with pytest.raises(SystemExit):
         parser.parse_args(["--device", "tpu"])
 
