@@ -24,8 +24,9 @@ Keyframes (the `keyframes` setting: the artist's own mattes for some frames) are
 given: a keyframe's matte is the artist's, its state (the next frame's prior) is that matte at
 the model's size, and the keys of its frame and every later one hold its content hash
 (`chain.PlateFingerprints`), so frames before it stay valid whatever keyframes come and go
-in the keyframe folder. The folder itself (the pattern) is part of the chain identity: two
-sessions of one shot with different keyframe sources never share (or overwrite) mattes.
+in the keyframe folder. Once it holds a keyframe, the folder itself (the pattern) is part of
+the chain identity: two sessions of one shot with different keyframe sources never share (or
+overwrite) mattes, and an empty keyframe folder is the shot's plain chain.
 
 Threads: one compute pass at a time per session (`ensure*` from one thread). `status()`,
 `cached_frames()`, `expected_keys()`, `matte_path()` and the properties are safe to call from
@@ -215,7 +216,8 @@ class MatteSession:
         whole (an unsaved script's, on its first save) keeps its chains; else absolute."""
         source = self.keyframes.source if self.keyframes is not None else ""
         inside = os.path.relpath(source, self.cache_root)
-        return inside if not inside.startswith(os.pardir) else source
+        outside = inside == os.pardir or inside.startswith(os.pardir + os.sep)
+        return source if outside else inside
 
     @property
     def identity(self) -> dict[str, Any]:
