@@ -159,24 +159,38 @@ def motion_samples(objects: list[Subject], frames: int) -> int:
 
 
 def render_foreground(objects: list[Subject], t: float, frames: int, width: int, height: int,
-                       samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Motion-blurred premultiplied foreground and its exact coverage at frame time t."""
+                       samples: int, in_matte: list[bool] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray,
+                                                                   np.ndarray]:
+    """Motion-blurred premultiplied foreground and its exact coverage at frame time t.
+
+    With `in_matte` (one flag per object), also the matte: the coverage of the flagged objects
+    only, held out by the unflagged ones in front of them (an object that is drawn but is not
+    the subject, like a look-alike the artist did not pick).
+    """
     prem = np.zeros((height, width, 3))
     cov = np.zeros((height, width))
+    matte = np.zeros((height, width))
     for j in range(samples):
         ts = t + SHUTTER * ((j + 0.5) / samples - 0.5)
         p_s = np.zeros((height, width, 3))
         c_s = np.zeros((height, width))
-        for obj in objects:  # back to front
+        m_s = np.zeros((height, width))
+        for i, obj in enumerate(objects):  # back to front
             hit = _render_object(obj, ts, frames, width, height)
             if hit is None:
                 continue
             box, p, c = hit
             p_s[box] = p + p_s[box] * (1.0 - c[..., None])
             c_s[box] = c + c_s[box] * (1.0 - c)
+            if in_matte is not None:
+                m_s[box] = (c if in_matte[i] else 0.0) + m_s[box] * (1.0 - c)
         prem += p_s
         cov += c_s
-    return prem / samples, cov / samples
+        matte += m_s
+    if in_matte is None:
+        return prem / samples, cov / samples
+    return prem / samples, cov / samples, matte / samples
 
 
 def render_background(bg: Background, t: float, width: int, height: int) -> np.ndarray:

@@ -180,7 +180,8 @@ def pick_rows(count: int, rows: int = 5) -> list[int]:
     return sorted({int(round(i * (count - 1) / (rows - 1))) for i in range(rows)})
 
 
-def per_frame_mattes(pattern: str, *, precision: str = "fp32") -> list[np.ndarray]:
+def per_frame_mattes(pattern: str, *, precision: str = "fp32",
+                     model: str = "demo") -> list[np.ndarray]:
     """Demo-model mattes of a plate sequence with the temporal prior zeroed on every frame.
 
     The baseline the temporal model must beat on stability: the same reader, colour
@@ -188,7 +189,7 @@ def per_frame_mattes(pattern: str, *, precision: str = "fp32") -> list[np.ndarra
     """
     from ..engine.opening import open_session
 
-    session = open_session(pattern, {"model": "demo", "device": "cpu", "precision": precision})
+    session = open_session(pattern, {"model": model, "device": "cpu", "precision": precision})
     plates, colour, stepper = session.plates, session.colour, session.stepper
     mattes = []
     for frame in plates.frames:

@@ -189,3 +189,40 @@ def make_background(rng: np.random.Generator, width: int, height: int) -> Backgr
                        chroma_waves=waves(4), contrast=float(rng.uniform(0.15, 0.6)),
                        pan=rng.normal(0, 1.2, 2) * size / 256.0, blobs=blobs, bars=bars,
                        grain=float(rng.uniform(0.002, 0.012)))
+
+
+def make_twins(rng: np.random.Generator, subject: Subject, width: int, height: int,
+               frames: int) -> tuple[Subject, Subject]:
+    """The subject and a look-alike: same shape, texture and strands, on its own path.
+
+    The two start on opposite sides of the frame (along its long axis) and drift slowly, so
+    that both are in view and either could be the one the matte is of.
+    """
+    size = min(width, height)
+    long_axis = 0 if width >= height else 1
+    dims = np.array([width, height], dtype=np.float64)
+    centre = dims * 0.5
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    radius = subject.radius * rng.uniform(0.7, 0.95)
+    pair = []
+    for side in (sign, -sign):
+        start = centre + rng.uniform(-0.15, 0.15, 2) * dims
+        start[long_axis] = centre[long_axis] + side * rng.uniform(0.2, 0.3) * dims[long_axis]
+        travel = rng.uniform(0.0, 2.0) * max(frames - 1, 1) * (size / 256.0)
+        direction = rng.uniform(0, 2 * np.pi)
+        margin = dims * 0.5 - radius * 0.6
+        end = np.clip(start + travel * np.array([math.cos(direction), math.sin(direction)]),
+                      centre - margin, centre + margin)
+        wobble = subject.wobble.copy()
+        wobble[:, 2] = rng.uniform(0, 2 * np.pi, 2)
+        gain = rng.uniform(0.85, 1.15)
+        pair.append(Subject(
+            shape=subject.shape, radius=radius, aspect=subject.aspect * rng.uniform(0.9, 1.1),
+            harmonics=subject.harmonics, edge_soft=subject.edge_soft, start=start, end=end,
+            wobble=wobble, angle0=float(rng.uniform(0, 2 * np.pi)),
+            spin=float(rng.normal(0, 0.05)),
+            pulse=(subject.pulse[0], subject.pulse[1], float(rng.uniform(0, 6.3))),
+            colours=subject.colours * gain, pattern=subject.pattern,
+            pattern_params=subject.pattern_params, light=subject.light,
+            highlight=subject.highlight, strands=list(subject.strands)))
+    return pair[0], pair[1]

@@ -97,6 +97,48 @@ def test_training_clips_are_model_ready():
     assert not np.array_equal(rgb, rgb2)
 
 
+def _chroma(shot: synth.Shot) -> np.ndarray:
+    shown = synth.to_model_input(shot.rgb)
+    return shown.max(axis=-1) - shown.min(axis=-1)
+
+
+def test_twins_shots_hold_a_look_alike_out_of_the_matte():
+    """Two saturated subjects in the picture, one in the matte: the frame alone cannot say
+    which, only a prior (or a keyframe) can."""
+    def saturated_outside_the_matte(shot: synth.Shot) -> float:
+        saturated = _chroma(shot) > 0.3
+        return float((saturated & (shot.alpha < 0.01)).sum() / saturated.sum())
+
+    for seed in range(1, 5):
+        twins = synth.generate_shot(seed, frames=2, width=128, height=96, grain=False,
+                                    kind="twins")
+        plain = synth.generate_shot(seed, frames=2, width=128, height=96, grain=False)
+        assert twins.kind == "twins" and 0.0 <= twins.alpha.min() and twins.alpha.max() <= 1.0
+        # the look-alike: as saturated as a subject, alpha 0
+        assert saturated_outside_the_matte(twins) > saturated_outside_the_matte(plain) + 0.2
+        assert (twins.alpha > 0.99).sum() > 0.02 * twins.alpha.size  # the subject is matted
+
+
+def test_camouflaged_subject_fades_into_the_backdrop_and_stays_in_the_matte():
+    shot = synth.generate_shot(7, frames=8, width=128, height=96, grain=False,
+                               kind="camouflage")
+    chroma = _chroma(shot)
+    solid = [shot.alpha[t] > 0.99 for t in range(8)]
+    assert all(mask.sum() > 50 for mask in solid)  # in the matte on every frame
+    first = chroma[0][solid[0]].mean()
+    faded = min(chroma[t][solid[t]].mean() for t in range(1, 8))
+    assert faded < 0.6 * first
+
+
+def test_training_clips_mix_the_requested_kinds():
+    clips = synth.iter_training_clips(1, frames=2, sizes=((48, 32),),
+                                      kinds={"plain": 1.0, "twins": 1.0}, with_kind=True)
+    kinds = {next(clips)[2] for _ in range(12)}
+    assert kinds == {"plain", "twins"}
+    with pytest.raises(ValueError):
+        synth.generate_shot(1, frames=1, kind="decoy")
+
+
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError):
         synth.generate_shot(1, frames=0)
