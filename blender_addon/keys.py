@@ -10,13 +10,13 @@ changed, Analyse); a render that needs a key not written since its source change
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import os
 import re
 
 import bpy
-import numpy as np
 
 from . import node_group
 from .plugin import fs
@@ -108,7 +108,7 @@ def write(tree: bpy.types.NodeTree, folder: str) -> None:
             temp = os.path.join(folder, "key.%d.tmp-%d.exr" % (frame, os.getpid()))
             try:
                 _save(_alpha(tree, frame), temp)
-                os.replace(temp, frame_file(pattern(folder), frame))
+                fs.replace_with(temp, frame_file(pattern(folder), frame))
             finally:
                 fs.remove_file(temp)
             record[str(frame)] = fingerprint(tree, frame)
@@ -120,17 +120,19 @@ def write(tree: bpy.types.NodeTree, folder: str) -> None:
             fs.write_json(os.path.join(folder, RECORD), record)
 
 
-def _pixels(image: bpy.types.Image) -> np.ndarray:
+def _pixels(image: bpy.types.Image) -> array.array:
+    """The image's float pixels, row after row, `image.channels` values each."""
     width, height = image.size
     if not width or not height:
         raise ValueError("the key image %s cannot be read" % image.name)
-    pixels = np.empty(width * height * image.channels, np.float32)
+    pixels = array.array("f", bytes(4 * width * height * image.channels))
     image.pixels.foreach_get(pixels)
-    return pixels.reshape(height, width, image.channels)
+    return pixels
 
 
-def _alpha(tree: bpy.types.NodeTree, frame: int) -> np.ndarray:
-    """Keyframe `frame`'s matte at the plate's size: the key image's alpha, or its grey."""
+def _alpha(tree: bpy.types.NodeTree, frame: int) -> tuple:
+    """Keyframe `frame`'s matte at the plate's size, (width, height, values): the key image's
+    alpha, or its grey."""
     image = tree.vrmbg.key_image
     loaded = None
     if image.source == "SEQUENCE":  # its frame, read as values
@@ -142,21 +144,29 @@ def _alpha(tree: bpy.types.NodeTree, frame: int) -> np.ndarray:
     try:
         if scaled is not None:
             scaled.scale(*size)
-        pixels = _pixels(scaled or image)
+        source = scaled or image
+        width, height, channels = source.size[0], source.size[1], source.channels
+        pixels = _pixels(source)
     finally:
         for made in (loaded, scaled):
             if made is not None:
                 bpy.data.images.remove(made)
-    return pixels[..., 3] if has_alpha else pixels[..., :3].mean(axis=2)
+    if has_alpha and channels == 4:
+        return width, height, pixels[3::4]
+    colours = [pixels[c::channels] for c in range(min(channels, 3))]
+    return width, height, array.array("f", map(lambda *rgb: sum(rgb) / len(rgb), *colours))
 
 
-def _save(alpha: np.ndarray, path: str) -> None:
-    """A float RGBA EXR whose every channel is the matte."""
-    height, width = alpha.shape
+def _save(alpha: tuple, path: str) -> None:
+    """A float RGBA EXR whose every channel is the matte (`_alpha`'s width, height, values)."""
+    width, height, values = alpha
     image = bpy.data.images.new("VRMBG key", width, height, alpha=True, float_buffer=True,
                                 is_data=True)
     try:
-        image.pixels.foreach_set(np.repeat(alpha[..., None], 4, axis=2).ravel())
+        rgba = array.array("f", bytes(16 * width * height))
+        for channel in range(4):
+            rgba[channel::4] = values
+        image.pixels.foreach_set(rgba)
         image.filepath_raw, image.file_format = path, "OPEN_EXR"
         image.save()
     finally:

@@ -37,11 +37,18 @@ def write_json(path: str, data: Any, *, indent: int | None = None) -> str:
         with open(temp, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=indent)
             handle.write("\n")
-        os.replace(temp, path)
+        replace_with(temp, path)
     except BaseException:
         remove_file(temp)
         raise
     return path
+
+
+def replace_with(finished: str, path: str) -> None:
+    """Put the finished file `finished` (written beside `path`) in `path`'s place in one
+    step: a reader sees the old file or the new one; a link at `path` is replaced, never
+    written through."""
+    os.replace(finished, path)
 
 
 def remove_file(path: str) -> bool:

@@ -104,8 +104,8 @@ def render(group: Any, keys: Keys) -> None:
             record.pop(str(frame), None)
             if frame in keys.frames:
                 nuke.execute(write, frame, frame, 1)
-                os.replace(frame_file(write["file"].value(), frame),
-                           frame_file(keys.pattern, frame))
+                fs.replace_with(frame_file(write["file"].value(), frame),
+                                frame_file(keys.pattern, frame))
                 record[str(frame)] = keys.fingerprint
         for match in map(NAME.fullmatch, os.listdir(where)):
             if match and int(match.group(1)) not in keys.frames:
